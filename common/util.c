@@ -1,0 +1,61 @@
+#include "util.h"
+
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+
+static int err_vset(struct sg_err *e, int code, int with_strerror, const char *fmt,
+		    va_list ap)
+{
+	if (code < 0)
+		code = -code;
+	if (code == 0)
+		code = EIO;
+	if (e) {
+		int n = vsnprintf(e->msg, sizeof(e->msg), fmt, ap);
+		if (with_strerror && n >= 0 && (size_t)n < sizeof(e->msg))
+			snprintf(e->msg + n, sizeof(e->msg) - (size_t)n, ": %s", strerror(code));
+	}
+	return -code;
+}
+
+int err_set(struct sg_err *e, int code, const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	int r = err_vset(e, code, 0, fmt, ap);
+	va_end(ap);
+	return r;
+}
+
+int err_sys(struct sg_err *e, int code, const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	int r = err_vset(e, code, 1, fmt, ap);
+	va_end(ap);
+	return r;
+}
+
+uint64_t now_ns(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+int write_all(int fd, const void *buf, size_t len)
+{
+	const char *p = buf;
+	while (len > 0) {
+		ssize_t n = write(fd, p, len);
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			return -errno;
+		}
+		p += n;
+		len -= (size_t)n;
+	}
+	return 0;
+}

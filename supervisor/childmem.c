@@ -1,0 +1,87 @@
+#include "childmem.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/uio.h>
+
+#include "compat.h"
+#include "util.h"
+
+int childmem_id_valid(int listener, uint64_t id)
+{
+	if (ioctl(listener, SECCOMP_IOCTL_NOTIF_ID_VALID, &id) < 0)
+		return -errno;
+	return 0;
+}
+
+/* Reads are done first and validated after: if the notification is still
+ * pending afterwards, the pid cannot have been recycled in between, so the
+ * bytes came from the trapped process. */
+ssize_t childmem_read(const struct childmem *m, uint64_t addr, void *buf, size_t len)
+{
+	if (len > CHILDMEM_MAX)
+		return -E2BIG;
+	if (len == 0)
+		return childmem_id_valid(m->listener, m->id);
+	struct iovec local = { .iov_base = buf, .iov_len = len };
+	struct iovec remote = { .iov_base = (void *)(uintptr_t)addr, .iov_len = len };
+	ssize_t n = process_vm_readv(m->pid, &local, 1, &remote, 1, 0);
+	int saved = errno;
+	int v = childmem_id_valid(m->listener, m->id);
+	if (v < 0)
+		return v;
+	if (n < 0)
+		return saved == ESRCH ? -ENOENT : -saved;
+	return n;
+}
+
+ssize_t childmem_read_cstr(const struct childmem *m, uint64_t addr, char *buf, size_t cap)
+{
+	if (cap == 0)
+		return -EINVAL;
+	size_t got = 0;
+	/* Read page by page: a string may end just before an unmapped page. */
+	while (got < cap - 1) {
+		uint64_t at = addr + got;
+		size_t page_left = 4096 - (size_t)(at & 4095);
+		size_t want = cap - 1 - got;
+		if (want > page_left)
+			want = page_left;
+		ssize_t n = childmem_read(m, at, buf + got, want);
+		if (n < 0) {
+			buf[got] = '\0';
+			return n;
+		}
+		if (n == 0)
+			break;
+		char *nul = memchr(buf + got, '\0', (size_t)n);
+		if (nul)
+			return nul - buf;
+		got += (size_t)n;
+	}
+	buf[got] = '\0';
+	return -ENAMETOOLONG;
+}
+
+/* Writes must not land in a recycled pid: open the process's memory first,
+ * validate the notification, then write through that handle. */
+ssize_t childmem_write(const struct childmem *m, uint64_t addr, const void *buf, size_t len)
+{
+	if (len > CHILDMEM_MAX)
+		return -E2BIG;
+	char path[64];
+	snprintf(path, sizeof(path), "/proc/%d/mem", (int)m->pid);
+	_cleanup_close_ int fd = open(path, O_WRONLY | O_CLOEXEC);
+	if (fd < 0)
+		return errno == ENOENT || errno == ESRCH ? -ENOENT : -errno;
+	int v = childmem_id_valid(m->listener, m->id);
+	if (v < 0)
+		return v;
+	ssize_t n = pwrite(fd, buf, len, (off_t)addr);
+	if (n < 0)
+		return errno == EIO ? -EFAULT : -errno;
+	return n;
+}

@@ -1,0 +1,243 @@
+#include "cli.h"
+
+#include <errno.h>
+#include <getopt.h>
+#include <limits.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "syscalls.h"
+
+const char cli_run_usage[] =
+	"Usage: sysgate run [OPTIONS] -- COMMAND [ARG...]\n"
+	"Run COMMAND under seccomp user notification.\n"
+	"\n"
+	"Child confinement:\n"
+	"  -r, --read PATH          allow read and execute beneath PATH (Landlock); repeatable\n"
+	"  -w, --write PATH         allow read, write and create beneath PATH (Landlock); repeatable\n"
+	"                           (without any -r/-w the filesystem is not restricted)\n"
+	"      --no-network         deny TCP bind and connect (Landlock)\n"
+	"      --deny-syscall NAME  fail NAME with EPERM in the kernel; repeatable\n"
+	"      --max-procs N        at most N live processes; further forks fail with EAGAIN\n"
+	"      --hostname NAME      uname(2) reports NAME as the node name\n"
+	"      --trap NAME          trap NAME and let it run, so --audit records it; repeatable\n"
+	"      --timeout SECONDS    kill the sandbox after SECONDS of wall time (exit 124)\n"
+	"      --name NAME          sandbox name for the audit log (default: COMMAND-PID)\n"
+	"\n"
+	"Handlers:\n"
+	"      --worker 'CMD [ARG...]'  start a handler worker; repeatable, order = chain order\n"
+	"      --handler-timeout MS     time a worker may take per notification (default 5000)\n"
+	"      --worker-user USER       user workers run as when sysgate runs as root\n"
+	"                               (default nobody)\n"
+	"\n"
+	"Observability:\n"
+	"      --audit FILE         append one JSON object per trapped syscall and event to\n"
+	"                           FILE ('-' for standard error)\n"
+	"  -v, --verbose            more diagnostics on standard error\n"
+	"  -h, --help               show this help and exit\n"
+	"      --version            show the version and exit\n"
+	"\n"
+	"Exit status: the command's status; 128+N if it died of signal N; 124 on --timeout;\n"
+	"125 for sysgate's own errors; 126 if COMMAND is not executable; 127 if not found.\n";
+
+enum {
+	OPT_NO_NETWORK = 256,
+	OPT_DENY_SYSCALL,
+	OPT_MAX_PROCS,
+	OPT_HOSTNAME,
+	OPT_TRAP,
+	OPT_TIMEOUT,
+	OPT_NAME,
+	OPT_WORKER,
+	OPT_HANDLER_TIMEOUT,
+	OPT_WORKER_USER,
+	OPT_AUDIT,
+	OPT_VERSION,
+};
+
+static const struct option long_options[] = {
+	{ "read", required_argument, NULL, 'r' },
+	{ "write", required_argument, NULL, 'w' },
+	{ "no-network", no_argument, NULL, OPT_NO_NETWORK },
+	{ "deny-syscall", required_argument, NULL, OPT_DENY_SYSCALL },
+	{ "max-procs", required_argument, NULL, OPT_MAX_PROCS },
+	{ "hostname", required_argument, NULL, OPT_HOSTNAME },
+	{ "trap", required_argument, NULL, OPT_TRAP },
+	{ "timeout", required_argument, NULL, OPT_TIMEOUT },
+	{ "name", required_argument, NULL, OPT_NAME },
+	{ "worker", required_argument, NULL, OPT_WORKER },
+	{ "handler-timeout", required_argument, NULL, OPT_HANDLER_TIMEOUT },
+	{ "worker-user", required_argument, NULL, OPT_WORKER_USER },
+	{ "audit", required_argument, NULL, OPT_AUDIT },
+	{ "verbose", no_argument, NULL, 'v' },
+	{ "help", no_argument, NULL, 'h' },
+	{ "version", no_argument, NULL, OPT_VERSION },
+	{ NULL, 0, NULL, 0 },
+};
+
+static int strvec_push(struct strvec *sv, const char *s)
+{
+	const char **v = realloc(sv->v, (sv->n + 1) * sizeof(*v));
+	if (!v)
+		return -ENOMEM;
+	v[sv->n++] = s;
+	sv->v = v;
+	return 0;
+}
+
+static int parse_long(const char *s, long min, long max, long *out)
+{
+	char *end;
+	errno = 0;
+	long v = strtol(s, &end, 10);
+	if (errno || end == s || *end || v < min || v > max)
+		return -EINVAL;
+	*out = v;
+	return 0;
+}
+
+static int check_syscall(const char *opt, const char *name, struct sg_err *err)
+{
+	long nr = syscalls_resolve(name);
+	if (nr == -EINVAL)
+		return err_set(err, EINVAL, "%s %s: not a valid syscall number", opt, name);
+	if (nr < 0)
+		return err_set(err, ENOENT, "%s %s: unknown syscall on this architecture", opt,
+			       name);
+	return 0;
+}
+
+static int check_path(const char *opt, const char *path, struct sg_err *err)
+{
+	if (!*path)
+		return err_set(err, EINVAL, "%s: empty path", opt);
+	return 0;
+}
+
+void cli_config_free(struct config *cfg)
+{
+	free(cfg->read_paths.v);
+	free(cfg->write_paths.v);
+	free(cfg->deny_syscalls.v);
+	free(cfg->trap_syscalls.v);
+	free(cfg->workers.v);
+	memset(cfg, 0, sizeof(*cfg));
+}
+
+static int parse_option(int c, const char *arg, struct config *cfg, struct sg_err *err)
+{
+	long v;
+	switch (c) {
+	case 'r':
+		if (check_path("--read", arg, err) < 0)
+			return -EINVAL;
+		return strvec_push(&cfg->read_paths, arg);
+	case 'w':
+		if (check_path("--write", arg, err) < 0)
+			return -EINVAL;
+		return strvec_push(&cfg->write_paths, arg);
+	case OPT_NO_NETWORK:
+		cfg->no_network = true;
+		return 0;
+	case OPT_DENY_SYSCALL:
+		if (check_syscall("--deny-syscall", arg, err) < 0)
+			return -EINVAL;
+		return strvec_push(&cfg->deny_syscalls, arg);
+	case OPT_MAX_PROCS:
+		if (parse_long(arg, 1, 1L << 22, &v) < 0)
+			return err_set(err, EINVAL, "--max-procs %s: not a positive integer", arg);
+		cfg->max_procs = v;
+		return 0;
+	case OPT_HOSTNAME:
+		/* Must fit utsname.nodename with its NUL. */
+		if (!*arg || strlen(arg) > 64)
+			return err_set(err, EINVAL, "--hostname: must be 1 to 64 characters");
+		cfg->hostname = arg;
+		return 0;
+	case OPT_TRAP:
+		if (check_syscall("--trap", arg, err) < 0)
+			return -EINVAL;
+		return strvec_push(&cfg->trap_syscalls, arg);
+	case OPT_TIMEOUT: {
+		char *end;
+		errno = 0;
+		double s = strtod(arg, &end);
+		if (errno || end == arg || *end || !isfinite(s) || s <= 0 || s > 31536000.0)
+			return err_set(err, EINVAL, "--timeout %s: not a positive number of seconds",
+				       arg);
+		cfg->timeout_ms = (unsigned long)ceil(s * 1000.0);
+		return 0;
+	}
+	case OPT_NAME:
+		if (!*arg || strlen(arg) > 128)
+			return err_set(err, EINVAL, "--name: must be 1 to 128 characters");
+		cfg->name = arg;
+		return 0;
+	case OPT_WORKER:
+		if (!*arg)
+			return err_set(err, EINVAL, "--worker: empty command");
+		return strvec_push(&cfg->workers, arg);
+	case OPT_HANDLER_TIMEOUT:
+		if (parse_long(arg, 1, 3600000, &v) < 0)
+			return err_set(err, EINVAL,
+				       "--handler-timeout %s: not a number of milliseconds (1..3600000)",
+				       arg);
+		cfg->handler_timeout_ms = (unsigned long)v;
+		return 0;
+	case OPT_WORKER_USER:
+		if (!*arg)
+			return err_set(err, EINVAL, "--worker-user: empty user name");
+		cfg->worker_user = arg;
+		return 0;
+	case OPT_AUDIT:
+		if (!*arg)
+			return err_set(err, EINVAL, "--audit: empty file name");
+		cfg->audit_path = arg;
+		return 0;
+	case 'v':
+		cfg->verbose++;
+		return 0;
+	}
+	return -EINVAL;
+}
+
+int cli_parse_run(int argc, char **argv, struct config *cfg, struct sg_err *err)
+{
+	memset(cfg, 0, sizeof(*cfg));
+	cfg->handler_timeout_ms = 5000;
+	cfg->worker_user = "nobody";
+
+	/* '+': stop at the first non-option so COMMAND's own options pass
+	 * through; ':' lets us word the errors ourselves. */
+	optind = 1;
+	opterr = 0;
+	int c;
+	while ((c = getopt_long(argc, argv, "+:r:w:vh", long_options, NULL)) != -1) {
+		int r;
+		switch (c) {
+		case 'h':
+			return CLI_HELP;
+		case OPT_VERSION:
+			return CLI_VERSION;
+		case ':':
+			return err_set(err, EINVAL, "option %s needs an argument", argv[optind - 1]);
+		case '?':
+			if (optopt)
+				return err_set(err, EINVAL, "unknown option -%c", optopt);
+			return err_set(err, EINVAL, "unknown option %s", argv[optind - 1]);
+		default:
+			r = parse_option(c, optarg, cfg, err);
+			if (r == -ENOMEM)
+				return err_set(err, ENOMEM, "out of memory");
+			if (r < 0)
+				return r;
+		}
+	}
+	if (optind >= argc)
+		return err_set(err, EINVAL, "no command given (usage: sysgate run [OPTIONS] -- COMMAND [ARG...])");
+	if (!*argv[optind])
+		return err_set(err, EINVAL, "empty command name");
+	cfg->command = &argv[optind];
+	return CLI_RUN;
+}

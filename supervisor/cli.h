@@ -1,0 +1,48 @@
+/* Command line of `sysgate run` (SPEC 3). Parsing is side-effect free so it
+ * can be unit tested. */
+#ifndef SYSGATE_CLI_H
+#define SYSGATE_CLI_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "util.h"
+
+struct strvec {
+	const char **v;
+	size_t n;
+};
+
+struct config {
+	struct strvec read_paths;
+	struct strvec write_paths;
+	bool no_network;
+	struct strvec deny_syscalls;
+	long max_procs; /* 0: no limit */
+	const char *hostname;
+	struct strvec trap_syscalls;
+	unsigned long timeout_ms; /* 0: none */
+	const char *name;
+	struct strvec workers;
+	unsigned long handler_timeout_ms;
+	const char *worker_user;
+	const char *audit_path;
+	int verbose;
+	char **command; /* NULL-terminated, borrowed from argv */
+};
+
+enum cli_result {
+	CLI_RUN = 0,
+	CLI_HELP = 1,
+	CLI_VERSION = 2,
+};
+
+/* Parses `run` arguments (argv[0] is "run"). Returns an enum cli_result or
+ * -errno with a message naming the option. */
+int cli_parse_run(int argc, char **argv, struct config *cfg, struct sg_err *err);
+void cli_config_free(struct config *cfg);
+
+/* Usage text of `sysgate run`. */
+extern const char cli_run_usage[];
+
+#endif

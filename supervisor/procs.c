@@ -1,0 +1,158 @@
+#include "procs.h"
+
+#include <ctype.h>
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "compat.h"
+#include "util.h"
+
+/* Parses /proc/PID/stat: "pid (comm) S ppid ...". comm may hold ')' so
+ * the last ')' ends it. */
+static int read_stat(pid_t pid, pid_t *ppid, char *state)
+{
+	char path[64], buf[512];
+	snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
+	_cleanup_close_ int fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return -errno;
+	ssize_t n = read(fd, buf, sizeof(buf) - 1);
+	if (n <= 0)
+		return n < 0 ? -errno : -EIO;
+	buf[n] = '\0';
+	char *rp = strrchr(buf, ')');
+	int pp;
+	if (!rp || sscanf(rp + 1, " %c %d", state, &pp) != 2)
+		return -EIO;
+	*ppid = pp;
+	return 0;
+}
+
+static bool in(const pid_t *v, size_t n, pid_t pid)
+{
+	for (size_t i = 0; i < n; i++)
+		if (v[i] == pid)
+			return true;
+	return false;
+}
+
+void proc_list_free(struct proc_list *l)
+{
+	free(l->v);
+	l->v = NULL;
+	l->n = 0;
+}
+
+bool procs_contains(const struct proc_list *l, pid_t pid)
+{
+	for (size_t i = 0; i < l->n; i++)
+		if (l->v[i].pid == pid)
+			return true;
+	return false;
+}
+
+size_t procs_live(const struct proc_list *l)
+{
+	size_t live = 0;
+	for (size_t i = 0; i < l->n; i++)
+		live += !l->v[i].zombie;
+	return live;
+}
+
+int procs_scan(pid_t root, const pid_t *exclude, size_t n_exclude, struct proc_list *out)
+{
+	out->v = NULL;
+	out->n = 0;
+	DIR *d = opendir("/proc");
+	if (!d)
+		return -errno;
+	struct proc_entry *all = NULL;
+	size_t n_all = 0, cap = 0;
+	struct dirent *de;
+	while ((de = readdir(d))) {
+		if (!isdigit((unsigned char)de->d_name[0]))
+			continue;
+		pid_t pid = (pid_t)atoi(de->d_name);
+		pid_t ppid;
+		char state;
+		if (read_stat(pid, &ppid, &state) < 0)
+			continue; /* gone meanwhile */
+		if (n_all == cap) {
+			cap = cap ? cap * 2 : 256;
+			struct proc_entry *v = realloc(all, cap * sizeof(*v));
+			if (!v) {
+				free(all);
+				closedir(d);
+				return -ENOMEM;
+			}
+			all = v;
+		}
+		all[n_all++] = (struct proc_entry){ pid, ppid, state == 'Z' || state == 'X' };
+	}
+	closedir(d);
+
+	/* Mark descendants of root until nothing changes; trees are small and
+	 * shallow, so the quadratic worst case does not matter here. */
+	bool *mark = calloc(n_all ? n_all : 1, sizeof(*mark));
+	if (!mark) {
+		free(all);
+		return -ENOMEM;
+	}
+	size_t n_marked = 0;
+	for (bool changed = true; changed;) {
+		changed = false;
+		for (size_t i = 0; i < n_all; i++) {
+			if (mark[i] || in(exclude, n_exclude, all[i].pid))
+				continue;
+			bool parent_in = all[i].ppid == root;
+			for (size_t j = 0; !parent_in && j < n_all; j++)
+				parent_in = mark[j] && all[j].pid == all[i].ppid;
+			if (parent_in) {
+				mark[i] = true;
+				changed = true;
+				n_marked++;
+			}
+		}
+	}
+	size_t k = 0;
+	for (size_t i = 0; i < n_all; i++)
+		if (mark[i])
+			all[k++] = all[i];
+	free(mark);
+	out->v = all;
+	out->n = n_marked;
+	return 0;
+}
+
+int procs_kill_all(pid_t root, const pid_t *exclude, size_t n_exclude)
+{
+	struct proc_list l;
+	int r = procs_scan(root, exclude, n_exclude, &l);
+	if (r < 0)
+		return r;
+	int killed = 0;
+	for (size_t i = 0; i < l.n; i++) {
+		if (l.v[i].zombie)
+			continue;
+		_cleanup_close_ int pidfd = sg_pidfd_open(l.v[i].pid, 0);
+		if (pidfd < 0)
+			continue;
+		/* The pidfd pins the identity; if the pid was recycled its
+		 * parent is no longer in the tree. */
+		pid_t ppid;
+		char state;
+		if (read_stat(l.v[i].pid, &ppid, &state) < 0)
+			continue;
+		if (ppid != root && !procs_contains(&l, ppid))
+			continue;
+		if (sg_pidfd_send_signal(pidfd, SIGKILL) == 0)
+			killed++;
+	}
+	proc_list_free(&l);
+	return killed;
+}

@@ -1,0 +1,31 @@
+/* The receiver: a dedicated thread that takes notifications off the
+ * listener as soon as they arrive, runs their chain and answers. Handlers on
+ * this thread never block (builtins are inline and bounded). */
+#ifndef SYSGATE_RECEIVER_H
+#define SYSGATE_RECEIVER_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "audit.h"
+#include "chain.h"
+
+struct receiver {
+	int listener;
+	int stop_fd; /* eventfd: wakes the thread to exit */
+	const struct chain_table *chains;
+	struct audit *audit; /* NULL without --audit */
+	void *req_buf, *resp_buf; /* kernel-sized notification structs */
+	size_t req_size, resp_size;
+	pthread_t thread;
+	bool running;
+	_Atomic uint64_t handled; /* notifications answered */
+};
+
+int receiver_start(struct receiver *r, int listener, const struct chain_table *chains,
+		   struct audit *audit, struct sg_err *err);
+void receiver_stop(struct receiver *r);
+
+#endif

@@ -1,0 +1,444 @@
+#include "sandbox.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <libgen.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/prctl.h>
+#include <sys/signalfd.h>
+#include <sys/timerfd.h>
+#include <sys/wait.h>
+#include <termios.h>
+
+#include "audit.h"
+#include "builtins.h"
+#include "chain.h"
+#include "compat.h"
+#include "filter.h"
+#include "landlock.h"
+#include "log.h"
+#include "procs.h"
+#include "receiver.h"
+#include "spawn.h"
+
+enum { EXIT_TIMEOUT = 124, EXIT_OWN_ERROR = 125, EXIT_NOEXEC = 126, EXIT_NOTFOUND = 127 };
+
+enum end_reason { END_EXIT, END_TIMEOUT, END_SIGNAL };
+
+struct sandbox {
+	const struct config *cfg;
+	char name[160];
+	char *path; /* resolved command */
+	struct chain_table chains;
+	struct builtin_hostname hostname;
+	struct builtin_max_procs max_procs;
+	bool have_max_procs;
+	struct filter_spec filter;
+	struct filter_prog prog;
+	int landlock_fd;
+	struct audit *audit;
+	sigset_t old_mask;
+	int sigfd, timerfd;
+	struct spawn_child child;
+	struct receiver receiver;
+	bool tty_handed;
+	/* outcome */
+	bool root_reaped;
+	int root_status;
+	enum end_reason reason;
+	int end_signal;
+};
+
+/* --- preparation (no child yet) --------------------------------------- */
+
+static int setup_filter(struct sandbox *sb, struct sg_err *err)
+{
+	const struct config *cfg = sb->cfg;
+	filter_spec_default_deny(&sb->filter);
+	for (size_t i = 0; i < cfg->deny_syscalls.n; i++)
+		sb->filter.deny[syscalls_resolve(cfg->deny_syscalls.v[i])] = true;
+
+	int r;
+	if (cfg->hostname && (r = builtin_hostname_init(&sb->hostname, cfg->hostname,
+							&sb->chains, err)) < 0)
+		return r;
+	if (cfg->max_procs > 0) {
+		r = builtin_max_procs_init(&sb->max_procs, cfg->max_procs, &sb->chains, err);
+		sb->have_max_procs = true;
+		if (r < 0)
+			return r;
+	}
+	for (size_t i = 0; i < cfg->trap_syscalls.n; i++) {
+		long nr = syscalls_resolve(cfg->trap_syscalls.v[i]);
+		if (sb->filter.deny[nr])
+			return err_set(err, EINVAL,
+				       "--trap %s: %s is on the deny list; the kernel refuses it "
+				       "before any handler could see it",
+				       cfg->trap_syscalls.v[i], syscalls_name(nr));
+		chain_trap(&sb->chains, nr);
+	}
+	/* A builtin on a denied syscall would never run: say so. */
+	bool any = false;
+	for (long nr = 0; nr < SYSCALLS_MAX; nr++) {
+		if (!sb->chains.trapped[nr])
+			continue;
+		if (sb->filter.deny[nr])
+			return err_set(err, EINVAL, "--%s needs %s, which --deny-syscall denies",
+				       sb->chains.by_nr[nr].links[0].name, syscalls_name(nr));
+		sb->filter.notify[nr] = true;
+		any = true;
+		log_verbose("trapping %s", syscalls_name(nr));
+	}
+	(void)any;
+	return filter_compile(&sb->filter, &sb->prog, err);
+}
+
+static bool filter_notifies(const struct filter_spec *f)
+{
+	for (int nr = 0; nr < SYSCALLS_MAX; nr++)
+		if (f->notify[nr])
+			return true;
+	return false;
+}
+
+static int setup_landlock(struct sandbox *sb, struct sg_err *err)
+{
+	const struct config *cfg = sb->cfg;
+	struct landlock_spec spec = {
+		.read_paths = cfg->read_paths.v,
+		.n_read = cfg->read_paths.n,
+		.write_paths = cfg->write_paths.v,
+		.n_write = cfg->write_paths.n,
+		.restrict_fs = cfg->read_paths.n || cfg->write_paths.n,
+		.no_network = cfg->no_network,
+		/* Hardening, where the kernel has it: the command cannot signal
+		 * the supervisor or anything else outside the sandbox. */
+		.scope_signals = true,
+		.scope_abstract = cfg->no_network,
+	};
+	int abi = landlock_abi();
+	if (abi > 0)
+		log_verbose("Landlock ABI %d", abi);
+	return landlock_build(&spec, &sb->landlock_fd, err);
+}
+
+static int setup_signals(struct sandbox *sb, struct sg_err *err)
+{
+	sigset_t set;
+	sigemptyset(&set);
+	sigaddset(&set, SIGINT);
+	sigaddset(&set, SIGTERM);
+	sigaddset(&set, SIGHUP);
+	sigaddset(&set, SIGQUIT);
+	sigaddset(&set, SIGCHLD);
+	/* Blocked before any thread starts, so every thread inherits it. */
+	sigset_t blocked = set;
+	sigaddset(&blocked, SIGTTOU); /* tcsetpgrp from the background */
+	if (sigprocmask(SIG_BLOCK, &blocked, &sb->old_mask) < 0)
+		return err_sys(err, errno, "sigprocmask");
+	signal(SIGPIPE, SIG_IGN);
+	sb->sigfd = signalfd(-1, &set, SFD_CLOEXEC);
+	if (sb->sigfd < 0)
+		return err_sys(err, errno, "signalfd");
+	return 0;
+}
+
+static int setup_timer(struct sandbox *sb, struct sg_err *err)
+{
+	if (!sb->cfg->timeout_ms)
+		return 0;
+	sb->timerfd = timerfd_create(CLOCK_MONOTONIC, TFD_CLOEXEC);
+	if (sb->timerfd < 0)
+		return err_sys(err, errno, "timerfd_create");
+	struct itimerspec its = {
+		.it_value = { .tv_sec = (time_t)(sb->cfg->timeout_ms / 1000),
+			      .tv_nsec = (long)(sb->cfg->timeout_ms % 1000) * 1000000 },
+	};
+	if (timerfd_settime(sb->timerfd, 0, &its, NULL) < 0)
+		return err_sys(err, errno, "timerfd_settime");
+	return 0;
+}
+
+/* --- the terminal ------------------------------------------------------ */
+
+/* An interactive command must own the terminal, or reading it stops it. */
+static void tty_hand_over(struct sandbox *sb)
+{
+	if (!isatty(STDIN_FILENO) || tcgetpgrp(STDIN_FILENO) != getpgrp())
+		return;
+	if (tcsetpgrp(STDIN_FILENO, sb->child.pid) == 0)
+		sb->tty_handed = true;
+}
+
+static void tty_take_back(struct sandbox *sb)
+{
+	if (sb->tty_handed)
+		tcsetpgrp(STDIN_FILENO, getpgrp());
+	sb->tty_handed = false;
+}
+
+/* --- running ----------------------------------------------------------- */
+
+static void note_root_exit(struct sandbox *sb, int status)
+{
+	sb->root_reaped = true;
+	sb->root_status = status;
+}
+
+/* Reaps every child that has exited (orphans come to us as subreaper). */
+static void reap(struct sandbox *sb)
+{
+	int status;
+	pid_t pid;
+	while ((pid = waitpid(-1, &status, WNOHANG)) > 0)
+		if (pid == sb->child.pid)
+			note_root_exit(sb, status);
+}
+
+static void main_loop(struct sandbox *sb)
+{
+	for (;;) {
+		struct pollfd p[3] = {
+			{ .fd = sb->sigfd, .events = POLLIN },
+			{ .fd = sb->child.pidfd, .events = POLLIN },
+			{ .fd = sb->timerfd, .events = POLLIN },
+		};
+		if (poll(p, 3, -1) < 0) {
+			if (errno == EINTR)
+				continue;
+			log_error("poll: %s", strerror(errno));
+			sb->reason = END_SIGNAL;
+			sb->end_signal = SIGTERM;
+			return;
+		}
+		if (p[0].revents & POLLIN) {
+			struct signalfd_siginfo si;
+			if (read(sb->sigfd, &si, sizeof(si)) == sizeof(si) && si.ssi_signo != SIGCHLD) {
+				log_verbose("got signal %d: ending the sandbox", si.ssi_signo);
+				sb->reason = END_SIGNAL;
+				sb->end_signal = (int)si.ssi_signo;
+				return;
+			}
+			reap(sb);
+		}
+		if (p[1].revents & POLLIN)
+			reap(sb);
+		if (sb->root_reaped) {
+			sb->reason = END_EXIT;
+			return;
+		}
+		if (p[2].revents & POLLIN) {
+			log_error("--timeout %.3g s reached: killing the sandbox",
+				  (double)sb->cfg->timeout_ms / 1000.0);
+			sb->reason = END_TIMEOUT;
+			return;
+		}
+	}
+}
+
+/* Kills what is left of the sandbox and reaps it. Bounded: a process that
+ * keeps forking is killed along with its children on the next pass. */
+static void kill_sandbox(struct sandbox *sb)
+{
+	for (int pass = 0; pass < 1000; pass++) {
+		procs_kill_all(getpid(), NULL, 0);
+		reap(sb);
+		struct proc_list l;
+		if (procs_scan(getpid(), NULL, 0, &l) < 0)
+			return;
+		size_t left = l.n;
+		proc_list_free(&l);
+		if (left == 0)
+			return;
+		/* Wait for the next SIGCHLD, briefly. */
+		struct pollfd p = { .fd = sb->sigfd, .events = POLLIN };
+		if (poll(&p, 1, 10) > 0) {
+			struct signalfd_siginfo si;
+			(void)!read(sb->sigfd, &si, sizeof(si));
+		}
+	}
+	log_error("some sandbox processes could not be reaped");
+}
+
+static int exit_status(struct sandbox *sb)
+{
+	switch (sb->reason) {
+	case END_TIMEOUT:
+		return EXIT_TIMEOUT;
+	case END_SIGNAL:
+		return 128 + sb->end_signal;
+	case END_EXIT:
+		break;
+	}
+	int exec_err = spawn_exec_errno(&sb->child);
+	if (exec_err) {
+		log_error("cannot execute '%s': %s", sb->path, strerror(exec_err));
+		return exec_err == ENOENT || exec_err == ENOTDIR ? EXIT_NOTFOUND : EXIT_NOEXEC;
+	}
+	if (WIFEXITED(sb->root_status))
+		return WEXITSTATUS(sb->root_status);
+	if (WIFSIGNALED(sb->root_status))
+		return 128 + WTERMSIG(sb->root_status);
+	return EXIT_OWN_ERROR;
+}
+
+static void audit_start(struct sandbox *sb)
+{
+	if (!sb->audit)
+		return;
+	json_t *argv = json_array();
+	for (char **a = sb->cfg->command; *a; a++)
+		json_array_append_new(argv, json_string(*a) ? json_string(*a) : json_null());
+	audit_event(sb->audit, "sandbox_start",
+		    json_pack("{s:i, s:s, s:o}", "pid", (int)sb->child.pid, "path", sb->path,
+			      "argv", argv));
+}
+
+static void audit_end(struct sandbox *sb, int status)
+{
+	if (!sb->audit)
+		return;
+	static const char *const reasons[] = { "exit", "timeout", "signal" };
+	json_t *f = json_pack("{s:i, s:s, s:I}", "status", status, "reason", reasons[sb->reason],
+			      "notifications", (json_int_t)sb->receiver.handled);
+	if (sb->reason == END_SIGNAL)
+		json_object_set_new(f, "signal", json_integer(sb->end_signal));
+	audit_event(sb->audit, "sandbox_exit", f);
+}
+
+static void default_name(struct sandbox *sb)
+{
+	if (sb->cfg->name) {
+		snprintf(sb->name, sizeof(sb->name), "%s", sb->cfg->name);
+		return;
+	}
+	const char *base = strrchr(sb->cfg->command[0], '/');
+	base = base ? base + 1 : sb->cfg->command[0];
+	snprintf(sb->name, sizeof(sb->name), "%.64s-%d", *base ? base : "sandbox", (int)getpid());
+}
+
+static void enable_sync_wakeup(int listener)
+{
+	/* Wakes the trapped task on the CPU that answered: ~5 us instead of
+	 * 5-55 us depending on placement (perf-baseline.md). */
+	if (ioctl(listener, SECCOMP_IOCTL_NOTIF_SET_FLAGS, SECCOMP_USER_NOTIF_FD_SYNC_WAKE_UP) == 0)
+		log_verbose("SECCOMP_USER_NOTIF_FD_SYNC_WAKE_UP enabled");
+	else
+		log_verbose("SECCOMP_USER_NOTIF_FD_SYNC_WAKE_UP unavailable: %s", strerror(errno));
+}
+
+static int start(struct sandbox *sb, struct sg_err *err)
+{
+	const struct config *cfg = sb->cfg;
+	if (cfg->workers.n)
+		return err_set(err, ENOTSUP, "--worker %s: handler workers are not available in "
+					     "this build yet", cfg->workers.v[0]);
+	int r;
+	if ((r = setup_filter(sb, err)) < 0 || (r = setup_landlock(sb, err)) < 0)
+		return r;
+	if (cfg->audit_path && (r = audit_open(&sb->audit, cfg->audit_path, sb->name, err)) < 0)
+		return r;
+	if ((r = setup_signals(sb, err)) < 0 || (r = setup_timer(sb, err)) < 0)
+		return r;
+	/* Orphans of the sandbox are reparented to us, so none escapes the
+	 * tree we kill at the end. */
+	if (prctl(PR_SET_CHILD_SUBREAPER, 1) < 0)
+		return err_sys(err, errno, "prctl(PR_SET_CHILD_SUBREAPER)");
+
+	struct spawn_spec spec = {
+		.path = sb->path,
+		.argv = cfg->command,
+		.landlock_fd = sb->landlock_fd,
+		.prog = &sb->prog,
+		.notify = filter_notifies(&sb->filter),
+		.child_sigmask = sb->old_mask,
+	};
+	r = spawn_start(&spec, &sb->child, err);
+	if (r < 0)
+		return r;
+	log_verbose("sandbox %s: pid %d, WAIT_KILLABLE_RECV %s", sb->name, (int)sb->child.pid,
+		    sb->child.wait_killable ? "on" : "unavailable");
+	if (sb->child.listener >= 0) {
+		enable_sync_wakeup(sb->child.listener);
+		r = receiver_start(&sb->receiver, sb->child.listener, &sb->chains, sb->audit, err);
+		if (r < 0)
+			return r;
+	}
+	tty_hand_over(sb);
+	audit_start(sb);
+	spawn_release(&sb->child);
+	return 0;
+}
+
+static void teardown(struct sandbox *sb)
+{
+	if (sb->child.pid > 0)
+		kill_sandbox(sb);
+	receiver_stop(&sb->receiver);
+	tty_take_back(sb);
+	spawn_free(&sb->child);
+	audit_close(sb->audit);
+	sb->audit = NULL;
+	if (sb->have_max_procs)
+		builtin_max_procs_free(&sb->max_procs);
+	chain_table_free(&sb->chains);
+	filter_prog_free(&sb->prog);
+	if (sb->landlock_fd >= 0)
+		close(sb->landlock_fd);
+	if (sb->sigfd >= 0)
+		close(sb->sigfd);
+	if (sb->timerfd >= 0)
+		close(sb->timerfd);
+	free(sb->path);
+}
+
+int sandbox_run(const struct config *cfg)
+{
+	struct sandbox *sb = calloc(1, sizeof(*sb));
+	if (!sb) {
+		log_error("out of memory");
+		return EXIT_OWN_ERROR;
+	}
+	sb->cfg = cfg;
+	sb->landlock_fd = sb->sigfd = sb->timerfd = -1;
+	sb->child.pid = -1;
+	sb->child.pidfd = sb->child.listener = -1;
+	sb->receiver.stop_fd = -1;
+	chain_table_init(&sb->chains);
+	default_name(sb);
+
+	int status;
+	sb->path = spawn_resolve(cfg->command[0]);
+	if (!sb->path) {
+		status = errno == EACCES ? EXIT_NOEXEC : EXIT_NOTFOUND;
+		log_error("%s: %s", cfg->command[0],
+			  status == EXIT_NOEXEC ? "permission denied" : "command not found");
+		teardown(sb);
+		free(sb);
+		return status;
+	}
+
+	struct sg_err err = { { 0 } };
+	if (start(sb, &err) < 0) {
+		log_error("%s", err.msg);
+		status = EXIT_OWN_ERROR;
+		sb->reason = END_SIGNAL; /* for the audit record: not a command exit */
+		sb->end_signal = 0;
+		teardown(sb);
+		free(sb);
+		return status;
+	}
+	main_loop(sb);
+	/* Kill the rest before reporting, so the status is final. */
+	kill_sandbox(sb);
+	status = exit_status(sb);
+	audit_end(sb, status);
+	teardown(sb);
+	free(sb);
+	return status;
+}

@@ -1,0 +1,56 @@
+/* Starting the confined child. In the forked child, in order: new process
+ * group, no_new_privs, Landlock, seccomp filter, then execve. Everything that
+ * can fail with a useful message is prepared in the parent beforehand; the
+ * child only makes the few syscalls that apply it.
+ *
+ * The listener fd is created in the child by seccomp(2). The child publishes
+ * its number in a shared page and the parent takes a copy with pidfd_getfd;
+ * the child waits for the parent's go-ahead before execve (which closes its
+ * copy). No child syscall after the filter is needed for the hand-over, so a
+ * trapped sendmsg, write or futex cannot deadlock it. */
+#ifndef SYSGATE_SPAWN_H
+#define SYSGATE_SPAWN_H
+
+#include <signal.h>
+#include <stdbool.h>
+#include <sys/types.h>
+
+#include "filter.h"
+#include "util.h"
+
+struct spawn_spec {
+	const char *path;   /* resolved executable */
+	char *const *argv;
+	int landlock_fd;    /* -1: none */
+	const struct filter_prog *prog;
+	bool notify;        /* the filter traps something: want a listener */
+	sigset_t child_sigmask;
+};
+
+struct spawn_shared; /* the page shared with the child until execve */
+
+struct spawn_child {
+	pid_t pid;
+	int pidfd;
+	int listener;       /* -1 when nothing is trapped */
+	bool wait_killable;
+	struct spawn_shared *shared;
+};
+
+/* Forks and confines the child and takes its listener. The child is left
+ * waiting before execve; spawn_release lets it run. */
+int spawn_start(const struct spawn_spec *spec, struct spawn_child *out, struct sg_err *err);
+
+/* Lets the child call execve. */
+void spawn_release(struct spawn_child *c);
+
+/* After the child exited: errno of a failed execve, or 0. */
+int spawn_exec_errno(const struct spawn_child *c);
+
+void spawn_free(struct spawn_child *c);
+
+/* PATH lookup as execvp does it. Returns a malloc'd path, or NULL with errno
+ * ENOENT (not found) or EACCES (found, not executable). */
+char *spawn_resolve(const char *cmd);
+
+#endif
