@@ -210,7 +210,8 @@ int cli_parse_run(int argc, char **argv, struct config *cfg, struct sg_err *err)
 
 	/* '+': stop at the first non-option so COMMAND's own options pass
 	 * through; ':' lets us word the errors ourselves. */
-	optind = 1;
+	optind = 0; /* 0, not 1: glibc then also drops the rest of a cluster
+		     * ("-hv") an earlier call stopped in */
 	opterr = 0;
 	int c;
 	while ((c = getopt_long(argc, argv, "+:r:w:vh", long_options, NULL)) != -1) {
@@ -223,8 +224,14 @@ int cli_parse_run(int argc, char **argv, struct config *cfg, struct sg_err *err)
 		case ':':
 			return err_set(err, EINVAL, "option %s needs an argument", argv[optind - 1]);
 		case '?':
-			if (optopt)
+			/* A short option's '?' means an unknown letter. optopt is 0
+			 * for an unknown long option and the option's value for a
+			 * known one given an argument (--help=x): name the word. */
+			if (optopt && optopt < 256 && !strchr("rwvh", optopt))
 				return err_set(err, EINVAL, "unknown option -%c", optopt);
+			if (optopt)
+				return err_set(err, EINVAL, "option %.*s takes no argument",
+					       (int)strcspn(argv[optind - 1], "="), argv[optind - 1]);
 			return err_set(err, EINVAL, "unknown option %s", argv[optind - 1]);
 		default:
 			r = parse_option(c, optarg, cfg, err);

@@ -1,6 +1,7 @@
 #include "receiver.h"
 
 #include <errno.h>
+#include <sched.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdlib.h>
@@ -88,10 +89,38 @@ static void handle_one(struct receiver *r, const struct seccomp_notif *req, uint
 	}
 }
 
+/* Until a notification is received the trapped syscall is interruptible: a
+ * signal arriving in that window (a shell's SIGCHLD, say) makes close() or
+ * clone() fail with EINTR, and a pipeline whose close was lost hangs. The
+ * window is the receiver's wake-up latency, so the receiver must preempt the
+ * sandbox's processes at once: SCHED_FIFO where allowed (it only ever runs
+ * in response to a trapped syscall, so it cannot starve the machine), else
+ * the shortest EEVDF slice, which also wins wake-up preemption (6.12+). */
+static void receiver_boost(void)
+{
+	struct sched_param sp = { .sched_priority = 1 };
+	if (pthread_setschedparam(pthread_self(), SCHED_FIFO, &sp) == 0) {
+		log_verbose("receiver: SCHED_FIFO");
+		return;
+	}
+	struct {
+		uint32_t size, policy;
+		uint64_t flags;
+		int32_t nice;
+		uint32_t priority;
+		uint64_t runtime, deadline, period;
+	} attr = { .size = sizeof(attr), .policy = SCHED_OTHER, .runtime = 100000 /* ns */ };
+	if (syscall(SYS_sched_setattr, 0, &attr, 0) == 0)
+		log_verbose("receiver: 0.1 ms scheduler slice");
+	else
+		log_verbose("receiver: default scheduling (%s)", strerror(errno));
+}
+
 static void *receiver_main(void *arg)
 {
 	struct receiver *r = arg;
 	struct seccomp_notif *req = r->req_buf;
+	receiver_boost();
 	struct pollfd pfd[2] = {
 		{ .fd = r->listener, .events = POLLIN },
 		{ .fd = r->stop_fd, .events = POLLIN },

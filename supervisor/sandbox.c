@@ -142,7 +142,7 @@ static int setup_signals(struct sandbox *sb, struct sg_err *err)
 	if (sigprocmask(SIG_BLOCK, &blocked, &sb->old_mask) < 0)
 		return err_sys(err, errno, "sigprocmask");
 	signal(SIGPIPE, SIG_IGN);
-	sb->sigfd = signalfd(-1, &set, SFD_CLOEXEC);
+	sb->sigfd = signalfd(-1, &set, SFD_CLOEXEC | SFD_NONBLOCK);
 	if (sb->sigfd < 0)
 		return err_sys(err, errno, "signalfd");
 	return 0;
@@ -218,7 +218,9 @@ static void main_loop(struct sandbox *sb)
 		}
 		if (p[0].revents & POLLIN) {
 			struct signalfd_siginfo si;
-			if (read(sb->sigfd, &si, sizeof(si)) == sizeof(si) && si.ssi_signo != SIGCHLD) {
+			while (read(sb->sigfd, &si, sizeof(si)) == sizeof(si)) {
+				if (si.ssi_signo == SIGCHLD)
+					continue;
 				log_verbose("got signal %d: ending the sandbox", si.ssi_signo);
 				sb->reason = END_SIGNAL;
 				sb->end_signal = (int)si.ssi_signo;
@@ -341,9 +343,11 @@ static int start(struct sandbox *sb, struct sg_err *err)
 	int r;
 	if ((r = setup_filter(sb, err)) < 0 || (r = setup_landlock(sb, err)) < 0)
 		return r;
-	if (cfg->audit_path && (r = audit_open(&sb->audit, cfg->audit_path, sb->name, err)) < 0)
-		return r;
+	/* Signals first: a thread started before the mask is set could take
+	 * (and drop) a SIGCHLD meant for the signalfd. */
 	if ((r = setup_signals(sb, err)) < 0 || (r = setup_timer(sb, err)) < 0)
+		return r;
+	if (cfg->audit_path && (r = audit_open(&sb->audit, cfg->audit_path, sb->name, err)) < 0)
 		return r;
 	/* Orphans of the sandbox are reparented to us, so none escapes the
 	 * tree we kill at the end. */

@@ -1,0 +1,47 @@
+"""Many short processes through trapped close/fork: no hang, no spurious EINTR."""
+import subprocess
+
+from conftest import SYSGATE, TIMEOUT
+
+TRAPS = ["--trap", "close", "--trap", "clone", "--trap", "fork", "--trap", "wait4",
+         "--trap", "pipe2", "--trap", "dup2", "--trap", "read"]
+
+PIPELINES = """
+bad=0
+i=0
+while [ $i -lt $1 ]; do
+    out=$(sh -c 'echo abc | cat | cat') || bad=$((bad+1))
+    [ "$out" = abc ] || bad=$((bad+1))
+    i=$((i+1))
+done
+echo "done $i bad $bad"
+"""
+
+
+def test_200_pipelines_with_close_and_fork_trapped(sysgate_bin):
+    r = subprocess.run([SYSGATE, "run", *TRAPS, "--", "sh", "-c", PIPELINES, "sh", "200"],
+                       capture_output=True, text=True, timeout=TIMEOUT * 3)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout == "done 200 bad 0\n"
+    assert "Interrupted" not in r.stderr and r.stderr == ""
+
+
+def test_concurrent_sandboxes_with_pipelines(sysgate_bin):
+    procs = [subprocess.Popen([SYSGATE, "run", *TRAPS, "--", "sh", "-c", PIPELINES, "sh", "50"],
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+             for _ in range(4)]
+    outs = [p.communicate(timeout=TIMEOUT * 3) for p in procs]
+    for p, (out, err) in zip(procs, outs):
+        assert p.returncode == 0 and out == "done 50 bad 0\n" and err == "", err
+
+
+def test_multithreaded_program_with_trapped_syscalls(sysgate_bin):
+    code = ("import os, threading\n"
+            "def work():\n"
+            "    for i in range(500): os.getppid(); os.close(os.open('/dev/null', 0))\n"
+            "ts = [threading.Thread(target=work) for _ in range(8)]\n"
+            "[t.start() for t in ts]; [t.join() for t in ts]; print('ok')\n")
+    r = subprocess.run([SYSGATE, "run", "--trap", "getppid", "--trap", "openat", "--trap",
+                        "close", "--", "/usr/bin/python3", "-c", code],
+                       capture_output=True, text=True, timeout=TIMEOUT)
+    assert r.returncode == 0 and r.stdout == "ok\n", r.stderr
