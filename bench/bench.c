@@ -1,1 +1,521 @@
-int main(void) { return 0; }
+/* sysgate-bench: measures what a syscall costs under sysgate, as ratios taken in one run.
+ *
+ * Each case runs sg_bench_loop (directly or under `sysgate run`), which calls one syscall
+ * N times and prints the mean ns per call.  Repetitions are interleaved (rep 1 of every
+ * case, then rep 2 of every case, ...) so all cases share the machine's conditions, and
+ * every figure is reported against the inline-supervisor path (SPEC section 9).
+ *
+ *   sysgate-bench [--sysgate PATH] [--loop PATH] [--reps N] [--iters N] [--quick] [--help]
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <limits.h>
+#include <math.h>
+#include <poll.h>
+#include <sched.h>
+#include <signal.h>
+#include <spawn.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/utsname.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+extern char **environ;
+
+#define DEFAULT_REPS 7
+#define DEFAULT_ITERS 200000L
+#define QUICK_REPS 3
+#define QUICK_ITERS 20000L
+#define MIN_TRAPPED_ITERS 1000L
+#define MAX_REPS 1000L
+#define MAX_ITERS 1000000000L
+#define OUT_CAP 4096
+
+enum case_id { C_PLAIN, C_UNTRAPPED, C_INLINE_CONTINUE, C_INLINE_RETURN, C_COUNT };
+
+struct bench_case {
+	const char *name;
+	const char *syscall; /* what the loop calls */
+	const char *sg_flag; /* NULL: run the loop directly; "": sysgate with no extra flag */
+	const char *sg_arg;
+	int trapped; /* uses the smaller iteration count */
+};
+
+static const struct bench_case cases[C_COUNT] = {
+	[C_PLAIN] = { "plain", "getppid", NULL, NULL, 0 },
+	[C_UNTRAPPED] = { "untrapped", "getppid", "", NULL, 0 },
+	[C_INLINE_CONTINUE] = { "inline-continue", "getppid", "--trap", "getppid", 1 },
+	[C_INLINE_RETURN] = { "inline-return", "uname", "--hostname", "bench", 1 },
+};
+
+struct stats {
+	double median, min, max;
+};
+
+static const char usage[] =
+	"Usage: sysgate-bench [--sysgate PATH] [--loop PATH] [--reps N] [--iters N] [--quick]\n"
+	"Measure the cost per syscall of running under sysgate, as ratios within one run.\n"
+	"\n"
+	"  --sysgate PATH  the sysgate binary (default: ../sysgate next to this program)\n"
+	"  --loop PATH     the sg_bench_loop binary (default: next to this program)\n"
+	"  --reps N        repetitions of every case (default 7)\n"
+	"  --iters N       syscalls per run for untrapped cases (default 200000);\n"
+	"                  trapped cases use N/10, at least 1000\n"
+	"  --quick         reps 3, iters 20000: proves the benchmark works in a second or two\n"
+	"  --help          show this help and exit\n"
+	"\n"
+	"Cases: plain (no sysgate), untrapped (filter installed, getppid not trapped),\n"
+	"inline-continue (--trap getppid), inline-return (--hostname, uname writes memory).\n";
+
+/* --- small helpers -------------------------------------------------------- */
+
+static int parse_long(const char *s, long lo, long hi, long *out)
+{
+	char *end;
+	errno = 0;
+	long v = strtol(s, &end, 10);
+	if (errno != 0 || end == s || *end != '\0' || v < lo || v > hi)
+		return -1;
+	*out = v;
+	return 0;
+}
+
+static int cmp_double(const void *a, const void *b)
+{
+	double x = *(const double *)a, y = *(const double *)b;
+	return (x > y) - (x < y);
+}
+
+static struct stats compute_stats(const double *samples, long n, double *scratch)
+{
+	struct stats s;
+	memcpy(scratch, samples, (size_t)n * sizeof(*scratch));
+	qsort(scratch, (size_t)n, sizeof(*scratch), cmp_double);
+	s.min = scratch[0];
+	s.max = scratch[n - 1];
+	s.median = n % 2 ? scratch[n / 2] : (scratch[n / 2 - 1] + scratch[n / 2]) / 2.0;
+	return s;
+}
+
+/* The directory holding this executable, from /proc/self/exe; malloc'd or NULL. */
+static char *self_dir(void)
+{
+	char buf[PATH_MAX];
+	ssize_t n = readlink("/proc/self/exe", buf, sizeof(buf) - 1);
+	if (n <= 0)
+		return NULL;
+	buf[n] = '\0';
+	char *slash = strrchr(buf, '/');
+	if (!slash)
+		return NULL;
+	if (slash == buf)
+		slash[1] = '\0';
+	else
+		*slash = '\0';
+	return strdup(buf);
+}
+
+static char *join_path(const char *dir, const char *name)
+{
+	size_t len = strlen(dir) + 1 + strlen(name) + 1;
+	char *p = malloc(len);
+	if (p)
+		snprintf(p, len, "%s%s%s", dir, dir[strlen(dir) - 1] == '/' ? "" : "/", name);
+	return p;
+}
+
+/* --- running one case ----------------------------------------------------- */
+
+/* Appends what is readable on fd to buf (keeping at most cap-1 bytes, draining the rest).
+ * Returns 1 while open, 0 at end of file, -1 on error. */
+static int drain(int fd, char *buf, size_t *len, size_t cap)
+{
+	char tmp[1024];
+	ssize_t n = read(fd, tmp, sizeof(tmp));
+	if (n < 0)
+		return errno == EINTR || errno == EAGAIN ? 1 : -1;
+	if (n == 0)
+		return 0;
+	size_t room = cap - 1 - *len;
+	size_t take = (size_t)n < room ? (size_t)n : room;
+	memcpy(buf + *len, tmp, take);
+	*len += take;
+	buf[*len] = '\0';
+	return 1;
+}
+
+/* First line of s, without trailing whitespace, into out. */
+static void first_line(const char *s, char *out, size_t cap)
+{
+	while (*s == ' ' || *s == '\t' || *s == '\n' || *s == '\r')
+		s++;
+	size_t n = strcspn(s, "\n");
+	while (n > 0 && (s[n - 1] == ' ' || s[n - 1] == '\t' || s[n - 1] == '\r'))
+		n--;
+	if (n >= cap)
+		n = cap - 1;
+	memcpy(out, s, n);
+	out[n] = '\0';
+}
+
+/* Runs one repetition of case c.  On success stores the ns/call in *ns and returns 0; on
+ * failure writes a one-line reason into why and returns -1. */
+static int run_case(const struct bench_case *c, const char *sysgate, const char *loop,
+		    long iters, double *ns, char *why, size_t why_cap)
+{
+	char a_run[] = "run", a_dashes[] = "--", a_flag[32], a_arg[64], a_sys[16], a_iters[24];
+	char *argv[10];
+	int argc = 0;
+	char *sg_path = strdup(sysgate), *loop_path = strdup(loop);
+	int out_pipe[2] = { -1, -1 }, err_pipe[2] = { -1, -1 };
+	posix_spawn_file_actions_t fa;
+	int fa_ok = 0, rc = -1;
+	pid_t pid = -1;
+	char out[OUT_CAP] = "", err[OUT_CAP] = "";
+	size_t out_len = 0, err_len = 0;
+
+	if (!sg_path || !loop_path) {
+		snprintf(why, why_cap, "out of memory");
+		goto done;
+	}
+	snprintf(a_sys, sizeof(a_sys), "%s", c->syscall);
+	snprintf(a_iters, sizeof(a_iters), "%ld", iters);
+	if (c->sg_flag) {
+		argv[argc++] = sg_path;
+		argv[argc++] = a_run;
+		if (c->sg_flag[0]) {
+			snprintf(a_flag, sizeof(a_flag), "%s", c->sg_flag);
+			snprintf(a_arg, sizeof(a_arg), "%s", c->sg_arg);
+			argv[argc++] = a_flag;
+			argv[argc++] = a_arg;
+		}
+		argv[argc++] = a_dashes;
+	}
+	argv[argc++] = loop_path;
+	argv[argc++] = a_sys;
+	argv[argc++] = a_iters;
+	argv[argc] = NULL;
+
+	if (pipe2(out_pipe, O_CLOEXEC) < 0 || pipe2(err_pipe, O_CLOEXEC) < 0) {
+		snprintf(why, why_cap, "pipe: %s", strerror(errno));
+		goto done;
+	}
+	int e = posix_spawn_file_actions_init(&fa);
+	if (e == 0) {
+		fa_ok = 1;
+		e = posix_spawn_file_actions_addopen(&fa, STDIN_FILENO, "/dev/null", O_RDONLY, 0);
+	}
+	if (e == 0)
+		e = posix_spawn_file_actions_adddup2(&fa, out_pipe[1], STDOUT_FILENO);
+	if (e == 0)
+		e = posix_spawn_file_actions_adddup2(&fa, err_pipe[1], STDERR_FILENO);
+	if (e == 0)
+		e = posix_spawn(&pid, argv[0], &fa, NULL, argv, environ);
+	if (e != 0) {
+		pid = -1;
+		snprintf(why, why_cap, "cannot start %s: %s", argv[0], strerror(e));
+		goto done;
+	}
+	close(out_pipe[1]);
+	close(err_pipe[1]);
+	out_pipe[1] = err_pipe[1] = -1;
+
+	struct pollfd pfd[2] = { { out_pipe[0], POLLIN, 0 }, { err_pipe[0], POLLIN, 0 } };
+	while (pfd[0].fd >= 0 || pfd[1].fd >= 0) {
+		if (poll(pfd, 2, -1) < 0) {
+			if (errno == EINTR)
+				continue;
+			snprintf(why, why_cap, "poll: %s", strerror(errno));
+			goto done;
+		}
+		for (int i = 0; i < 2; i++) {
+			if (pfd[i].fd < 0 || !(pfd[i].revents & (POLLIN | POLLHUP | POLLERR)))
+				continue;
+			int r = i == 0 ? drain(pfd[i].fd, out, &out_len, sizeof(out))
+				       : drain(pfd[i].fd, err, &err_len, sizeof(err));
+			if (r <= 0)
+				pfd[i].fd = -1; /* the pipe itself is closed at done */
+		}
+	}
+
+	int status;
+	pid_t w;
+	while ((w = waitpid(pid, &status, 0)) < 0 && errno == EINTR)
+		;
+	if (w < 0) {
+		snprintf(why, why_cap, "waitpid: %s", strerror(errno));
+		goto done;
+	}
+	pid = -1;
+
+	char detail[256];
+	first_line(err, detail, sizeof(detail));
+	if (WIFSIGNALED(status)) {
+		snprintf(why, why_cap, "killed by signal %d (%s)%s%s", WTERMSIG(status),
+			 strsignal(WTERMSIG(status)), detail[0] ? ": " : "", detail);
+		goto done;
+	}
+	if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
+		snprintf(why, why_cap, "exited with status %d%s%s",
+			 WIFEXITED(status) ? WEXITSTATUS(status) : -1, detail[0] ? ": " : "",
+			 detail);
+		goto done;
+	}
+
+	char *end;
+	errno = 0;
+	double v = strtod(out, &end);
+	while (*end == ' ' || *end == '\t' || *end == '\n' || *end == '\r')
+		end++;
+	if (errno != 0 || end == out || *end != '\0' || !isfinite(v) || v < 0) {
+		char shown[128];
+		first_line(out, shown, sizeof(shown));
+		snprintf(why, why_cap, "unparsable output '%s' (expected ns per call)", shown);
+		goto done;
+	}
+	*ns = v;
+	rc = 0;
+
+done:
+	if (pid > 0) {
+		kill(pid, SIGKILL);
+		while (waitpid(pid, NULL, 0) < 0 && errno == EINTR)
+			;
+	}
+	for (int i = 0; i < 2; i++) {
+		if (out_pipe[i] >= 0)
+			close(out_pipe[i]);
+		if (err_pipe[i] >= 0)
+			close(err_pipe[i]);
+	}
+	if (fa_ok)
+		posix_spawn_file_actions_destroy(&fa);
+	free(sg_path);
+	free(loop_path);
+	return rc;
+}
+
+/* --- report ----------------------------------------------------------------- */
+
+static void print_ratio(double num, double den)
+{
+	if (den > 0)
+		printf(" %11.3fx", num / den);
+	else
+		printf(" %12s", "n/a");
+}
+
+static void print_summary(const char *label, double num, double den)
+{
+	if (den > 0)
+		printf("%s: %.2fx\n", label, num / den);
+	else
+		printf("%s: n/a\n", label);
+}
+
+static int print_json(const struct stats *st)
+{
+	char buf[1024];
+	size_t off = 0;
+	int n = snprintf(buf, sizeof(buf), "{\"cases\":{");
+	if (n < 0 || (size_t)n >= sizeof(buf))
+		return -1;
+	off = (size_t)n;
+	for (int c = 0; c < C_COUNT; c++) {
+		n = snprintf(buf + off, sizeof(buf) - off,
+			     "%s\"%s\":{\"median_ns\":%.1f,\"min_ns\":%.1f,\"max_ns\":%.1f}",
+			     c ? "," : "", cases[c].name, st[c].median, st[c].min, st[c].max);
+		if (n < 0 || (size_t)n >= sizeof(buf) - off)
+			return -1;
+		off += (size_t)n;
+	}
+	n = snprintf(buf + off, sizeof(buf) - off, "}}");
+	if (n < 0 || (size_t)n >= sizeof(buf) - off)
+		return -1;
+	printf("BENCH_JSON %s\n", buf);
+	return 0;
+}
+
+static void print_context(const char *sysgate, const char *loop, long reps, long iters,
+			  long trapped_iters)
+{
+	struct utsname u;
+	cpu_set_t set;
+	long online = sysconf(_SC_NPROCESSORS_ONLN);
+	int avail = sched_getaffinity(0, sizeof(set), &set) == 0 ? CPU_COUNT(&set) : (int)online;
+
+	printf("sysgate-bench\n");
+	printf("machine:  nproc %d (online %ld)", avail, online);
+	if (uname(&u) == 0)
+		printf(", kernel %s, %s", u.release, u.machine);
+	printf("\n");
+	printf("sysgate:  %s\n", sysgate);
+	printf("loop:     %s\n", loop);
+	printf("runs:     %ld reps, interleaved; %ld iterations untrapped, %ld trapped\n", reps,
+	       iters, trapped_iters);
+	printf("\n");
+	fflush(stdout);
+}
+
+/* --- main ------------------------------------------------------------------- */
+
+int main(int argc, char **argv)
+{
+	enum { OPT_SYSGATE = 256, OPT_LOOP, OPT_REPS, OPT_ITERS, OPT_QUICK, OPT_HELP };
+	static const struct option opts[] = {
+		{ "sysgate", required_argument, NULL, OPT_SYSGATE },
+		{ "loop", required_argument, NULL, OPT_LOOP },
+		{ "reps", required_argument, NULL, OPT_REPS },
+		{ "iters", required_argument, NULL, OPT_ITERS },
+		{ "quick", no_argument, NULL, OPT_QUICK },
+		{ "help", no_argument, NULL, OPT_HELP },
+		{ NULL, 0, NULL, 0 },
+	};
+	const char *sysgate_opt = NULL, *loop_opt = NULL;
+	long reps = -1, iters = -1;
+	int quick = 0, opt;
+
+	while ((opt = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+		switch (opt) {
+		case OPT_SYSGATE:
+			sysgate_opt = optarg;
+			break;
+		case OPT_LOOP:
+			loop_opt = optarg;
+			break;
+		case OPT_REPS:
+			if (parse_long(optarg, 1, MAX_REPS, &reps) < 0) {
+				fprintf(stderr, "sysgate-bench: --reps %s: not a number 1..%ld\n",
+					optarg, MAX_REPS);
+				return 2;
+			}
+			break;
+		case OPT_ITERS:
+			if (parse_long(optarg, 1, MAX_ITERS, &iters) < 0) {
+				fprintf(stderr, "sysgate-bench: --iters %s: not a number 1..%ld\n",
+					optarg, MAX_ITERS);
+				return 2;
+			}
+			break;
+		case OPT_QUICK:
+			quick = 1;
+			break;
+		case OPT_HELP:
+			fputs(usage, stdout);
+			return 0;
+		default:
+			fputs(usage, stderr);
+			return 2;
+		}
+	}
+	if (optind != argc) {
+		fprintf(stderr, "sysgate-bench: unexpected argument '%s'\n", argv[optind]);
+		fputs(usage, stderr);
+		return 2;
+	}
+	/* --quick supplies defaults; an explicit --reps/--iters wins in any order. */
+	if (reps < 0)
+		reps = quick ? QUICK_REPS : DEFAULT_REPS;
+	if (iters < 0)
+		iters = quick ? QUICK_ITERS : DEFAULT_ITERS;
+	long trapped_iters = iters / 10 > MIN_TRAPPED_ITERS ? iters / 10 : MIN_TRAPPED_ITERS;
+
+	int ret = 1;
+	char *dir = NULL, *sysgate = NULL, *loop = NULL;
+	double *samples = NULL, *scratch = NULL;
+
+	if (!sysgate_opt || !loop_opt) {
+		dir = self_dir();
+		if (!dir) {
+			fprintf(stderr, "sysgate-bench: cannot resolve /proc/self/exe; "
+					"pass --sysgate and --loop\n");
+			goto out;
+		}
+	}
+	if (sysgate_opt) {
+		sysgate = strdup(sysgate_opt);
+	} else {
+		char *parent = strdup(dir);
+		if (parent) {
+			char *slash = strrchr(parent, '/');
+			if (slash && slash != parent)
+				*slash = '\0';
+			else if (slash)
+				slash[1] = '\0';
+			sysgate = join_path(parent, "sysgate");
+			free(parent);
+		}
+	}
+	loop = loop_opt ? strdup(loop_opt) : join_path(dir, "sg_bench_loop");
+	samples = calloc((size_t)(C_COUNT * reps), sizeof(*samples));
+	scratch = calloc((size_t)reps, sizeof(*scratch));
+	if (!sysgate || !loop || !samples || !scratch) {
+		fprintf(stderr, "sysgate-bench: out of memory\n");
+		goto out;
+	}
+	if (access(sysgate, X_OK) < 0) {
+		fprintf(stderr, "sysgate-bench: sysgate not executable at %s: %s (use --sysgate)\n",
+			sysgate, strerror(errno));
+		goto out;
+	}
+	if (access(loop, X_OK) < 0) {
+		fprintf(stderr, "sysgate-bench: loop not executable at %s: %s (use --loop)\n", loop,
+			strerror(errno));
+		goto out;
+	}
+
+	print_context(sysgate, loop, reps, iters, trapped_iters);
+
+	for (long r = 0; r < reps; r++) {
+		for (int c = 0; c < C_COUNT; c++) {
+			char why[512];
+			long n = cases[c].trapped ? trapped_iters : iters;
+			if (run_case(&cases[c], sysgate, loop, n, &samples[c * reps + r], why,
+				     sizeof(why)) < 0) {
+				fflush(stdout);
+				fprintf(stderr, "sysgate-bench: case %s failed (rep %ld): %s\n",
+					cases[c].name, r + 1, why);
+				goto out;
+			}
+		}
+	}
+
+	struct stats st[C_COUNT];
+	for (int c = 0; c < C_COUNT; c++)
+		st[c] = compute_stats(&samples[c * reps], reps, scratch);
+
+	const double ref_inline = st[C_INLINE_CONTINUE].median, ref_plain = st[C_PLAIN].median;
+	printf("%-16s %10s %10s %10s %12s %12s\n", "case", "median_ns", "min_ns", "max_ns",
+	       "x_inline", "x_plain");
+	for (int c = 0; c < C_COUNT; c++) {
+		printf("%-16s %10.1f %10.1f %10.1f", cases[c].name, st[c].median, st[c].min,
+		       st[c].max);
+		print_ratio(st[c].median, ref_inline);
+		print_ratio(st[c].median, ref_plain);
+		printf("\n");
+	}
+	printf("(x_inline: median / inline-continue median; x_plain: median / plain median)\n");
+	printf("\n");
+	print_summary("untrapped under sysgate vs plain", st[C_UNTRAPPED].median, ref_plain);
+	print_summary("trapped inline vs untrapped", ref_inline, st[C_UNTRAPPED].median);
+	if (print_json(st) < 0) {
+		fprintf(stderr, "sysgate-bench: JSON line too long\n");
+		goto out;
+	}
+	if (fflush(stdout) != 0) {
+		fprintf(stderr, "sysgate-bench: writing output: %s\n", strerror(errno));
+		goto out;
+	}
+	ret = 0;
+
+out:
+	free(samples);
+	free(scratch);
+	free(sysgate);
+	free(loop);
+	free(dir);
+	return ret;
+}

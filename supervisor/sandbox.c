@@ -294,8 +294,10 @@ static void audit_start(struct sandbox *sb)
 	if (!sb->audit)
 		return;
 	json_t *argv = json_array();
-	for (char **a = sb->cfg->command; *a; a++)
-		json_array_append_new(argv, json_string(*a) ? json_string(*a) : json_null());
+	for (char **a = sb->cfg->command; *a; a++) {
+		json_t *s = json_string(*a); /* NULL for invalid UTF-8 */
+		json_array_append_new(argv, s ? s : json_null());
+	}
 	audit_event(sb->audit, "sandbox_start",
 		    json_pack("{s:i, s:s, s:o}", "pid", (int)sb->child.pid, "path", sb->path,
 			      "argv", argv));

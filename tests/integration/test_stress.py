@@ -1,4 +1,10 @@
-"""Many short processes through trapped close/fork: no hang, no spurious EINTR."""
+"""Many short processes through trapped close/fork: no hang, no spurious EINTR.
+
+A trapped syscall is interruptible until the supervisor has received it, so a
+shell's SIGCHLD landing in that window turns close() into EINTR (the pipe
+stays open and the pipeline hangs) or fork() into "Cannot fork". These tests
+fail when the receiver is slow to pick notifications up. ctest runs this file
+alone (RUN_SERIAL) so other tests do not load the two CPUs meanwhile."""
 import subprocess
 
 from conftest import SYSGATE, TIMEOUT
@@ -19,7 +25,8 @@ echo "done $i bad $bad"
 
 
 def test_200_pipelines_with_close_and_fork_trapped(sysgate_bin):
-    r = subprocess.run([SYSGATE, "run", *TRAPS, "--", "sh", "-c", PIPELINES, "sh", "200"],
+    r = subprocess.run([SYSGATE, "run", "--timeout", "60", *TRAPS, "--", "sh", "-c", PIPELINES,
+                        "sh", "200"],
                        capture_output=True, text=True, timeout=TIMEOUT * 3)
     assert r.returncode == 0, r.stderr
     assert r.stdout == "done 200 bad 0\n"
@@ -27,9 +34,10 @@ def test_200_pipelines_with_close_and_fork_trapped(sysgate_bin):
 
 
 def test_concurrent_sandboxes_with_pipelines(sysgate_bin):
-    procs = [subprocess.Popen([SYSGATE, "run", *TRAPS, "--", "sh", "-c", PIPELINES, "sh", "50"],
+    procs = [subprocess.Popen([SYSGATE, "run", "--timeout", "60", *TRAPS, "--", "sh", "-c",
+                               PIPELINES, "sh", "50"],
                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-             for _ in range(4)]
+             for _ in range(2)]
     outs = [p.communicate(timeout=TIMEOUT * 3) for p in procs]
     for p, (out, err) in zip(procs, outs):
         assert p.returncode == 0 and out == "done 50 bad 0\n" and err == "", err

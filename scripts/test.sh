@@ -1,0 +1,19 @@
+#!/bin/sh
+# The full test suite: builds sysgate twice (release, then ASan+UBSan) and
+# runs every unit and integration test on each; the benchmark runs once in
+# its quick mode to prove it works (numbers are not checked).
+set -eu
+cd "$(dirname "$0")/.."
+jobs=$(nproc)
+build() {
+	cmake -S . -B "$2" -DCMAKE_BUILD_TYPE="$1" >/dev/null
+	cmake --build "$2" -j "$jobs" >/dev/null
+}
+echo "== release build"
+build RelWithDebInfo build-test-release
+(cd build-test-release && ctest -j "$jobs" --output-on-failure --timeout 900)
+echo "== benchmark, quick mode"
+build-test-release/bench/sysgate-bench --quick
+echo "== sanitizer build (ASan + UBSan)"
+build Sanitize build-test-sanitize
+(cd build-test-sanitize && ctest -j "$jobs" --output-on-failure --timeout 900)
