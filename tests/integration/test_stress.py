@@ -33,16 +33,6 @@ def test_200_pipelines_with_close_and_fork_trapped(sysgate_bin):
     assert "Interrupted" not in r.stderr and r.stderr == ""
 
 
-def test_concurrent_sandboxes_with_pipelines(sysgate_bin):
-    procs = [subprocess.Popen([SYSGATE, "run", "--timeout", "60", *TRAPS, "--", "sh", "-c",
-                               PIPELINES, "sh", "50"],
-                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-             for _ in range(2)]
-    outs = [p.communicate(timeout=TIMEOUT * 3) for p in procs]
-    for p, (out, err) in zip(procs, outs):
-        assert p.returncode == 0 and out == "done 50 bad 0\n" and err == "", err
-
-
 def test_multithreaded_program_with_trapped_syscalls(sysgate_bin):
     code = ("import os, threading\n"
             "def work():\n"
