@@ -69,13 +69,14 @@ int landlock_build(const struct landlock_spec *spec, int *out, struct sg_err *er
 {
 	*out = -1;
 	bool want_fs = spec->restrict_fs;
-	if (!want_fs && !spec->no_network && !spec->scope_signals && !spec->scope_abstract)
+	if (!want_fs && !spec->no_network && !spec->scope_signals && !spec->scope_abstract &&
+	    !spec->always_domain)
 		return 0;
 
 	int abi = landlock_abi();
 	if (abi < 0) {
 		if (!want_fs && !spec->no_network)
-			return 0; /* only best-effort scoping was asked */
+			return 0; /* only best-effort protection was asked */
 		return err_set(err, -abi,
 			       "%s needs Landlock, which this kernel %s",
 			       want_fs ? "-r/-w" : "--no-network",
@@ -98,6 +99,16 @@ int landlock_build(const struct landlock_spec *spec, int *out, struct sg_err *er
 		if (spec->scope_abstract)
 			attr.scoped |= LANDLOCK_SCOPE_ABSTRACT_UNIX_SOCKET;
 	}
+	/* Any Landlock domain also stops the command from ptracing or opening
+	 * /proc/PID/mem of processes outside it (the supervisor among them),
+	 * whatever its uid. Without other rules, make one that handles a single
+	 * right and grants it everywhere. */
+	bool placeholder = false;
+	if (spec->always_domain && !attr.handled_access_fs && !attr.handled_access_net &&
+	    !attr.scoped) {
+		attr.handled_access_fs = LANDLOCK_ACCESS_FS_MAKE_BLOCK;
+		placeholder = true;
+	}
 	if (!attr.handled_access_fs && !attr.handled_access_net && !attr.scoped)
 		return 0;
 
@@ -112,6 +123,12 @@ int landlock_build(const struct landlock_spec *spec, int *out, struct sg_err *er
 	for (size_t i = 0; want_fs && i < spec->n_write; i++) {
 		int r = add_path_rule(ruleset, spec->write_paths[i], ACCESS_DIR_WRITE, handled,
 				      err);
+		if (r < 0)
+			return r;
+	}
+	if (placeholder) {
+		int r = add_path_rule(ruleset, "/", LANDLOCK_ACCESS_FS_MAKE_BLOCK,
+				      LANDLOCK_ACCESS_FS_MAKE_BLOCK, err);
 		if (r < 0)
 			return r;
 	}

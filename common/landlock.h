@@ -18,6 +18,7 @@ struct landlock_spec {
 	bool no_network;      /* deny TCP bind/connect */
 	bool scope_signals;   /* ABI 6+: no signals out of the domain (best effort) */
 	bool scope_abstract;  /* ABI 6+: no abstract sockets out of the domain (best effort) */
+	bool always_domain;   /* a domain even with nothing else asked (best effort) */
 };
 
 /* Landlock ABI version of the running kernel, or a negative errno

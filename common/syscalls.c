@@ -19,6 +19,7 @@ const char *const syscalls_default_deny[] = {
 	"nfsservctl",	     "io_uring_setup",	"io_uring_enter",    "io_uring_register",
 	"personality",	     "fsopen",		"fsmount",	     "fsconfig",
 	"fspick",	     "move_mount",	"open_tree",	     "mount_setattr",
+	"pidfd_getfd",	     "kcmp",
 	NULL,
 };
 

@@ -45,21 +45,6 @@ int builtin_hostname_init(struct builtin_hostname *b, const char *name, struct c
 
 /* --- max-procs ---------------------------------------------------------- */
 
-static pid_t read_tgid(pid_t tid)
-{
-	char path[64], buf[1024];
-	snprintf(path, sizeof(path), "/proc/%d/status", (int)tid);
-	FILE *f = fopen(path, "re");
-	if (!f)
-		return -errno;
-	pid_t tgid = -ESRCH;
-	while (fgets(buf, sizeof(buf), f))
-		if (sscanf(buf, "Tgid: %d", &tgid) == 1)
-			break;
-	fclose(f);
-	return tgid;
-}
-
 static void reservation_drop(struct builtin_max_procs *b, size_t i)
 {
 	free(b->reserved[i].known);
@@ -134,7 +119,7 @@ static void max_procs_handle(void *state, const struct seccomp_notif *req,
 	if (is_thread_clone(req))
 		return; /* threads are not processes */
 
-	pid_t tgid = read_tgid((pid_t)req->pid);
+	pid_t tgid = procs_tgid((pid_t)req->pid);
 	if (tgid < 0) {
 		*out = (struct action){ ACTION_ERRNO, EAGAIN };
 		return;

@@ -4,7 +4,9 @@
 #include <seccomp.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/mman.h>
+#include <sys/prctl.h>
 #include <sys/stat.h>
 
 #include "compat.h"
@@ -24,9 +26,40 @@ static void release_ctx(scmp_filter_ctx *ctx)
 		seccomp_release(*ctx);
 }
 
-int filter_compile(const struct filter_spec *spec, struct filter_prog *out, struct sg_err *err)
+/* Calls that are harmless in general but let the command reach past the
+ * sandbox with one argument value: pushing input into the terminal it
+ * shares with the user's shell (the shell runs it after sysgate exits), and
+ * making itself non-dumpable, which would blind the supervisor's reads of
+ * its memory (audit paths, --hostname). Always EPERM, whatever else the
+ * filter does with the syscall. */
+static int add_argument_denials(scmp_filter_ctx ctx, struct sg_err *err)
 {
-	memset(out, 0, sizeof(*out));
+	static const struct {
+		int nr;
+		unsigned arg;
+		uint64_t value;
+		const char *what;
+	} denials[] = {
+		{ SCMP_SYS(ioctl), 1, TIOCSTI, "ioctl(TIOCSTI)" },
+		{ SCMP_SYS(ioctl), 1, TIOCLINUX, "ioctl(TIOCLINUX)" },
+		{ SCMP_SYS(prctl), 0, PR_SET_DUMPABLE, "prctl(PR_SET_DUMPABLE)" },
+	};
+	for (size_t i = 0; i < ARRAY_SIZE(denials); i++) {
+		/* ioctl's request and prctl's option are ints: compare the low
+		 * 32 bits, or a set high bit would slip past. */
+		struct scmp_arg_cmp cmp = SCMP_CMP(denials[i].arg, SCMP_CMP_MASKED_EQ, 0xffffffffu,
+						   denials[i].value);
+		int r = seccomp_rule_add_array(ctx, SCMP_ACT_ERRNO(EPERM), denials[i].nr, 1, &cmp);
+		if (r < 0)
+			return err_sys(err, -r, "seccomp: cannot deny %s", denials[i].what);
+	}
+	return 0;
+}
+
+/* Compiles one filter whose rules come from `action_for(nr)`. */
+static int compile_one(const struct filter_spec *spec, bool denying, struct sock_fprog *out,
+		       struct sg_err *err)
+{
 	__attribute__((cleanup(release_ctx))) scmp_filter_ctx ctx = seccomp_init(SCMP_ACT_ALLOW);
 	if (!ctx)
 		return err_set(err, ENOMEM, "seccomp: cannot create a filter");
@@ -36,18 +69,15 @@ int filter_compile(const struct filter_spec *spec, struct filter_prog *out, stru
 		return err_sys(err, -r, "seccomp: cannot set the bad-arch action");
 
 	for (int nr = 0; nr < SYSCALLS_MAX; nr++) {
-		uint32_t action;
-		if (spec->deny[nr])
-			action = SCMP_ACT_ERRNO(EPERM);
-		else if (spec->notify[nr])
-			action = SCMP_ACT_NOTIFY;
-		else
+		if (!(denying ? spec->deny[nr] : spec->notify[nr]))
 			continue;
-		r = seccomp_rule_add(ctx, action, nr, 0);
+		r = seccomp_rule_add(ctx, denying ? SCMP_ACT_ERRNO(EPERM) : SCMP_ACT_NOTIFY, nr, 0);
 		if (r < 0)
 			return err_sys(err, -r, "seccomp: cannot add a rule for syscall %s (%d)",
 				       syscalls_name(nr) ? syscalls_name(nr) : "?", nr);
 	}
+	if (denying && (r = add_argument_denials(ctx, err)) < 0)
+		return r;
 
 	/* libseccomp 2.5 exports BPF only to an fd. */
 	_cleanup_close_ int mfd = memfd_create("sysgate-bpf", MFD_CLOEXEC);
@@ -63,42 +93,60 @@ int filter_compile(const struct filter_spec *spec, struct filter_prog *out, stru
 	if (len == 0 || len % sizeof(struct sock_filter) || len / sizeof(struct sock_filter) > 4096)
 		return err_set(err, EINVAL, "seccomp: exported filter has a bad size (%zu bytes)",
 			       len);
-	struct sock_filter *insns = malloc(len);
+	_cleanup_free_ struct sock_filter *insns = malloc(len);
 	if (!insns)
 		return err_set(err, ENOMEM, "seccomp: out of memory");
-	if (pread(mfd, insns, len, 0) != (ssize_t)len) {
-		free(insns);
+	if (pread(mfd, insns, len, 0) != (ssize_t)len)
 		return err_sys(err, errno ? errno : EIO, "seccomp: reading back the filter");
-	}
-	out->fprog.len = (unsigned short)(len / sizeof(struct sock_filter));
-	out->fprog.filter = insns;
+	out->len = (unsigned short)(len / sizeof(struct sock_filter));
+	out->filter = steal_ptr(&insns);
 	return 0;
+}
+
+static bool any(const bool *v)
+{
+	for (int nr = 0; nr < SYSCALLS_MAX; nr++)
+		if (v[nr])
+			return true;
+	return false;
+}
+
+int filter_compile(const struct filter_spec *spec, struct filter_prog *out, struct sg_err *err)
+{
+	memset(out, 0, sizeof(*out));
+	int r = compile_one(spec, true, &out->deny, err);
+	if (r >= 0 && any(spec->notify))
+		r = compile_one(spec, false, &out->notify, err);
+	if (r < 0)
+		filter_prog_free(out);
+	return r;
 }
 
 void filter_prog_free(struct filter_prog *prog)
 {
-	free(prog->fprog.filter);
-	prog->fprog.filter = NULL;
+	free(prog->deny.filter);
+	free(prog->notify.filter);
+	prog->deny.filter = prog->notify.filter = NULL;
 }
 
-int filter_install(const struct filter_prog *prog, bool notify, struct filter_installed *out)
+int filter_install(const struct filter_prog *prog, struct filter_installed *out)
 {
 	out->listener = -1;
 	out->wait_killable = false;
-	unsigned long flags = 0;
-	if (notify)
-		flags = SECCOMP_FILTER_FLAG_NEW_LISTENER | SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV;
-	long r = syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, flags, &prog->fprog);
-	if (r < 0 && errno == EINVAL && notify) {
+	if (syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, 0, &prog->deny) < 0)
+		return -errno;
+	if (!prog->notify.filter)
+		return 0;
+	unsigned long flags = SECCOMP_FILTER_FLAG_NEW_LISTENER | SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV;
+	long r = syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, flags, &prog->notify);
+	if (r < 0 && errno == EINVAL) {
 		/* Kernels before 5.19 lack WAIT_KILLABLE_RECV. */
 		flags &= ~SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV;
-		r = syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, flags, &prog->fprog);
+		r = syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, flags, &prog->notify);
 	}
 	if (r < 0)
 		return -errno;
-	if (notify) {
-		out->listener = (int)r;
-		out->wait_killable = flags & SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV;
-	}
+	out->listener = (int)r;
+	out->wait_killable = flags & SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV;
 	return 0;
 }

@@ -1,5 +1,8 @@
-/* The child's seccomp filter: compiled with libseccomp in the supervisor,
- * installed in the child with one seccomp(2) call. */
+/* The child's seccomp filters: compiled with libseccomp in the supervisor,
+ * installed in the child with seccomp(2). Two filters are stacked: one that
+ * denies (the deny list, dangerous argument values) and one that notifies.
+ * The kernel runs both and ERRNO outranks USER_NOTIF, so a denial holds even
+ * for a syscall that is also trapped (--trap ioctl cannot re-open TIOCSTI). */
 #ifndef SYSGATE_FILTER_H
 #define SYSGATE_FILTER_H
 
@@ -15,7 +18,8 @@ struct filter_spec {
 };
 
 struct filter_prog {
-	struct sock_fprog fprog; /* filter points into owned memory */
+	struct sock_fprog deny;   /* .filter points into owned memory */
+	struct sock_fprog notify; /* .filter NULL when nothing is trapped */
 };
 
 /* Marks the default deny list in spec. */
@@ -32,9 +36,9 @@ struct filter_installed {
 	bool wait_killable; /* SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV accepted */
 };
 
-/* Installs prog in the calling process (no_new_privs must be set). Requests
- * a listener if notify != false, with WAIT_KILLABLE_RECV when the kernel
- * has it. Async-signal-safe; returns -errno. */
-int filter_install(const struct filter_prog *prog, bool notify, struct filter_installed *out);
+/* Installs prog in the calling process (no_new_privs must be set): the deny
+ * filter, then the notify filter with a listener (WAIT_KILLABLE_RECV when
+ * the kernel has it). Async-signal-safe; returns -errno. */
+int filter_install(const struct filter_prog *prog, struct filter_installed *out);
 
 #endif

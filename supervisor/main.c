@@ -1,6 +1,7 @@
 /* sysgate: run a program under seccomp user notification. */
 #include <stdio.h>
 #include <string.h>
+#include <sys/prctl.h>
 
 #include "cli.h"
 #include "log.h"
@@ -56,6 +57,9 @@ int main(int argc, char **argv)
 		status = 0;
 	} else {
 		log_verbosity = cfg.verbose;
+		/* The command runs as our uid: it must not be able to open our
+		 * memory or take our fds (the listener) through /proc. */
+		prctl(PR_SET_DUMPABLE, 0);
 		status = sandbox_run(&cfg);
 	}
 	cli_config_free(&cfg);

@@ -33,12 +33,48 @@ static int read_stat(pid_t pid, pid_t *ppid, char *state)
 	return 0;
 }
 
+pid_t procs_tgid(pid_t tid)
+{
+	char path[64], buf[256];
+	snprintf(path, sizeof(path), "/proc/%d/status", (int)tid);
+	FILE *f = fopen(path, "re");
+	if (!f)
+		return -errno;
+	pid_t tgid = -ESRCH;
+	while (fgets(buf, sizeof(buf), f))
+		if (sscanf(buf, "Tgid: %d", &tgid) == 1)
+			break;
+	fclose(f);
+	return tgid;
+}
+
 static bool in(const pid_t *v, size_t n, pid_t pid)
 {
 	for (size_t i = 0; i < n; i++)
 		if (v[i] == pid)
 			return true;
 	return false;
+}
+
+static int cmp_pid(const void *a, const void *b)
+{
+	pid_t x = ((const struct proc_entry *)a)->pid, y = ((const struct proc_entry *)b)->pid;
+	return (x > y) - (x < y);
+}
+
+static ssize_t find_pid(const struct proc_entry *v, size_t n, pid_t pid)
+{
+	size_t lo = 0, hi = n;
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+		if (v[mid].pid == pid)
+			return (ssize_t)mid;
+		if (v[mid].pid < pid)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return -1;
 }
 
 void proc_list_free(struct proc_list *l)
@@ -96,34 +132,49 @@ int procs_scan(pid_t root, const pid_t *exclude, size_t n_exclude, struct proc_l
 	}
 	closedir(d);
 
-	/* Mark descendants of root until nothing changes; trees are small and
-	 * shallow, so the quadratic worst case does not matter here. */
-	bool *mark = calloc(n_all ? n_all : 1, sizeof(*mark));
-	if (!mark) {
+	/* Sort by pid so each parent link is a binary search, then settle every
+	 * entry by walking up its parent chain; each entry is settled once, so
+	 * a fork under --max-procs costs O(n log n), not O(n^2). */
+	qsort(all, n_all, sizeof(*all), cmp_pid);
+	signed char *state = calloc(n_all ? n_all : 1, 1); /* 0 ?, 1 in, -1 out */
+	size_t *chain = malloc((n_all ? n_all : 1) * sizeof(*chain));
+	if (!state || !chain) {
+		free(state);
+		free(chain);
 		free(all);
 		return -ENOMEM;
 	}
 	size_t n_marked = 0;
-	for (bool changed = true; changed;) {
-		changed = false;
-		for (size_t i = 0; i < n_all; i++) {
-			if (mark[i] || in(exclude, n_exclude, all[i].pid))
-				continue;
-			bool parent_in = all[i].ppid == root;
-			for (size_t j = 0; !parent_in && j < n_all; j++)
-				parent_in = mark[j] && all[j].pid == all[i].ppid;
-			if (parent_in) {
-				mark[i] = true;
-				changed = true;
-				n_marked++;
+	for (size_t i = 0; i < n_all; i++) {
+		size_t depth = 0, k = i;
+		signed char verdict = -1;
+		for (;;) {
+			if (state[k]) {
+				verdict = state[k];
+				break;
 			}
+			if (in(exclude, n_exclude, all[k].pid) || depth == n_all)
+				break; /* excluded subtree (or a cycle: stale snapshot) */
+			chain[depth++] = k;
+			if (all[k].ppid == root) {
+				verdict = 1;
+				break;
+			}
+			ssize_t parent = find_pid(all, n_all, all[k].ppid);
+			if (parent < 0)
+				break;
+			k = (size_t)parent;
 		}
+		for (size_t c = 0; c < depth; c++)
+			state[chain[c]] = verdict;
 	}
 	size_t k = 0;
 	for (size_t i = 0; i < n_all; i++)
-		if (mark[i])
+		if (state[i] == 1)
 			all[k++] = all[i];
-	free(mark);
+	n_marked = k;
+	free(state);
+	free(chain);
 	out->v = all;
 	out->n = n_marked;
 	return 0;

@@ -31,6 +31,9 @@ size_t procs_live(const struct proc_list *l);
 /* Is pid in the list? */
 bool procs_contains(const struct proc_list *l, pid_t pid);
 
+/* The process (thread group) of thread `tid`, or -errno. */
+pid_t procs_tgid(pid_t tid);
+
 /* Sends SIGKILL to every sandbox process through a pidfd, re-checking after
  * opening it that the pid still belongs to the tree, so a recycled pid
  * outside the sandbox is never signalled. Returns how many were signalled. */

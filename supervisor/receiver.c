@@ -11,6 +11,7 @@
 
 #include "compat.h"
 #include "log.h"
+#include "procs.h"
 #include "syscalls.h"
 
 /* Path arguments are pre-read for the audit log (and, later, snapshots). */
@@ -30,7 +31,11 @@ static void preread_paths(const struct seccomp_notif *req, const struct childmem
 
 static void kill_trapped(const struct seccomp_notif *req, int listener, int sig)
 {
-	_cleanup_close_ int pidfd = sg_pidfd_open((pid_t)req->pid, 0);
+	/* req->pid is a thread id; a pidfd needs the process. */
+	pid_t tgid = procs_tgid((pid_t)req->pid);
+	if (tgid < 0)
+		return;
+	_cleanup_close_ int pidfd = sg_pidfd_open(tgid, 0);
 	/* Signal only while the notification is still pending: the pid is then
 	 * certainly the trapped (sandboxed) process. */
 	if (pidfd >= 0 && childmem_id_valid(listener, req->id) == 0)

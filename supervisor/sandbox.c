@@ -98,14 +98,6 @@ static int setup_filter(struct sandbox *sb, struct sg_err *err)
 	return filter_compile(&sb->filter, &sb->prog, err);
 }
 
-static bool filter_notifies(const struct filter_spec *f)
-{
-	for (int nr = 0; nr < SYSCALLS_MAX; nr++)
-		if (f->notify[nr])
-			return true;
-	return false;
-}
-
 static int setup_landlock(struct sandbox *sb, struct sg_err *err)
 {
 	const struct config *cfg = sb->cfg;
@@ -120,10 +112,14 @@ static int setup_landlock(struct sandbox *sb, struct sg_err *err)
 		 * the supervisor or anything else outside the sandbox. */
 		.scope_signals = true,
 		.scope_abstract = cfg->no_network,
+		.always_domain = true,
 	};
 	int abi = landlock_abi();
 	if (abi > 0)
 		log_verbose("Landlock ABI %d", abi);
+	else
+		log_error("warning: no Landlock on this kernel: the command can reach processes "
+			  "of its own user outside the sandbox, the supervisor included");
 	return landlock_build(&spec, &sb->landlock_fd, err);
 }
 
@@ -235,8 +231,6 @@ static void main_loop(struct sandbox *sb)
 			return;
 		}
 		if (p[2].revents & POLLIN) {
-			log_error("--timeout %.3g s reached: killing the sandbox",
-				  (double)sb->cfg->timeout_ms / 1000.0);
 			sb->reason = END_TIMEOUT;
 			return;
 		}
@@ -361,7 +355,6 @@ static int start(struct sandbox *sb, struct sg_err *err)
 		.argv = cfg->command,
 		.landlock_fd = sb->landlock_fd,
 		.prog = &sb->prog,
-		.notify = filter_notifies(&sb->filter),
 		.child_sigmask = sb->old_mask,
 	};
 	r = spawn_start(&spec, &sb->child, err);
@@ -440,8 +433,14 @@ int sandbox_run(const struct config *cfg)
 		return status;
 	}
 	main_loop(sb);
-	/* Kill the rest before reporting, so the status is final. */
+	/* Kill the rest before writing anything: the command may have stopped
+	 * the terminal we would write to (tcflow), and must not make us wait. */
 	kill_sandbox(sb);
+	if (isatty(STDERR_FILENO))
+		tcflow(STDERR_FILENO, TCOON);
+	if (sb->reason == END_TIMEOUT)
+		log_error("--timeout %.3g s reached: sandbox killed",
+			  (double)sb->cfg->timeout_ms / 1000.0);
 	status = exit_status(sb);
 	audit_end(sb, status);
 	teardown(sb);

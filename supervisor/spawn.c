@@ -34,6 +34,7 @@ enum spawn_stage {
 	STAGE_LANDLOCK,
 	STAGE_SECCOMP,
 	STAGE_SIGMASK,
+	STAGE_DUMPABLE,
 };
 
 struct spawn_shared {
@@ -60,6 +61,8 @@ static const char *stage_name(int stage)
 		return "seccomp(SECCOMP_SET_MODE_FILTER)";
 	case STAGE_SIGMASK:
 		return "sigprocmask";
+	case STAGE_DUMPABLE:
+		return "prctl(PR_SET_DUMPABLE)";
 	}
 	return "setup";
 }
@@ -82,6 +85,17 @@ static _Noreturn void child_main(const struct spawn_spec *spec, struct spawn_sha
 	int stage = STAGE_PGID;
 	if (setpgid(0, 0) < 0)
 		goto fail;
+	/* The command's signal state, restored before the filter, which may
+	 * deny the calls that restore it. The supervisor ignores SIGPIPE. */
+	stage = STAGE_SIGMASK;
+	signal(SIGPIPE, SIG_DFL);
+	if (sigprocmask(SIG_SETMASK, &spec->child_sigmask, NULL) < 0)
+		goto fail;
+	/* The supervisor is non-dumpable; the child must not be, or the
+	 * supervisor could not take its listener nor read its memory. */
+	stage = STAGE_DUMPABLE;
+	if (prctl(PR_SET_DUMPABLE, 1) < 0)
+		goto fail;
 	stage = STAGE_PDEATHSIG;
 	if (prctl(PR_SET_PDEATHSIG, SIGKILL) < 0)
 		goto fail;
@@ -100,7 +114,7 @@ static _Noreturn void child_main(const struct spawn_spec *spec, struct spawn_sha
 		close(spec->landlock_fd);
 	stage = STAGE_SECCOMP;
 	struct filter_installed inst;
-	r = filter_install(spec->prog, spec->notify, &inst);
+	r = filter_install(spec->prog, &inst);
 	if (r < 0) {
 		errno = -r;
 		goto fail;
@@ -112,11 +126,6 @@ static _Noreturn void child_main(const struct spawn_spec *spec, struct spawn_sha
 	state_set(s, STATE_READY);
 	while (atomic_load(&s->state) != STATE_GO)
 		futex(&s->state, FUTEX_WAIT, STATE_READY, NULL);
-	stage = STAGE_SIGMASK;
-	/* The supervisor ignores SIGPIPE; the command gets the default. */
-	signal(SIGPIPE, SIG_DFL);
-	if (sigprocmask(SIG_SETMASK, &spec->child_sigmask, NULL) < 0)
-		goto fail;
 	execve(spec->path, spec->argv, environ);
 	s->exec_errno = errno;
 	_exit(errno == ENOENT || errno == ENOTDIR ? 127 : 126);

@@ -23,7 +23,6 @@ struct spawn_spec {
 	char *const *argv;
 	int landlock_fd;    /* -1: none */
 	const struct filter_prog *prog;
-	bool notify;        /* the filter traps something: want a listener */
 	sigset_t child_sigmask;
 };
 

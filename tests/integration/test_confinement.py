@@ -1,6 +1,7 @@
 """Landlock filesystem and network rules, and the kernel deny list."""
 import os
 import socket
+import subprocess
 
 import pytest
 
@@ -93,7 +94,7 @@ nrs = {"mount": 165, "unshare": 272, "ptrace": 101, "personality": 135, "bpf": 3
        "keyctl": 250, "userfaultfd": 323, "io_uring_setup": 425, "kexec_load": 246,
        "init_module": 175, "setns": 308, "process_vm_readv": 310, "swapon": 167,
        "reboot": 169, "sethostname": 170, "pivot_root": 155, "getpid": 39,
-       "getppid": 110}
+       "getppid": 110, "pidfd_getfd": 438, "kcmp": 312}
 for name in sys.argv[1:]:
     ctypes.set_errno(0)
     r = libc.syscall(nrs[name], 0, 0, 0, 0, 0, 0)
@@ -102,7 +103,7 @@ for name in sys.argv[1:]:
 
 DENIED = ["mount", "unshare", "ptrace", "personality", "bpf", "keyctl", "userfaultfd",
           "io_uring_setup", "kexec_load", "init_module", "setns", "process_vm_readv",
-          "swapon", "reboot", "sethostname", "pivot_root"]
+          "swapon", "reboot", "sethostname", "pivot_root", "pidfd_getfd", "kcmp"]
 
 
 def test_default_deny_list_answers_eperm(sysgate_bin):
@@ -132,3 +133,39 @@ def test_foreign_abi_syscalls_kill_the_process(sysgate_bin, pubdir):
         pytest.skip("no C compiler")
     assert subprocess.run([exe], timeout=10).returncode == 0  # getpid via i386 works
     assert run("--", exe).returncode == 128 + 31  # SIGSYS
+
+
+ARGUMENT_DENIALS = """
+import ctypes, termios
+libc = ctypes.CDLL(None, use_errno=True)
+def call(name, r):
+    print(name, r, ctypes.get_errno() if r == -1 else 0)
+    ctypes.set_errno(0)
+call("tiocsti", libc.ioctl(0, termios.TIOCSTI, ctypes.c_char_p(b"x")))
+call("tiocsti-high-bits", libc.ioctl(0, ctypes.c_ulong(termios.TIOCSTI | (1 << 32)),
+                                     ctypes.c_char_p(b"x")))
+call("set-dumpable", libc.prctl(4, 0, 0, 0, 0))
+call("get-dumpable", libc.prctl(3, 0, 0, 0, 0))
+"""
+
+
+@pytest.mark.parametrize("traps", [[], ["--trap", "ioctl", "--trap", "prctl"]])
+def test_terminal_injection_and_undumpable_are_denied(sysgate_bin, traps):
+    # TIOCSTI would type commands into the user's shell; a non-dumpable
+    # command would blind the supervisor. Trapping the syscall must not
+    # reopen either: the deny filter outranks the notify filter.
+    r = run(*traps, "--", PY, "-c", ARGUMENT_DENIALS, stdin=subprocess.DEVNULL)
+    assert r.stdout.splitlines() == ["tiocsti -1 1", "tiocsti-high-bits -1 1",
+                                     "set-dumpable -1 1", "get-dumpable 1 0"], r.stderr
+
+
+def test_command_cannot_open_the_supervisors_memory(sysgate_bin):
+    r = run("--", "sh", "-c", "head -c1 /proc/$PPID/mem >/dev/null && echo opened")
+    assert r.stdout == "" and "Permission denied" in r.stderr
+
+
+def test_denying_signal_calls_does_not_break_start_up(sysgate_bin):
+    # The command's signal mask is restored before the filter exists.
+    r = run("--deny-syscall", "rt_sigprocmask", "--deny-syscall", "rt_sigaction", "--",
+            "/bin/echo", "started")
+    assert r.returncode == 0 and r.stdout == "started\n", r.stderr

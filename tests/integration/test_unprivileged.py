@@ -37,3 +37,15 @@ def test_unprivileged_exit_status_and_timeout(sysgate_bin, pubdir, no_leaks):
     exe = copy_for_nobody(SYSGATE, pubdir)
     assert as_nobody(exe, "run", "--", "sh", "-c", "exit 7").returncode == 7
     assert as_nobody(exe, "run", "--timeout", "0.5", "--", "sleep", no_leaks).returncode == 124
+
+
+def test_unprivileged_command_cannot_reach_the_supervisor(sysgate_bin, pubdir):
+    # Same uid as the supervisor: only Landlock and non-dumpability stand
+    # between the command and the supervisor's memory and fds.
+    exe = copy_for_nobody(SYSGATE, pubdir)
+    r = as_nobody(exe, "run", "--trap", "openat", "--", "sh", "-c",
+                  "head -c1 /proc/$PPID/mem >/dev/null && echo opened-mem;"
+                  "ls /proc/$PPID/fd >/dev/null 2>&1 && echo listed-fds; kill -STOP $PPID;"
+                  "echo done")
+    assert r.returncode == 0
+    assert r.stdout == "done\n", r.stdout + r.stderr
