@@ -13,6 +13,7 @@
 /* Past this backlog the receiver waits for the writer rather than drop
  * records: the log must be complete. */
 #define AUDIT_QUEUE_CAP 65536
+#define AUDIT_QUEUE_BYTES (64u << 20) /* path copies held at most */
 
 struct audit_item {
 	json_t *event; /* lifecycle event, or NULL for a syscall record */
@@ -28,6 +29,7 @@ struct audit {
 	pthread_cond_t not_empty, not_full;
 	struct audit_item *ring;
 	size_t head, len;
+	size_t bytes; /* path bytes held by queued records */
 	bool closing;
 };
 
@@ -64,14 +66,25 @@ json_t *audit_syscall_json(const struct audit_syscall *rec, const char *sandbox)
 	json_object_set_new(o, "args", args);
 	if (rec->n_paths) {
 		json_t *paths = json_object();
+		json_t *errors = NULL;
 		for (unsigned i = 0; i < rec->n_paths; i++) {
 			char key[16];
 			snprintf(key, sizeof(key), "arg%u", rec->path_arg[i]);
-			/* json_stringn keeps invalid UTF-8 out: null it instead. */
+			/* json_string refuses invalid UTF-8: null it, say why. */
 			json_t *p = rec->path[i] ? json_string(rec->path[i]) : NULL;
 			json_object_set_new(paths, key, p ? p : json_null());
+			if (p)
+				continue;
+			if (!errors)
+				errors = json_object();
+			const char *why = "not UTF-8";
+			if (!rec->path[i])
+				why = strerrorname_np(rec->path_errno[i]) ?: "unknown";
+			json_object_set_new(errors, key, json_string(why));
 		}
 		json_object_set_new(o, "paths", paths);
+		if (errors)
+			json_object_set_new(o, "path_errors", errors);
 	}
 	json_object_set_new(o, "decided_by", json_string(rec->decider));
 	json_object_set_new(o, "action", json_string(action_name(rec->action.kind)));
@@ -83,6 +96,14 @@ json_t *audit_syscall_json(const struct audit_syscall *rec, const char *sandbox)
 		json_object_set_new(o, "signal", json_integer(rec->action.value));
 	json_object_set_new(o, "latency_us", json_real((double)rec->latency_ns / 1000.0));
 	return o;
+}
+
+static size_t item_bytes(const struct audit_item *it)
+{
+	size_t n = 0;
+	for (unsigned i = 0; !it->event && i < 2; i++)
+		n += it->sys.path[i] ? strlen(it->sys.path[i]) + 1 : 0;
+	return n;
 }
 
 static void item_free(struct audit_item *it)
@@ -115,6 +136,7 @@ static void *writer_main(void *arg)
 		struct audit_item it = a->ring[a->head];
 		a->head = (a->head + 1) % AUDIT_QUEUE_CAP;
 		a->len--;
+		a->bytes -= item_bytes(&it);
 		bool drained = a->len == 0;
 		pthread_cond_signal(&a->not_full);
 		pthread_mutex_unlock(&a->lock);
@@ -177,11 +199,14 @@ int audit_open(struct audit **out, const char *path, const char *sandbox, struct
 
 static void enqueue(struct audit *a, const struct audit_item *it)
 {
+	size_t bytes = item_bytes(it);
 	pthread_mutex_lock(&a->lock);
-	while (a->len == AUDIT_QUEUE_CAP)
+	/* Bounded in records and in bytes; an empty queue takes anything. */
+	while (a->len == AUDIT_QUEUE_CAP || (a->len && a->bytes + bytes > AUDIT_QUEUE_BYTES))
 		pthread_cond_wait(&a->not_full, &a->lock);
 	a->ring[(a->head + a->len) % AUDIT_QUEUE_CAP] = *it;
 	a->len++;
+	a->bytes += bytes;
 	pthread_cond_signal(&a->not_empty);
 	pthread_mutex_unlock(&a->lock);
 }

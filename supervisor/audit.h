@@ -22,6 +22,7 @@ struct audit_syscall {
 	unsigned n_paths;
 	unsigned path_arg[2];
 	char *path[2];       /* owned; NULL if unreadable */
+	int path_errno[2];   /* why path[i] is NULL (0: read, but not valid UTF-8) */
 	const char *decider; /* static: "kernel", a builtin, a worker */
 	struct action action;
 	uint64_t latency_ns;

@@ -24,8 +24,10 @@ static void preread_paths(const struct seccomp_notif *req, const struct childmem
 		rec->path_arg[i] = idx[i];
 		rec->path[i] = NULL;
 		char buf[4096];
-		if (childmem_read_cstr(mem, req->data.args[idx[i]], buf, sizeof(buf)) >= 0)
-			rec->path[i] = strdup(buf);
+		ssize_t n = childmem_read_cstr(mem, req->data.args[idx[i]], buf, sizeof(buf));
+		if (n >= 0 && !(rec->path[i] = strdup(buf)))
+			n = -ENOMEM;
+		rec->path_errno[i] = n < 0 ? (int)-n : 0;
 	}
 }
 
