@@ -187,13 +187,36 @@ static void note_root_exit(struct sandbox *sb, int status)
 }
 
 /* Reaps every child that has exited (orphans come to us as subreaper). */
+/* Job control, as shells expect of a command that owns the terminal: when
+ * Ctrl-Z stops the sandboxed command, take the terminal back and stop
+ * ourselves; once continued, hand it back and continue the command's
+ * process group (only sandbox processes can be in it: it is the command's
+ * own, created by us, and stays ours while the command lives). */
+static void forward_stop(struct sandbox *sb)
+{
+	if (!sb->tty_handed)
+		return; /* not interactive: a stopped command is its stopper's business */
+	tty_take_back(sb);
+	raise(SIGSTOP);
+	/* Continued (fg or bg): the terminal is ours again if we are in the
+	 * foreground now. */
+	if (tcgetpgrp(STDIN_FILENO) == getpgrp())
+		tty_hand_over(sb);
+	killpg(sb->child.pid, SIGCONT);
+}
+
 static void reap(struct sandbox *sb)
 {
 	int status;
 	pid_t pid;
-	while ((pid = waitpid(-1, &status, WNOHANG)) > 0)
-		if (pid == sb->child.pid)
+	while ((pid = waitpid(-1, &status, WNOHANG | WUNTRACED)) > 0) {
+		if (pid != sb->child.pid)
+			continue;
+		if (WIFSTOPPED(status))
+			forward_stop(sb);
+		else
 			note_root_exit(sb, status);
+	}
 }
 
 static void main_loop(struct sandbox *sb)
