@@ -455,6 +455,9 @@ static int check_snapshot(const Sysgate__V1__Snapshot *s, struct sg_err *err)
 	int r = check_text("Snapshot: sandbox name", s->sandbox, false, PROTO_MAX_SANDBOX, err);
 	if (r < 0)
 		return r;
+	if (s->registration >= PROTO_MAX_REGISTRATIONS)
+		return err_set(err, EPROTO, "Snapshot %llu: registration %u, past %u", seq,
+			       s->registration, PROTO_MAX_REGISTRATIONS);
 	if (s->n_paths > PROTO_MAX_PATHS)
 		return err_set(err, EPROTO, "Snapshot %llu: %zu paths, at most %u", seq, s->n_paths,
 			       PROTO_MAX_PATHS);

@@ -165,6 +165,7 @@ static void build_snapshot(struct msg *m)
 	m->paths[1].unreadable = 1;
 	s->n_paths = 2;
 	s->paths = m->path_ptrs;
+	s->registration = 3;
 }
 
 static void build_action(struct msg *m, Sysgate__V1__Action__KindCase kind)
@@ -363,6 +364,7 @@ static void assert_snapshot_equal(const Sysgate__V1__Snapshot *got,
 	for (size_t i = 0; i < want->n_args; i++)
 		assert_int_equal(got->args[i], want->args[i]);
 	assert_string_equal(got->sandbox, want->sandbox);
+	assert_int_equal(got->registration, want->registration);
 	assert_int_equal(got->n_paths, want->n_paths);
 	for (size_t i = 0; i < want->n_paths; i++) {
 		assert_int_equal(got->paths[i]->arg, want->paths[i]->arg);
@@ -604,6 +606,10 @@ VARIANT(snapshot_7_args, build_snapshot, m->snapshot.n_args = PROTO_ARGS + 1)
 VARIANT(snapshot_6_paths, build_snapshot, m->snapshot.n_paths = PROTO_MAX_PATHS,
 	m->paths[0].arg = 0, m->paths[1].arg = 1, m->paths[1].unreadable = 0)
 VARIANT(snapshot_7_paths, build_snapshot, m->snapshot.n_paths = N_PATHS)
+VARIANT(snapshot_last_registration, build_snapshot,
+	m->snapshot.registration = PROTO_MAX_REGISTRATIONS - 1)
+VARIANT(snapshot_registration_past_cap, build_snapshot,
+	m->snapshot.registration = PROTO_MAX_REGISTRATIONS)
 VARIANT(snapshot_path_arg_6, build_snapshot, m->paths[1].arg = PROTO_ARGS)
 VARIANT(snapshot_path_arg_twice, build_snapshot, m->paths[1].arg = 1)
 VARIANT(snapshot_path_at_cap, build_snapshot, m->paths[0].path = bytes(big, PROTO_MAX_PATH))
@@ -720,6 +726,9 @@ static struct validate_case validate_cases[] = {
 	{ "Snapshot 7 args", snapshot_7_args, S, -EPROTO, "7 args, expected 6" },
 	{ "Snapshot 6 paths", snapshot_6_paths, S, 0, NULL },
 	{ "Snapshot 7 paths", snapshot_7_paths, S, -EPROTO, "7 paths" },
+	{ "Snapshot last registration", snapshot_last_registration, S, 0, NULL },
+	{ "Snapshot registration past cap", snapshot_registration_past_cap, S, -EPROTO,
+	  "registration 1024" },
 	{ "Snapshot path of argument 6", snapshot_path_arg_6, S, -EPROTO, "argument 6" },
 	{ "Snapshot two paths for one argument", snapshot_path_arg_twice, S, -EPROTO,
 	  "two paths for argument 1" },
