@@ -9,6 +9,7 @@
 #include <sys/prctl.h>
 #include <sys/stat.h>
 
+#include "bpf.h"
 #include "compat.h"
 
 void filter_spec_default_deny(struct filter_spec *spec)
@@ -20,11 +21,6 @@ void filter_spec_default_deny(struct filter_spec *spec)
 	}
 }
 
-static void release_ctx(scmp_filter_ctx *ctx)
-{
-	if (*ctx)
-		seccomp_release(*ctx);
-}
 
 /* Calls that are harmless in general but let the command reach past the
  * sandbox with one argument value: pushing input into the terminal it
@@ -60,14 +56,10 @@ static int add_argument_denials(scmp_filter_ctx ctx, struct sg_err *err)
 static int compile_one(const struct filter_spec *spec, bool denying, struct sock_fprog *out,
 		       struct sg_err *err)
 {
-	__attribute__((cleanup(release_ctx))) scmp_filter_ctx ctx = seccomp_init(SCMP_ACT_ALLOW);
+	_cleanup_filter_ scmp_filter_ctx ctx = bpf_filter_new(err);
 	if (!ctx)
-		return err_set(err, ENOMEM, "seccomp: cannot create a filter");
-	/* A syscall from a foreign ABI (i386, x32) would bypass the tables. */
-	int r = seccomp_attr_set(ctx, SCMP_FLTATR_ACT_BADARCH, SCMP_ACT_KILL_PROCESS);
-	if (r < 0)
-		return err_sys(err, -r, "seccomp: cannot set the bad-arch action");
-
+		return -EINVAL;
+	int r;
 	for (int nr = 0; nr < SYSCALLS_MAX; nr++) {
 		if (!(denying ? spec->deny[nr] : spec->notify[nr]))
 			continue;
@@ -78,29 +70,7 @@ static int compile_one(const struct filter_spec *spec, bool denying, struct sock
 	}
 	if (denying && (r = add_argument_denials(ctx, err)) < 0)
 		return r;
-
-	/* libseccomp 2.5 exports BPF only to an fd. */
-	_cleanup_close_ int mfd = memfd_create("sysgate-bpf", MFD_CLOEXEC);
-	if (mfd < 0)
-		return err_sys(err, errno, "seccomp: memfd_create");
-	r = seccomp_export_bpf(ctx, mfd);
-	if (r < 0)
-		return err_sys(err, -r, "seccomp: cannot export the filter");
-	struct stat st;
-	if (fstat(mfd, &st) < 0)
-		return err_sys(err, errno, "seccomp: fstat");
-	size_t len = (size_t)st.st_size;
-	if (len == 0 || len % sizeof(struct sock_filter) || len / sizeof(struct sock_filter) > 4096)
-		return err_set(err, EINVAL, "seccomp: exported filter has a bad size (%zu bytes)",
-			       len);
-	_cleanup_free_ struct sock_filter *insns = malloc(len);
-	if (!insns)
-		return err_set(err, ENOMEM, "seccomp: out of memory");
-	if (pread(mfd, insns, len, 0) != (ssize_t)len)
-		return err_sys(err, errno ? errno : EIO, "seccomp: reading back the filter");
-	out->len = (unsigned short)(len / sizeof(struct sock_filter));
-	out->filter = steal_ptr(&insns);
-	return 0;
+	return bpf_export(ctx, out, err);
 }
 
 static bool any(const bool *v)
