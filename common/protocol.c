@@ -275,6 +275,9 @@ static int check_action(const Sysgate__V1__Action *a, struct sg_err *err)
 				       (unsigned long long)a->seq,
 				       a->do_inject_bytes->flags & ~(uint32_t)PROTO_INJECT_FLAGS);
 		return 0;
+	case SYSGATE__V1__ACTION__KIND_DO_FAIL:
+		return check_text("Action: failure reason", a->do_fail->reason, false,
+				  PROTO_MAX_TEXT, err);
 	case SYSGATE__V1__ACTION__KIND__NOT_SET:
 	default:
 		return err_set(err, EPROTO,
@@ -391,6 +394,8 @@ static bool action_complete(const Sysgate__V1__Action *a)
 		return a->do_kill;
 	case SYSGATE__V1__ACTION__KIND_DO_INJECT_BYTES:
 		return a->do_inject_bytes;
+	case SYSGATE__V1__ACTION__KIND_DO_FAIL:
+		return a->do_fail;
 	case SYSGATE__V1__ACTION__KIND__NOT_SET:
 	default:
 		return true;

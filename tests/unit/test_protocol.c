@@ -35,6 +35,7 @@ struct msg {
 	Sysgate__V1__Action__Return act_return;
 	Sysgate__V1__Action__Kill act_kill;
 	Sysgate__V1__Action__InjectBytes act_inject;
+	Sysgate__V1__Action__Failed act_fail;
 	Sysgate__V1__MemRequest mem_request;
 	Sysgate__V1__MemReply mem_reply;
 	Sysgate__V1__Goodbye goodbye;
@@ -202,6 +203,11 @@ static void build_action(struct msg *m, Sysgate__V1__Action__KindCase kind)
 		m->act_inject.flags = SYSGATE__V1__ACTION__INJECT_BYTES__FLAG__NO_CLOEXEC;
 		m->action.do_inject_bytes = &m->act_inject;
 		break;
+	case SYSGATE__V1__ACTION__KIND_DO_FAIL:
+		sysgate__v1__action__failed__init(&m->act_fail);
+		m->act_fail.reason = s_message;
+		m->action.do_fail = &m->act_fail;
+		break;
 	case SYSGATE__V1__ACTION__KIND__NOT_SET:
 	default:
 		break;
@@ -231,6 +237,11 @@ static void build_kill(struct msg *m)
 static void build_inject(struct msg *m)
 {
 	build_action(m, SYSGATE__V1__ACTION__KIND_DO_INJECT_BYTES);
+}
+
+static void build_fail(struct msg *m)
+{
+	build_action(m, SYSGATE__V1__ACTION__KIND_DO_FAIL);
 }
 
 static void build_mem(struct msg *m, Sysgate__V1__MemRequest__Op op)
@@ -394,6 +405,9 @@ static void assert_action_equal(const Sysgate__V1__Action *got, const Sysgate__V
 		assert_bytes_equal(got->do_inject_bytes->data, want->do_inject_bytes->data);
 		assert_int_equal(got->do_inject_bytes->flags, want->do_inject_bytes->flags);
 		break;
+	case SYSGATE__V1__ACTION__KIND_DO_FAIL:
+		assert_string_equal(got->do_fail->reason, want->do_fail->reason);
+		break;
 	case SYSGATE__V1__ACTION__KIND__NOT_SET:
 	default:
 		fail_msg("round trip of an action without a kind");
@@ -485,6 +499,7 @@ static struct roundtrip_case roundtrip_cases[] = {
 	{ "round trip Action kill", build_kill, FROM_WORKER },
 	{ "round trip Action inject", build_inject, FROM_WORKER },
 	{ "round trip Action inject, empty, all flags", build_inject_writable_empty, FROM_WORKER },
+	{ "round trip Action fail", build_fail, FROM_WORKER },
 	{ "round trip MemRequest read", build_mem_read, FROM_WORKER },
 	{ "round trip MemRequest read_cstr", build_mem_read_cstr, FROM_WORKER },
 	{ "round trip MemRequest write", build_mem_write, FROM_WORKER },
@@ -569,6 +584,10 @@ VARIANT(kill_negative, build_kill, m->act_kill.signal = -SIGKILL)
 VARIANT(inject_at_cap, build_inject, m->act_inject.data = bytes(big, PROTO_MAX_INJECT))
 VARIANT(inject_over_cap, build_inject, m->act_inject.data = bytes(big, PROTO_MAX_INJECT + 1))
 VARIANT(inject_unknown_flag, build_inject, m->act_inject.flags = PROTO_INJECT_FLAGS + 1)
+VARIANT(fail_no_reason, build_fail, m->act_fail.reason = s_empty)
+VARIANT(fail_reason_at_cap, build_fail, m->act_fail.reason = long_text(m, PROTO_MAX_TEXT))
+VARIANT(fail_reason_over_cap, build_fail, m->act_fail.reason = long_text(m, PROTO_MAX_TEXT + 1))
+VARIANT(fail_reason_newline, build_fail, m->act_fail.reason = s_newline)
 
 /* MemRequest */
 VARIANT(mem_read_at_cap, build_mem_read, m->mem_request.length = PROTO_MAX_MEM)
@@ -692,6 +711,12 @@ static struct validate_case validate_cases[] = {
 	{ "Action inject at cap", inject_at_cap, W, 0, NULL },
 	{ "Action inject over cap", inject_over_cap, W, -EPROTO, "inject of 1048577 bytes" },
 	{ "Action inject unknown flag", inject_unknown_flag, W, -EPROTO, "unknown inject flags" },
+	{ "Action fail without reason", fail_no_reason, W, 0, NULL },
+	{ "Action fail reason at cap", fail_reason_at_cap, W, 0, NULL },
+	{ "Action fail reason over cap", fail_reason_over_cap, W, -EPROTO,
+	  "failure reason is longer" },
+	{ "Action fail reason with newline", fail_reason_newline, W, -EPROTO,
+	  "failure reason is not printable" },
 
 	{ "MemRequest read at cap", mem_read_at_cap, W, 0, NULL },
 	{ "MemRequest read over cap", mem_read_over_cap, W, -EPROTO,

@@ -1,14 +1,38 @@
 /* sysgate handler SDK (C). See SPEC section 5 and docs/.
  *
+ * A worker registers (syscall, handler, exception policy) triples, then
+ * serves the notifications the supervisor hands it until the run ends:
+ *
+ *	static int deny(const sg_ctx *ctx, sg_action *out, void *ud)
+ *	{
+ *		sg_errno(out, EACCES);
+ *		return 0;
+ *	}
+ *	sg_worker *w = sg_worker_new("demo");
+ *	sg_worker_on(w, "openat", deny, NULL, SG_EXC_DENY_EPERM);
+ *	int r = sg_worker_run(w);
+ *	sg_worker_free(w);
+ *
  * Errors are negative errno values; nothing here exits or aborts. */
 #ifndef SYSGATE_H
 #define SYSGATE_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
 
 #ifdef __cplusplus
 extern "C" {
 #endif
 
 #define SG_API __attribute__((visibility("default")))
+
+/* A handler worker: its registrations and its link to the supervisor. */
+typedef struct sg_worker sg_worker;
+/* One notification, as a handler sees it; valid only during the handler call. */
+typedef struct sg_ctx sg_ctx;
+/* The answer a handler fills in with exactly one of the action setters. */
+typedef struct sg_action sg_action;
 
 /* Exception policy of a registration: what answers a notification when its
  * handler fails, times out, or its worker crashes. */
@@ -18,6 +42,74 @@ enum sg_exception {
 	SG_EXC_CONTINUE = 2,   /* let the syscall run (explicit fail-open) */
 	SG_EXC_DENY_EIO = 3,   /* fail the syscall with EIO */
 };
+
+/* sg_inject_bytes flag: the memfd is not sealed against writes. */
+#define SG_INJECT_WRITABLE 1u
+/* sg_inject_bytes flag: the new fd in the child is not close-on-exec. */
+#define SG_INJECT_NO_CLOEXEC 2u
+
+/* A handler: return 0 after setting exactly one action on out; non-zero (or
+ * no action, or an invalid one) is a failure: the exception policy applies. */
+typedef int (*sg_handler_fn)(const sg_ctx *ctx, sg_action *out, void *ud);
+
+/* A new worker that connects using what the supervisor passed in the
+ * environment (SYSGATE_WORKER_URL, _TOKEN, _NAME; name is used when
+ * SYSGATE_WORKER_NAME is unset); NULL if out of memory. */
+SG_API sg_worker *sg_worker_new(const char *name);
+
+/* Registers fn for the syscall called name (or given as a decimal number),
+ * after the earlier ones; -ENOENT unknown syscall, -EINVAL bad argument,
+ * -EBUSY once sg_worker_run was called, -ENOSPC too many, -ENOMEM. */
+SG_API int sg_worker_on(sg_worker *w, const char *syscall, sg_handler_fn fn, void *ud,
+			enum sg_exception on_exc);
+
+/* Same with a syscall number; -EINVAL negative, -ENOENT unknown. */
+SG_API int sg_worker_on_nr(sg_worker *w, long nr, sg_handler_fn fn, void *ud,
+			   enum sg_exception on_exc);
+
+/* Connects, says Hello and serves notifications until the supervisor ends
+ * the run (Goodbye or link closed: 0). -EPERM not welcomed, -EPROTO
+ * malformed or unexpected input, other negative errno on link errors; the
+ * cause is printed to stderr on one line. Call once. */
+SG_API int sg_worker_run(sg_worker *w);
+
+/* Closes the link and frees the worker (NULL is fine). */
+SG_API void sg_worker_free(sg_worker *w);
+
+/* The kernel's notification id. */
+SG_API uint64_t sg_ctx_id(const sg_ctx *c);
+/* The pid of the trapped process (in the supervisor's pid namespace). */
+SG_API pid_t sg_ctx_pid(const sg_ctx *c);
+/* The syscall number. */
+SG_API long sg_ctx_syscall(const sg_ctx *c);
+/* The AUDIT_ARCH_* value of the syscall. */
+SG_API uint32_t sg_ctx_arch(const sg_ctx *c);
+/* The instruction pointer of the trapped process. */
+SG_API uint64_t sg_ctx_ip(const sg_ctx *c);
+/* Syscall argument i (0..5); 0 for any other i. */
+SG_API uint64_t sg_ctx_arg(const sg_ctx *c, unsigned i);
+/* The path the supervisor pre-read for argument arg (owned by ctx), or NULL. */
+SG_API const char *sg_ctx_path(const sg_ctx *c, unsigned arg);
+
+/* Reads len bytes of the trapped process at addr into buf (through the
+ * supervisor); bytes read, or -errno (-ESTALE: handler returned). */
+SG_API ssize_t sg_ctx_read(const sg_ctx *c, uint64_t addr, void *buf, size_t len);
+/* Reads a string at addr into buf, always NUL-terminated; its length, or -errno. */
+SG_API ssize_t sg_ctx_read_cstr(const sg_ctx *c, uint64_t addr, char *buf, size_t cap);
+/* Writes len bytes of buf at addr in the trapped process; len, or -errno. */
+SG_API ssize_t sg_ctx_write(const sg_ctx *c, uint64_t addr, const void *buf, size_t len);
+
+/* Action: let the syscall run (or the next handler in the chain decide). */
+SG_API void sg_continue(sg_action *a);
+/* Action: fail the syscall with errno err (1..4095, else the action is invalid). */
+SG_API void sg_errno(sg_action *a, int err);
+/* Action: do not run the syscall; it returns v. */
+SG_API void sg_return(sg_action *a, int64_t v);
+/* Action: send signal sig (1..64, else invalid) to the trapped process. */
+SG_API void sg_kill(sg_action *a, int sig);
+/* Action: the syscall returns a new fd of a memfd holding a copy of data;
+ * flags: SG_INJECT_*. -E2BIG over the cap, -EINVAL bad flags, -ENOMEM. */
+SG_API int sg_inject_bytes(sg_action *a, const void *data, size_t len, unsigned flags);
 
 /* Number of a native syscall by name ("openat") or decimal number ("257");
  * -ENOENT if the architecture has no such syscall, -EINVAL if malformed. */

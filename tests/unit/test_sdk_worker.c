@@ -1,0 +1,744 @@
+/* The C SDK's worker runtime (sysgate.h) against a fake supervisor in the
+ * test process: an nng pair1 listener on an ipc:// address in a private
+ * directory, with sg_worker_run() in a second thread. Every wait is bounded
+ * (nng timeouts, a timed join), so a broken worker fails a test instead of
+ * hanging it. */
+#include "unit.h"
+
+#include <nng/nng.h>
+#include <nng/protocol/pair1/pair.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sysgate.h>
+#include <time.h>
+
+#include "protocol.h"
+
+#define TIMEOUT_MS 5000
+#define JOIN_TIMEOUT_S 10
+#define TOKEN_HEX "000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f"
+#define AUDIT_ARCH_X86_64_ 0xc000003eu
+
+/* ---- The fake supervisor ----------------------------------------------- */
+
+struct fake {
+	char dir[64];
+	char path[96];
+	char url[128];
+	nng_socket socket;
+	bool socket_open;
+	sg_worker *worker;
+	pthread_t thread;
+	bool running;
+	int run_result;
+};
+
+/* The fake of the test in progress: a failed assertion jumps past the
+ * scope cleanup, so the test's teardown frees it then. */
+static struct fake *current_fake;
+
+static void *run_worker(void *arg)
+{
+	struct fake *f = arg;
+	f->run_result = sg_worker_run(f->worker);
+	return NULL;
+}
+
+/* Listens, sets the worker's environment and makes a worker called name
+ * (used when SYSGATE_WORKER_NAME is unset). */
+static struct fake *fake_new(const char *name)
+{
+	struct fake *f = calloc(1, sizeof(*f));
+	assert_non_null(f);
+	snprintf(f->dir, sizeof(f->dir), "/tmp/sg-sdk-test-XXXXXX");
+	assert_non_null(mkdtemp(f->dir));
+	snprintf(f->path, sizeof(f->path), "%s/link", f->dir);
+	snprintf(f->url, sizeof(f->url), "ipc://%s", f->path);
+	assert_int_equal(nng_pair1_open(&f->socket), 0);
+	f->socket_open = true;
+	assert_int_equal(nng_socket_set_ms(f->socket, NNG_OPT_RECVTIMEO, TIMEOUT_MS), 0);
+	assert_int_equal(nng_socket_set_ms(f->socket, NNG_OPT_SENDTIMEO, TIMEOUT_MS), 0);
+	assert_int_equal(nng_listen(f->socket, f->url, NULL, 0), 0);
+	assert_int_equal(setenv("SYSGATE_WORKER_URL", f->url, 1), 0);
+	assert_int_equal(setenv("SYSGATE_WORKER_TOKEN", TOKEN_HEX, 1), 0);
+	f->worker = sg_worker_new(name);
+	assert_non_null(f->worker);
+	current_fake = f;
+	return f;
+}
+
+static void fake_start(struct fake *f)
+{
+	assert_int_equal(pthread_create(&f->thread, NULL, run_worker, f), 0);
+	f->running = true;
+}
+
+/* Waits (bounded) for sg_worker_run() to return; its result. */
+static int fake_join(struct fake *f)
+{
+	if (!f->running)
+		return f->run_result;
+	struct timespec deadline;
+	clock_gettime(CLOCK_REALTIME, &deadline);
+	deadline.tv_sec += JOIN_TIMEOUT_S;
+	int r = pthread_timedjoin_np(f->thread, NULL, &deadline);
+	if (r != 0)
+		fail_msg("sg_worker_run did not return within %d s", JOIN_TIMEOUT_S);
+	f->running = false;
+	return f->run_result;
+}
+
+static void fake_close_link(struct fake *f)
+{
+	if (f->socket_open)
+		nng_close(f->socket);
+	f->socket_open = false;
+}
+
+static void fake_free(struct fake **fp)
+{
+	struct fake *f = *fp;
+	if (!f)
+		return;
+	*fp = NULL;
+	current_fake = NULL;
+	fake_close_link(f); /* ends a run still in progress */
+	if (f->running) {
+		/* Not fake_join(): this may run in a teardown, where failing is no
+		 * option. A worker that does not end is leaked with its fake. */
+		struct timespec deadline;
+		clock_gettime(CLOCK_REALTIME, &deadline);
+		deadline.tv_sec += JOIN_TIMEOUT_S;
+		if (pthread_timedjoin_np(f->thread, NULL, &deadline) != 0)
+			return;
+	}
+	sg_worker_free(f->worker);
+	unlink(f->path);
+	rmdir(f->dir);
+	free(f);
+}
+
+#define _cleanup_fake_ __attribute__((cleanup(fake_free)))
+
+static void fake_send(struct fake *f, Sysgate__V1__Envelope *m)
+{
+	m->version = SYSGATE_PROTOCOL_VERSION;
+	struct sg_err err = { "" };
+	_cleanup_free_ void *buf = NULL;
+	size_t len = 0;
+	if (proto_encode(m, &buf, &len, &err) < 0)
+		fail_msg("encode: %s", err.msg);
+	assert_int_equal(nng_send(f->socket, buf, len, 0), 0);
+}
+
+/* The next message from the worker, which must be valid and of kind body. */
+static Sysgate__V1__Envelope *fake_recv(struct fake *f, Sysgate__V1__Envelope__BodyCase body)
+{
+	void *buf = NULL;
+	size_t len = 0;
+	int rv = nng_recv(f->socket, &buf, &len, NNG_FLAG_ALLOC);
+	if (rv != 0)
+		fail_msg("receiving from the worker: %s", nng_strerror(rv));
+	struct sg_err err = { "" };
+	Sysgate__V1__Envelope *m = NULL;
+	int r = proto_decode(buf, len, &m, &err);
+	nng_free(buf, len);
+	if (r == 0)
+		r = proto_validate_from_worker(m, &err);
+	if (r < 0)
+		fail_msg("invalid message from the worker: %s", err.msg);
+	assert_int_equal(m->body_case, body);
+	return m;
+}
+
+static char s_sandbox[] = "box";
+static char s_reason[] = "unknown token";
+static char s_bye[] = "end of run";
+static uint8_t s_path[] = "/etc/passwd";
+
+static void send_welcome(struct fake *f, bool accepted)
+{
+	Sysgate__V1__Envelope env;
+	Sysgate__V1__Welcome w;
+	sysgate__v1__envelope__init(&env);
+	sysgate__v1__welcome__init(&w);
+	env.body_case = SYSGATE__V1__ENVELOPE__BODY_WELCOME;
+	env.welcome = &w;
+	w.accepted = accepted;
+	if (accepted) {
+		w.sandbox = s_sandbox;
+		w.max_inflight = 4;
+		w.max_mem_request = 4096;
+		w.max_inject = 4096;
+	} else {
+		w.reason = s_reason;
+	}
+	fake_send(f, &env);
+}
+
+/* Starts the worker and answers its Hello with an accepting Welcome. */
+static void fake_handshake(struct fake *f)
+{
+	fake_start(f);
+	Sysgate__V1__Envelope *hello _cleanup_envelope_ =
+		fake_recv(f, SYSGATE__V1__ENVELOPE__BODY_HELLO);
+	send_welcome(f, true);
+}
+
+/* A Snapshot of openat(AT_FDCWD, "/etc/passwd", ...) with seq, for the
+ * registration at index reg. */
+static void send_snapshot(struct fake *f, uint64_t seq, uint32_t reg)
+{
+	Sysgate__V1__Envelope env;
+	Sysgate__V1__Snapshot s;
+	Sysgate__V1__PathArg paths[2], *path_ptrs[2] = { &paths[0], &paths[1] };
+	uint64_t args[PROTO_ARGS] = { (uint64_t)-100, 0x5555deadbeef, 0x80000, 0644, 7, 8 };
+	sysgate__v1__envelope__init(&env);
+	sysgate__v1__snapshot__init(&s);
+	sysgate__v1__path_arg__init(&paths[0]);
+	sysgate__v1__path_arg__init(&paths[1]);
+	env.body_case = SYSGATE__V1__ENVELOPE__BODY_SNAPSHOT;
+	env.snapshot = &s;
+	s.seq = seq;
+	s.notif_id = 0x1122334455667788u;
+	s.pid = 4242;
+	s.syscall_nr = 257;
+	s.arch = AUDIT_ARCH_X86_64_;
+	s.instruction_pointer = 0x7ffff7e9a1b2u;
+	s.n_args = PROTO_ARGS;
+	s.args = args;
+	s.sandbox = s_sandbox;
+	paths[0].arg = 1;
+	paths[0].path = (ProtobufCBinaryData){ .len = sizeof(s_path) - 1, .data = s_path };
+	paths[1].arg = 3;
+	paths[1].unreadable = 1;
+	s.n_paths = 2;
+	s.paths = path_ptrs;
+	s.registration = reg;
+	fake_send(f, &env);
+}
+
+static void send_goodbye(struct fake *f)
+{
+	Sysgate__V1__Envelope env;
+	Sysgate__V1__Goodbye g;
+	sysgate__v1__envelope__init(&env);
+	sysgate__v1__goodbye__init(&g);
+	env.body_case = SYSGATE__V1__ENVELOPE__BODY_GOODBYE;
+	env.goodbye = &g;
+	g.reason = s_bye;
+	fake_send(f, &env);
+}
+
+static void send_mem_reply(struct fake *f, uint64_t request_id, int32_t error, const void *data,
+			   size_t len)
+{
+	Sysgate__V1__Envelope env;
+	Sysgate__V1__MemReply q;
+	sysgate__v1__envelope__init(&env);
+	sysgate__v1__mem_reply__init(&q);
+	env.body_case = SYSGATE__V1__ENVELOPE__BODY_MEM_REPLY;
+	env.mem_reply = &q;
+	q.request_id = request_id;
+	q.error = error;
+	q.data = (ProtobufCBinaryData){ .len = len, .data = (uint8_t *)(uintptr_t)data };
+	fake_send(f, &env);
+}
+
+/* Sends Goodbye and checks that the run ends with 0. */
+static void fake_finish(struct fake *f)
+{
+	send_goodbye(f);
+	assert_int_equal(fake_join(f), 0);
+}
+
+/* ---- Handlers ------------------------------------------------------------- */
+
+static int h_errno(const sg_ctx *ctx, sg_action *out, void *ud)
+{
+	(void)ctx, (void)ud;
+	sg_errno(out, EACCES);
+	return 0;
+}
+
+static int h_return(const sg_ctx *ctx, sg_action *out, void *ud)
+{
+	(void)ctx, (void)ud;
+	sg_return(out, 42);
+	return 0;
+}
+
+static int h_return_min(const sg_ctx *ctx, sg_action *out, void *ud)
+{
+	(void)ctx, (void)ud;
+	sg_return(out, INT64_MIN);
+	return 0;
+}
+
+static int h_continue(const sg_ctx *ctx, sg_action *out, void *ud)
+{
+	(void)ctx, (void)ud;
+	sg_continue(out);
+	return 0;
+}
+
+static int h_kill(const sg_ctx *ctx, sg_action *out, void *ud)
+{
+	(void)ctx, (void)ud;
+	sg_kill(out, 9);
+	return 0;
+}
+
+static int h_inject(const sg_ctx *ctx, sg_action *out, void *ud)
+{
+	(void)ctx, (void)ud;
+	return sg_inject_bytes(out, "hello", 5, SG_INJECT_NO_CLOEXEC);
+}
+
+/* Over Welcome.max_inject (4096), then bad flags: returns the errors. */
+static int h_inject_big(const sg_ctx *ctx, sg_action *out, void *ud)
+{
+	(void)ctx, (void)ud;
+	static const char big[4097];
+	int r = sg_inject_bytes(out, big, sizeof(big), 0);
+	int r2 = sg_inject_bytes(out, big, 1, 4);
+	sg_return(out, r * 1000 + r2);
+	return 0;
+}
+
+static int h_fail(const sg_ctx *ctx, sg_action *out, void *ud)
+{
+	(void)ctx, (void)ud;
+	sg_continue(out);
+	return 1;
+}
+
+static int h_none(const sg_ctx *ctx, sg_action *out, void *ud)
+{
+	(void)ctx, (void)out, (void)ud;
+	return 0;
+}
+
+static int h_two(const sg_ctx *ctx, sg_action *out, void *ud)
+{
+	(void)ctx, (void)ud;
+	sg_continue(out);
+	sg_errno(out, EPERM);
+	return 0;
+}
+
+static int h_errno_0(const sg_ctx *ctx, sg_action *out, void *ud)
+{
+	(void)ctx, (void)ud;
+	sg_errno(out, 0);
+	return 0;
+}
+
+static int h_kill_65(const sg_ctx *ctx, sg_action *out, void *ud)
+{
+	(void)ctx, (void)ud;
+	sg_kill(out, 65);
+	return 0;
+}
+
+/* ---- One Snapshot, one Action: one row per handler answer ------------------- */
+
+struct action_case {
+	const char *name;
+	sg_handler_fn handler;
+	Sysgate__V1__Action__KindCase want;
+	int64_t value;           /* errnum, return value or signal */
+	const char *fail_reason; /* part of do_fail's reason */
+};
+
+static struct action_case action_cases[] = {
+	{ "errno(EACCES)", h_errno, SYSGATE__V1__ACTION__KIND_DO_ERRNO, EACCES, NULL },
+	{ "return(42)", h_return, SYSGATE__V1__ACTION__KIND_DO_RETURN, 42, NULL },
+	{ "return(INT64_MIN)", h_return_min, SYSGATE__V1__ACTION__KIND_DO_RETURN, INT64_MIN, NULL },
+	{ "continue", h_continue, SYSGATE__V1__ACTION__KIND_DO_CONTINUE, 0, NULL },
+	{ "kill(9)", h_kill, SYSGATE__V1__ACTION__KIND_DO_KILL, 9, NULL },
+	{ "inject_bytes", h_inject, SYSGATE__V1__ACTION__KIND_DO_INJECT_BYTES, SG_INJECT_NO_CLOEXEC,
+	  NULL },
+	{ "inject_bytes over the cap, bad flags", h_inject_big, SYSGATE__V1__ACTION__KIND_DO_RETURN,
+	  -E2BIG * 1000 - EINVAL, NULL },
+	{ "handler returns 1: fail", h_fail, SYSGATE__V1__ACTION__KIND_DO_FAIL, 0,
+	  "handler for openat returned 1 (seq 11)" },
+	{ "no action set: fail", h_none, SYSGATE__V1__ACTION__KIND_DO_FAIL, 0, "set no action" },
+	{ "two actions set: fail", h_two, SYSGATE__V1__ACTION__KIND_DO_FAIL, 0, "set 2 actions" },
+	{ "errno(0): fail", h_errno_0, SYSGATE__V1__ACTION__KIND_DO_FAIL, 0, "errno outside" },
+	{ "kill(65): fail", h_kill_65, SYSGATE__V1__ACTION__KIND_DO_FAIL, 0, "signal outside" },
+};
+
+static void test_action(void **state)
+{
+	const struct action_case *c = *state;
+	struct fake *f _cleanup_fake_ = fake_new("w");
+	assert_int_equal(sg_worker_on(f->worker, "openat", c->handler, NULL, SG_EXC_KILL), 0);
+	fake_handshake(f);
+	send_snapshot(f, 11, 0);
+
+	Sysgate__V1__Envelope *m _cleanup_envelope_ =
+		fake_recv(f, SYSGATE__V1__ENVELOPE__BODY_ACTION);
+	const Sysgate__V1__Action *a = m->action;
+	assert_int_equal(a->seq, 11);
+	assert_int_equal(a->kind_case, c->want);
+	switch (c->want) {
+	case SYSGATE__V1__ACTION__KIND_DO_ERRNO:
+		assert_int_equal(a->do_errno->errnum, c->value);
+		break;
+	case SYSGATE__V1__ACTION__KIND_DO_RETURN:
+		assert_true(a->do_return->value == c->value);
+		break;
+	case SYSGATE__V1__ACTION__KIND_DO_KILL:
+		assert_int_equal(a->do_kill->signal, c->value);
+		break;
+	case SYSGATE__V1__ACTION__KIND_DO_INJECT_BYTES:
+		assert_int_equal(a->do_inject_bytes->flags, c->value);
+		assert_int_equal(a->do_inject_bytes->data.len, 5);
+		assert_memory_equal(a->do_inject_bytes->data.data, "hello", 5);
+		break;
+	case SYSGATE__V1__ACTION__KIND_DO_FAIL:
+		if (!strstr(a->do_fail->reason, c->fail_reason))
+			fail_msg("reason \"%s\" lacks \"%s\"", a->do_fail->reason, c->fail_reason);
+		break;
+	default:
+		break;
+	}
+	fake_finish(f);
+}
+
+/* ---- Handshake ------------------------------------------------------------- */
+
+static void test_hello(void **state)
+{
+	(void)state;
+	assert_int_equal(setenv("SYSGATE_WORKER_NAME", "from-env", 1), 0);
+	struct fake *f _cleanup_fake_ = fake_new("from-arg");
+	unsetenv("SYSGATE_WORKER_NAME");
+	assert_int_equal(sg_worker_on(f->worker, "openat", h_errno, NULL, SG_EXC_DENY_EPERM), 0);
+	assert_int_equal(sg_worker_on_nr(f->worker, 39, h_return, NULL, SG_EXC_CONTINUE), 0);
+	assert_int_equal(sg_worker_on(f->worker, "read", h_kill, NULL, SG_EXC_DENY_EIO), 0);
+	fake_start(f);
+
+	Sysgate__V1__Envelope *m _cleanup_envelope_ =
+		fake_recv(f, SYSGATE__V1__ENVELOPE__BODY_HELLO);
+	const Sysgate__V1__Hello *h = m->hello;
+	assert_int_equal(h->protocol_version, SYSGATE_PROTOCOL_VERSION);
+	assert_string_equal(h->worker_name, "from-env");
+	assert_int_equal(h->token.len, PROTO_TOKEN_SIZE);
+	for (unsigned i = 0; i < PROTO_TOKEN_SIZE; i++)
+		assert_int_equal(h->token.data[i], i);
+	static const struct {
+		long nr;
+		const char *name;
+		Sysgate__V1__ExceptionPolicy policy;
+	} want[] = {
+		{ 257, "openat", SYSGATE__V1__EXCEPTION_POLICY__DENY_EPERM },
+		{ 39, "getpid", SYSGATE__V1__EXCEPTION_POLICY__CONTINUE },
+		{ 0, "read", SYSGATE__V1__EXCEPTION_POLICY__DENY_EIO },
+	};
+	assert_int_equal(h->n_registrations, ARRAY_SIZE(want));
+	for (size_t i = 0; i < ARRAY_SIZE(want); i++) {
+		assert_int_equal(h->registrations[i]->syscall_nr, want[i].nr);
+		assert_string_equal(h->registrations[i]->syscall_name, want[i].name);
+		assert_int_equal(h->registrations[i]->order, i);
+		assert_int_equal(h->registrations[i]->on_exception, want[i].policy);
+	}
+	send_welcome(f, true);
+	/* Snapshots reach the handler of their registration. */
+	send_snapshot(f, 5, 1);
+	Sysgate__V1__Envelope *a _cleanup_envelope_ =
+		fake_recv(f, SYSGATE__V1__ENVELOPE__BODY_ACTION);
+	assert_int_equal(a->action->seq, 5);
+	assert_int_equal(a->action->kind_case, SYSGATE__V1__ACTION__KIND_DO_RETURN);
+	fake_finish(f);
+}
+
+/* Without SYSGATE_WORKER_NAME, the name given to sg_worker_new. */
+static void test_hello_name_from_argument(void **state)
+{
+	(void)state;
+	unsetenv("SYSGATE_WORKER_NAME");
+	struct fake *f _cleanup_fake_ = fake_new("from-arg");
+	fake_start(f);
+	Sysgate__V1__Envelope *m _cleanup_envelope_ =
+		fake_recv(f, SYSGATE__V1__ENVELOPE__BODY_HELLO);
+	assert_string_equal(m->hello->worker_name, "from-arg");
+	assert_int_equal(m->hello->n_registrations, 0);
+	send_welcome(f, true);
+	fake_finish(f);
+}
+
+static void test_not_accepted(void **state)
+{
+	(void)state;
+	struct fake *f _cleanup_fake_ = fake_new("w");
+	assert_int_equal(sg_worker_on(f->worker, "openat", h_errno, NULL, SG_EXC_KILL), 0);
+	fake_start(f);
+	Sysgate__V1__Envelope *m _cleanup_envelope_ =
+		fake_recv(f, SYSGATE__V1__ENVELOPE__BODY_HELLO);
+	send_welcome(f, false);
+	assert_int_equal(fake_join(f), -EPERM);
+	/* Registrations are closed once the run started; a second run refused. */
+	assert_int_equal(sg_worker_on(f->worker, "openat", h_errno, NULL, SG_EXC_KILL), -EBUSY);
+	assert_int_equal(sg_worker_run(f->worker), -EBUSY);
+}
+
+static void test_bad_token(void **state)
+{
+	(void)state;
+	assert_int_equal(setenv("SYSGATE_WORKER_URL", "ipc:///nonexistent/link", 1), 0);
+	assert_int_equal(setenv("SYSGATE_WORKER_TOKEN", "abc", 1), 0);
+	sg_worker *w = sg_worker_new("w");
+	assert_non_null(w);
+	assert_int_equal(sg_worker_run(w), -EINVAL);
+	sg_worker_free(w);
+	unsetenv("SYSGATE_WORKER_URL");
+	w = sg_worker_new("w");
+	assert_non_null(w);
+	assert_int_equal(sg_worker_run(w), -EDESTADDRREQ);
+	sg_worker_free(w);
+}
+
+static void test_registration_errors(void **state)
+{
+	(void)state;
+	sg_worker *w = sg_worker_new("w");
+	assert_non_null(w);
+	assert_int_equal(sg_worker_on(w, "no_such_syscall", h_errno, NULL, SG_EXC_KILL), -ENOENT);
+	assert_int_equal(sg_worker_on(w, "-1", h_errno, NULL, SG_EXC_KILL), -EINVAL);
+	assert_int_equal(sg_worker_on_nr(w, -1, h_errno, NULL, SG_EXC_KILL), -EINVAL);
+	assert_int_equal(sg_worker_on_nr(w, 100000, h_errno, NULL, SG_EXC_KILL), -ENOENT);
+	assert_int_equal(sg_worker_on(w, "openat", NULL, NULL, SG_EXC_KILL), -EINVAL);
+	assert_int_equal(sg_worker_on(w, "openat", h_errno, NULL, (enum sg_exception)4), -EINVAL);
+	assert_int_equal(sg_worker_on(w, NULL, h_errno, NULL, SG_EXC_KILL), -EINVAL);
+	assert_int_equal(sg_worker_on(NULL, "openat", h_errno, NULL, SG_EXC_KILL), -EINVAL);
+	assert_int_equal(sg_worker_on(w, "openat", h_errno, NULL, SG_EXC_KILL), 0);
+	assert_int_equal(sg_worker_run(NULL), -EINVAL);
+	sg_worker_free(w);
+	sg_worker_free(NULL);
+}
+
+/* ---- Serving ----------------------------------------------------------------- */
+
+/* What the inspecting handler saw. */
+struct seen {
+	uint64_t id, ip, args[PROTO_ARGS + 1];
+	pid_t pid;
+	long nr;
+	uint32_t arch;
+	char path[2][64];
+	bool path_null[PROTO_ARGS + 1];
+	const sg_ctx *ctx;
+	unsigned calls;
+	ssize_t read_result, read2_result, cstr_result;
+	char buf[16], cstr[8];
+};
+
+static int h_inspect(const sg_ctx *ctx, sg_action *out, void *ud)
+{
+	struct seen *s = ud;
+	s->ctx = ctx;
+	s->id = sg_ctx_id(ctx);
+	s->pid = sg_ctx_pid(ctx);
+	s->nr = sg_ctx_syscall(ctx);
+	s->arch = sg_ctx_arch(ctx);
+	s->ip = sg_ctx_ip(ctx);
+	for (unsigned i = 0; i <= PROTO_ARGS; i++) {
+		s->args[i] = sg_ctx_arg(ctx, i);
+		s->path_null[i] = sg_ctx_path(ctx, i) == NULL;
+	}
+	const char *p = sg_ctx_path(ctx, 1);
+	snprintf(s->path[0], sizeof(s->path[0]), "%s", p ? p : "(null)");
+	sg_continue(out);
+	return 0;
+}
+
+static void test_ctx_accessors(void **state)
+{
+	(void)state;
+	struct seen seen = { 0 };
+	struct fake *f _cleanup_fake_ = fake_new("w");
+	assert_int_equal(sg_worker_on(f->worker, "openat", h_inspect, &seen, SG_EXC_KILL), 0);
+	fake_handshake(f);
+	send_snapshot(f, 3, 0);
+	Sysgate__V1__Envelope *m _cleanup_envelope_ =
+		fake_recv(f, SYSGATE__V1__ENVELOPE__BODY_ACTION);
+	assert_int_equal(m->action->kind_case, SYSGATE__V1__ACTION__KIND_DO_CONTINUE);
+
+	assert_int_equal(seen.id, 0x1122334455667788u);
+	assert_int_equal(seen.pid, 4242);
+	assert_int_equal(seen.nr, 257);
+	assert_int_equal(seen.arch, AUDIT_ARCH_X86_64_);
+	assert_int_equal(seen.ip, 0x7ffff7e9a1b2u);
+	assert_int_equal(seen.args[0], (uint64_t)-100);
+	assert_int_equal(seen.args[1], 0x5555deadbeef);
+	assert_int_equal(seen.args[5], 8);
+	assert_int_equal(seen.args[PROTO_ARGS], 0);
+	assert_string_equal(seen.path[0], "/etc/passwd");
+	assert_false(seen.path_null[1]);
+	assert_true(seen.path_null[0]);
+	assert_true(seen.path_null[3]); /* unreadable */
+	assert_true(seen.path_null[PROTO_ARGS]);
+
+	/* The context fails safe once its handler returned. */
+	char buf[4];
+	assert_int_equal(sg_ctx_read(seen.ctx, 0x1000, buf, sizeof(buf)), -ESTALE);
+	assert_int_equal(sg_ctx_write(seen.ctx, 0x1000, buf, sizeof(buf)), -ESTALE);
+	assert_int_equal(sg_ctx_read_cstr(seen.ctx, 0x1000, buf, sizeof(buf)), -ESTALE);
+	assert_int_equal(buf[0], '\0');
+	assert_null(sg_ctx_path(seen.ctx, 1));
+	assert_int_equal(sg_ctx_pid(seen.ctx), 0);
+	fake_finish(f);
+}
+
+/* First call: reads 5 bytes at arg 1, then a string at arg 3, and returns
+ * the first read's result; a Snapshot that arrives meanwhile waits its
+ * turn. */
+static int h_read(const sg_ctx *ctx, sg_action *out, void *ud)
+{
+	struct seen *s = ud;
+	if (s->calls++) /* the queued second snapshot: fail at once */
+		return 1;
+	s->read_result = sg_ctx_read(ctx, sg_ctx_arg(ctx, 1), s->buf, 5);
+	s->read2_result = sg_ctx_read(ctx, sg_ctx_arg(ctx, 1), s->buf, 5000); /* over the cap */
+	s->cstr_result = sg_ctx_read_cstr(ctx, sg_ctx_arg(ctx, 3), s->cstr, sizeof(s->cstr));
+	sg_return(out, s->read_result);
+	return 0;
+}
+
+/* The next MemRequest, checked against what the handler asked for. */
+static uint64_t expect_mem_request(struct fake *f, uint64_t seq, Sysgate__V1__MemRequest__Op op,
+				   uint64_t addr, uint32_t length)
+{
+	Sysgate__V1__Envelope *m _cleanup_envelope_ =
+		fake_recv(f, SYSGATE__V1__ENVELOPE__BODY_MEM_REQUEST);
+	const Sysgate__V1__MemRequest *q = m->mem_request;
+	assert_int_equal(q->seq, seq);
+	assert_int_equal(q->op, op);
+	assert_int_equal(q->addr, addr);
+	assert_int_equal(q->length, length);
+	return q->request_id;
+}
+
+struct read_case {
+	const char *name;
+	int32_t error; /* what the supervisor answers the read with */
+	ssize_t want;
+};
+
+static struct read_case read_cases[] = {
+	{ "read gets the MemReply data", 0, 5 },
+	{ "read answered EFAULT", EFAULT, -EFAULT },
+};
+
+static void test_read(void **state)
+{
+	const struct read_case *c = *state;
+	struct seen seen = { 0 };
+	struct fake *f _cleanup_fake_ = fake_new("w");
+	assert_int_equal(sg_worker_on(f->worker, "openat", h_read, &seen, SG_EXC_KILL), 0);
+	fake_handshake(f);
+	send_snapshot(f, 21, 0);
+
+	uint64_t id =
+		expect_mem_request(f, 21, SYSGATE__V1__MEM_REQUEST__OP__READ, 0x5555deadbeef, 5);
+	assert_int_equal(id, 1);
+	/* A second notification while the handler waits: handled after it. */
+	send_snapshot(f, 22, 0);
+	if (c->error)
+		send_mem_reply(f, id, c->error, NULL, 0);
+	else
+		send_mem_reply(f, id, 0, "abcde", 5);
+	id = expect_mem_request(f, 21, SYSGATE__V1__MEM_REQUEST__OP__READ_CSTR, 0644,
+				sizeof(seen.cstr) - 1);
+	assert_int_equal(id, 2);
+	send_mem_reply(f, id, 0, "str", 3);
+
+	Sysgate__V1__Envelope *m _cleanup_envelope_ =
+		fake_recv(f, SYSGATE__V1__ENVELOPE__BODY_ACTION);
+	assert_int_equal(m->action->seq, 21);
+	assert_int_equal(m->action->kind_case, SYSGATE__V1__ACTION__KIND_DO_RETURN);
+	assert_true(m->action->do_return->value == c->want);
+	assert_true(seen.read_result == c->want);
+	if (c->want > 0)
+		assert_memory_equal(seen.buf, "abcde", 5);
+	assert_true(seen.read2_result == -E2BIG);
+	assert_int_equal(seen.cstr_result, 3);
+	assert_string_equal(seen.cstr, "str");
+
+	Sysgate__V1__Envelope *m2 _cleanup_envelope_ =
+		fake_recv(f, SYSGATE__V1__ENVELOPE__BODY_ACTION);
+	assert_int_equal(m2->action->seq, 22);
+	assert_int_equal(m2->action->kind_case, SYSGATE__V1__ACTION__KIND_DO_FAIL);
+	fake_finish(f);
+}
+
+static void test_registration_out_of_range(void **state)
+{
+	(void)state;
+	struct fake *f _cleanup_fake_ = fake_new("w");
+	assert_int_equal(sg_worker_on(f->worker, "openat", h_errno, NULL, SG_EXC_KILL), 0);
+	fake_handshake(f);
+	send_snapshot(f, 9, 1);
+	Sysgate__V1__Envelope *m _cleanup_envelope_ =
+		fake_recv(f, SYSGATE__V1__ENVELOPE__BODY_ERROR);
+	assert_int_equal(m->error->code, EPROTO);
+	assert_non_null(strstr(m->error->message, "registration 1"));
+	assert_int_equal(fake_join(f), -EPROTO);
+}
+
+/* A MemReply nobody asked for is a protocol error. */
+static void test_unexpected_mem_reply(void **state)
+{
+	(void)state;
+	struct fake *f _cleanup_fake_ = fake_new("w");
+	fake_handshake(f);
+	send_mem_reply(f, 1, 0, "x", 1);
+	assert_int_equal(fake_join(f), -EPROTO);
+}
+
+/* The link closing without Goodbye ends the run too. */
+static void test_link_closed(void **state)
+{
+	(void)state;
+	struct fake *f _cleanup_fake_ = fake_new("w");
+	assert_int_equal(sg_worker_on(f->worker, "openat", h_errno, NULL, SG_EXC_KILL), 0);
+	fake_handshake(f);
+	fake_close_link(f);
+	assert_int_equal(fake_join(f), 0);
+}
+
+static const struct CMUnitTest fixed_tests[] = {
+	cmocka_unit_test(test_hello),
+	cmocka_unit_test(test_hello_name_from_argument),
+	cmocka_unit_test(test_not_accepted),
+	cmocka_unit_test(test_bad_token),
+	cmocka_unit_test(test_registration_errors),
+	cmocka_unit_test(test_ctx_accessors),
+	cmocka_unit_test(test_registration_out_of_range),
+	cmocka_unit_test(test_unexpected_mem_reply),
+	cmocka_unit_test(test_link_closed),
+};
+
+static int teardown_fake(void **state)
+{
+	(void)state;
+	fake_free(&current_fake);
+	return 0;
+}
+
+int main(void)
+{
+	struct CMUnitTest
+		tests[ARRAY_SIZE(fixed_tests) + ARRAY_SIZE(action_cases) + ARRAY_SIZE(read_cases)];
+	size_t n = 0;
+	UNIT_TESTS(tests, n, fixed_tests);
+	UNIT_ROWS(tests, n, test_action, action_cases);
+	UNIT_ROWS(tests, n, test_read, read_cases);
+	for (size_t i = 0; i < n; i++)
+		tests[i].teardown_func = teardown_fake;
+	return cmocka_run_group_tests_name("sdk_worker", tests, NULL, NULL);
+}
