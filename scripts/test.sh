@@ -4,6 +4,7 @@
 # its quick mode to prove it works (numbers are not checked).
 set -eu
 cd "$(dirname "$0")/.."
+if [ "$(id -u)" -eq 0 ]; then scripts/install-deps.sh; else sudo scripts/install-deps.sh; fi
 jobs=$(nproc)
 build() {
 	cmake -S . -B "$2" -DCMAKE_BUILD_TYPE="$1" >/dev/null
