@@ -46,28 +46,26 @@ static void kill_trapped(const struct seccomp_notif *req, int listener, int sig)
 
 static void respond(struct receiver *r, const struct seccomp_notif *req, const struct action *a)
 {
-	int listener = r->listener;
 	/* Sized as the kernel's struct, which may be larger than ours. */
-	struct seccomp_notif_resp *rp = r->resp_buf;
-	memset(rp, 0, r->resp_size);
-	struct seccomp_notif_resp resp = { .id = req->id };
+	struct seccomp_notif_resp *resp = r->resp_buf;
+	memset(resp, 0, r->resp_size);
+	resp->id = req->id;
 	switch (a->kind) {
 	case ACTION_CONTINUE:
-		resp.flags = SECCOMP_USER_NOTIF_FLAG_CONTINUE;
+		resp->flags = SECCOMP_USER_NOTIF_FLAG_CONTINUE;
 		break;
 	case ACTION_ERRNO:
-		resp.error = -(int32_t)a->value;
+		resp->error = -(int32_t)a->value;
 		break;
 	case ACTION_RETURN:
-		resp.val = a->value;
+		resp->val = a->value;
 		break;
 	case ACTION_KILL:
-		kill_trapped(req, listener, (int)a->value);
-		resp.error = -EPERM; /* resolves the notification if it survives */
+		kill_trapped(req, r->listener, (int)a->value);
+		resp->error = -EPERM; /* resolves the notification if it survives */
 		break;
 	}
-	memcpy(rp, &resp, sizeof(resp));
-	if (ioctl(listener, SECCOMP_IOCTL_NOTIF_SEND, rp) < 0 && errno != ENOENT)
+	if (ioctl(r->listener, SECCOMP_IOCTL_NOTIF_SEND, resp) < 0 && errno != ENOENT)
 		log_verbose("answering notification %llu: %s", (unsigned long long)req->id,
 			    strerror(errno));
 }

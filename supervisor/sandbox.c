@@ -83,7 +83,6 @@ static int setup_filter(struct sandbox *sb, struct sg_err *err)
 		chain_trap(&sb->chains, nr);
 	}
 	/* A builtin on a denied syscall would never run: say so. */
-	bool any = false;
 	for (long nr = 0; nr < SYSCALLS_MAX; nr++) {
 		if (!sb->chains.trapped[nr])
 			continue;
@@ -91,10 +90,8 @@ static int setup_filter(struct sandbox *sb, struct sg_err *err)
 			return err_set(err, EINVAL, "--%s needs %s, which --deny-syscall denies",
 				       sb->chains.by_nr[nr].links[0].name, syscalls_name(nr));
 		sb->filter.notify[nr] = true;
-		any = true;
 		log_verbose("trapping %s", syscalls_name(nr));
 	}
-	(void)any;
 	return filter_compile(&sb->filter, &sb->prog, err);
 }
 
@@ -449,8 +446,6 @@ int sandbox_run(const struct config *cfg)
 	if (start(sb, &err) < 0) {
 		log_error("%s", err.msg);
 		status = EXIT_OWN_ERROR;
-		sb->reason = END_SIGNAL; /* for the audit record: not a command exit */
-		sb->end_signal = 0;
 		teardown(sb);
 		free(sb);
 		return status;
