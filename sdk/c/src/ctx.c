@@ -193,6 +193,23 @@ static int mem_malformed(const sg_ctx *c, uint64_t id, const char *what)
 	return worker_fail(c->worker, -EPROTO, &err);
 }
 
+/* One memory round trip: the MemReply on success (its envelope in *m, for
+ * the caller to free), or a negative errno (transport, or the reply's). */
+static const Sysgate__V1__MemReply *mem_call(const sg_ctx *c, Sysgate__V1__MemRequest__Op op,
+					     uint64_t addr, uint32_t length, const void *data,
+					     Sysgate__V1__Envelope **m, int *r)
+{
+	*r = mem_transact(c, op, addr, length, data, m);
+	if (*r < 0)
+		return NULL;
+	const Sysgate__V1__MemReply *reply = (*m)->mem_reply;
+	if (reply->error) {
+		*r = -reply->error;
+		return NULL;
+	}
+	return reply;
+}
+
 ssize_t sg_ctx_read(const sg_ctx *c, uint64_t addr, void *buf, size_t len)
 {
 	size_t limit;
@@ -202,12 +219,10 @@ ssize_t sg_ctx_read(const sg_ctx *c, uint64_t addr, void *buf, size_t len)
 	if (len > limit)
 		return -E2BIG;
 	Sysgate__V1__Envelope *m _cleanup_envelope_ = NULL;
-	r = mem_transact(c, SYSGATE__V1__MEM_REQUEST__OP__READ, addr, (uint32_t)len, NULL, &m);
-	if (r < 0)
+	const Sysgate__V1__MemReply *reply =
+		mem_call(c, SYSGATE__V1__MEM_REQUEST__OP__READ, addr, (uint32_t)len, NULL, &m, &r);
+	if (!reply)
 		return r;
-	const Sysgate__V1__MemReply *reply = m->mem_reply;
-	if (reply->error)
-		return -reply->error;
 	if (reply->data.len > len)
 		return mem_malformed(c, reply->request_id, "more bytes than asked for");
 	if (reply->data.len)
@@ -227,13 +242,10 @@ ssize_t sg_ctx_read_cstr(const sg_ctx *c, uint64_t addr, char *buf, size_t cap)
 		return -EINVAL;
 	size_t want = cap - 1 < limit ? cap - 1 : limit; /* room for the NUL */
 	Sysgate__V1__Envelope *m _cleanup_envelope_ = NULL;
-	r = mem_transact(c, SYSGATE__V1__MEM_REQUEST__OP__READ_CSTR, addr, (uint32_t)want, NULL,
-			 &m);
-	if (r < 0)
+	const Sysgate__V1__MemReply *reply = mem_call(c, SYSGATE__V1__MEM_REQUEST__OP__READ_CSTR,
+						      addr, (uint32_t)want, NULL, &m, &r);
+	if (!reply)
 		return r;
-	const Sysgate__V1__MemReply *reply = m->mem_reply;
-	if (reply->error)
-		return -reply->error;
 	if (reply->data.len > want)
 		return mem_malformed(c, reply->request_id, "string longer than asked for");
 	if (reply->data.len && memchr(reply->data.data, '\0', reply->data.len))
@@ -253,12 +265,10 @@ ssize_t sg_ctx_write(const sg_ctx *c, uint64_t addr, const void *buf, size_t len
 	if (len > limit)
 		return -E2BIG;
 	Sysgate__V1__Envelope *m _cleanup_envelope_ = NULL;
-	r = mem_transact(c, SYSGATE__V1__MEM_REQUEST__OP__WRITE, addr, (uint32_t)len, buf, &m);
-	if (r < 0)
+	const Sysgate__V1__MemReply *reply =
+		mem_call(c, SYSGATE__V1__MEM_REQUEST__OP__WRITE, addr, (uint32_t)len, buf, &m, &r);
+	if (!reply)
 		return r;
-	const Sysgate__V1__MemReply *reply = m->mem_reply;
-	if (reply->error)
-		return -reply->error;
 	if (reply->data.len)
 		return mem_malformed(c, reply->request_id, "data in the reply to a write");
 	return (ssize_t)len;
