@@ -51,14 +51,6 @@ static void reservation_drop(struct builtin_max_procs *b, size_t i)
 	b->reserved[i] = b->reserved[--b->n_reserved];
 }
 
-static bool pid_in(const pid_t *v, size_t n, pid_t pid)
-{
-	for (size_t i = 0; i < n; i++)
-		if (v[i] == pid)
-			return true;
-	return false;
-}
-
 static int pid_push(pid_t **v, size_t *n, pid_t pid)
 {
 	pid_t *nv = realloc(*v, (*n + 1) * sizeof(*nv));
@@ -81,7 +73,7 @@ static void reservations_settle(struct builtin_max_procs *b, const struct proc_l
 		bool done = r->tid == forking_tid || !procs_contains(l, r->tgid);
 		for (size_t k = 0; !done && k < l->n; k++) {
 			pid_t child = l->v[k].pid;
-			if (l->v[k].ppid != r->tgid || pid_in(r->known, r->n_known, child))
+			if (l->v[k].ppid != r->tgid || pids_contain(r->known, r->n_known, child))
 				continue;
 			done = true;
 			/* That child resolves this reservation only. */

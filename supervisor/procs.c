@@ -48,7 +48,7 @@ pid_t procs_tgid(pid_t tid)
 	return tgid;
 }
 
-static bool in(const pid_t *v, size_t n, pid_t pid)
+bool pids_contain(const pid_t *v, size_t n, pid_t pid)
 {
 	for (size_t i = 0; i < n; i++)
 		if (v[i] == pid)
@@ -153,7 +153,7 @@ int procs_scan(pid_t root, const pid_t *exclude, size_t n_exclude, struct proc_l
 				verdict = state[k];
 				break;
 			}
-			if (in(exclude, n_exclude, all[k].pid) || depth == n_all)
+			if (pids_contain(exclude, n_exclude, all[k].pid) || depth == n_all)
 				break; /* excluded subtree (or a cycle: stale snapshot) */
 			chain[depth++] = k;
 			if (all[k].ppid == root) {

@@ -31,6 +31,9 @@ size_t procs_live(const struct proc_list *l);
 /* Is pid in the list? */
 bool procs_contains(const struct proc_list *l, pid_t pid);
 
+/* Is pid one of v[0..n)? */
+bool pids_contain(const pid_t *v, size_t n, pid_t pid);
+
 /* The process (thread group) of thread `tid`, or -errno. */
 pid_t procs_tgid(pid_t tid);
 
