@@ -87,6 +87,8 @@ json_t *audit_syscall_json(const struct audit_syscall *rec, const char *sandbox)
 			json_object_set_new(o, "path_errors", errors);
 	}
 	json_object_set_new(o, "decided_by", json_string(rec->decider));
+	if (rec->exception)
+		json_object_set_new(o, "exception", json_string(rec->exception));
 	json_object_set_new(o, "action", json_string(action_name(rec->action.kind)));
 	if (rec->action.kind == ACTION_ERRNO)
 		json_object_set_new(o, "errno", json_integer(rec->action.value));
@@ -251,4 +253,29 @@ void audit_close(struct audit *a)
 	free(a->ring);
 	free(a->sandbox);
 	free(a);
+}
+
+void audit_preread_paths(struct audit_syscall *rec, const struct seccomp_notif *req,
+			 const struct childmem *mem)
+{
+	unsigned idx[2];
+	rec->n_paths = syscalls_path_args(req->data.nr, idx);
+	for (unsigned i = 0; i < rec->n_paths; i++) {
+		rec->path_arg[i] = idx[i];
+		rec->path[i] = NULL;
+		char buf[4096];
+		ssize_t n = childmem_read_cstr(mem, req->data.args[idx[i]], buf, sizeof(buf));
+		if (n >= 0 && !(rec->path[i] = strdup(buf)))
+			n = -ENOMEM;
+		rec->path_errno[i] = n < 0 ? (int)-n : 0;
+	}
+}
+
+void audit_syscall_release(struct audit_syscall *rec)
+{
+	for (unsigned i = 0; i < rec->n_paths; i++) {
+		free(rec->path[i]);
+		rec->path[i] = NULL;
+	}
+	rec->n_paths = 0;
 }

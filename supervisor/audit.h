@@ -23,10 +23,19 @@ struct audit_syscall {
 	unsigned path_arg[2];
 	char *path[2];       /* owned; NULL if unreadable */
 	int path_errno[2];   /* why path[i] is NULL (0: read, but not valid UTF-8) */
-	const char *decider; /* static: "kernel", a builtin, a worker */
+	const char *decider; /* "kernel", a builtin, a worker; outlives the audit */
+	const char *exception; /* the exception policy that answered, or NULL */
 	struct action action;
 	uint64_t latency_ns;
 };
+
+/* Fills rec->n_paths, path_arg, path and path_errno with the path arguments
+ * of req (SPEC 4 table), read from the trapped process. */
+void audit_preread_paths(struct audit_syscall *rec, const struct seccomp_notif *req,
+			 const struct childmem *mem);
+
+/* Frees the paths of a record that was not queued. */
+void audit_syscall_release(struct audit_syscall *rec);
 
 /* Opens FILE for appending ("-": standard error) and starts the writer. */
 int audit_open(struct audit **out, const char *path, const char *sandbox, struct sg_err *err);

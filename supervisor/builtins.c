@@ -118,7 +118,9 @@ static void max_procs_handle(void *state, const struct seccomp_notif *req,
 	}
 	pthread_mutex_lock(&b->lock);
 	struct proc_list l;
-	if (procs_scan(b->supervisor, NULL, 0, &l) < 0) {
+	pid_t helpers[16];
+	size_t n_helpers = b->helpers ? b->helpers(b->helpers_ctx, helpers, ARRAY_SIZE(helpers)) : 0;
+	if (procs_scan(b->supervisor, helpers, n_helpers, &l) < 0) {
 		pthread_mutex_unlock(&b->lock);
 		*out = (struct action){ ACTION_ERRNO, EAGAIN }; /* fail closed */
 		return;

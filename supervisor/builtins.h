@@ -17,6 +17,9 @@ struct builtin_hostname {
 struct builtin_max_procs {
 	long limit;
 	pid_t supervisor;
+	/* The supervisor's helper processes (workers), not counted. */
+	size_t (*helpers)(void *ctx, pid_t *out, size_t cap);
+	void *helpers_ctx;
 	pthread_mutex_t lock;
 	/* Forks allowed but whose child may not be visible in /proc yet. */
 	struct reservation {

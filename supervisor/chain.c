@@ -12,8 +12,10 @@ void chain_table_init(struct chain_table *t)
 
 void chain_table_free(struct chain_table *t)
 {
-	for (size_t i = 0; i < SYSCALLS_MAX; i++)
+	for (size_t i = 0; i < SYSCALLS_MAX; i++) {
 		free(t->by_nr[i].links);
+		free(t->by_nr[i].hops);
+	}
 	memset(t, 0, sizeof(*t));
 }
 
@@ -35,6 +37,20 @@ int chain_append(struct chain_table *t, long nr, const struct chain_link *link)
 		return -ENOMEM;
 	links[c->n++] = *link;
 	c->links = links;
+	t->trapped[nr] = true;
+	return 0;
+}
+
+int chain_append_hop(struct chain_table *t, long nr, const struct chain_hop *hop)
+{
+	if (nr < 0 || nr >= SYSCALLS_MAX || !hop || !hop->worker)
+		return -EINVAL;
+	struct chain *c = &t->by_nr[nr];
+	struct chain_hop *hops = realloc(c->hops, (c->n_hops + 1) * sizeof(*hops));
+	if (!hops)
+		return -ENOMEM;
+	hops[c->n_hops++] = *hop;
+	c->hops = hops;
 	t->trapped[nr] = true;
 	return 0;
 }

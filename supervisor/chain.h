@@ -34,9 +34,21 @@ struct chain_link {
 	void *state;
 };
 
+struct worker; /* worker.h */
+
+/* A worker registration in a chain, run after every builtin link: the
+ * router hands the notification to `worker` for its registration `reg`. */
+struct chain_hop {
+	struct worker *worker;
+	uint32_t reg;    /* index into the worker's registrations (Hello order) */
+	unsigned policy; /* enum sysgate.v1.ExceptionPolicy */
+};
+
 struct chain {
-	struct chain_link *links;
+	struct chain_link *links; /* builtins, answered on the receiver */
 	size_t n;
+	struct chain_hop *hops; /* worker registrations, answered by the router */
+	size_t n_hops;
 };
 
 struct chain_table {
@@ -49,10 +61,12 @@ void chain_table_free(struct chain_table *t);
 
 /* Appends link to nr's chain and traps nr. -EINVAL for a bad nr. */
 int chain_append(struct chain_table *t, long nr, const struct chain_link *link);
+/* Appends a worker hop to nr's chain and traps nr. */
+int chain_append_hop(struct chain_table *t, long nr, const struct chain_hop *hop);
 /* Traps nr with no handler: it is recorded and continued. */
 int chain_trap(struct chain_table *t, long nr);
 
-/* Runs nr's chain. Returns the link that decided, or NULL when every link
+/* Runs the builtin links of nr's chain. Returns the link that decided, or NULL when every link
  * continued (out is then ACTION_CONTINUE). An invalid action from a link is
  * turned into a fail-closed EPERM decided by that link. */
 const struct chain_link *chain_run(const struct chain_table *t, const struct seccomp_notif *req,

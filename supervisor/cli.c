@@ -30,6 +30,7 @@ const char cli_run_usage[] =
 	"      --handler-timeout MS     time a worker may take per notification (default 5000)\n"
 	"      --worker-user USER       user workers run as when sysgate runs as root\n"
 	"                               (default nobody)\n"
+	"      --worker-start-timeout MS  time a worker may take to register (default 10000)\n"
 	"\n"
 	"Observability:\n"
 	"      --audit FILE         append one JSON object per trapped syscall and event to\n"
@@ -52,6 +53,7 @@ enum {
 	OPT_WORKER,
 	OPT_HANDLER_TIMEOUT,
 	OPT_WORKER_USER,
+	OPT_WORKER_START_TIMEOUT,
 	OPT_AUDIT,
 	OPT_VERSION,
 };
@@ -69,6 +71,7 @@ static const struct option long_options[] = {
 	{ "worker", required_argument, NULL, OPT_WORKER },
 	{ "handler-timeout", required_argument, NULL, OPT_HANDLER_TIMEOUT },
 	{ "worker-user", required_argument, NULL, OPT_WORKER_USER },
+	{ "worker-start-timeout", required_argument, NULL, OPT_WORKER_START_TIMEOUT },
 	{ "audit", required_argument, NULL, OPT_AUDIT },
 	{ "verbose", no_argument, NULL, 'v' },
 	{ "help", no_argument, NULL, 'h' },
@@ -185,6 +188,14 @@ static int parse_option(int c, const char *arg, struct config *cfg, struct sg_er
 				       arg);
 		cfg->handler_timeout_ms = (unsigned long)v;
 		return 0;
+	case OPT_WORKER_START_TIMEOUT:
+		if (parse_long(arg, 1, 3600000, &v) < 0)
+			return err_set(err, EINVAL,
+				       "--worker-start-timeout %s: not a number of milliseconds "
+				       "(1..3600000)",
+				       arg);
+		cfg->worker_start_timeout_ms = (unsigned long)v;
+		return 0;
 	case OPT_WORKER_USER:
 		if (!*arg)
 			return err_set(err, EINVAL, "--worker-user: empty user name");
@@ -206,6 +217,7 @@ int cli_parse_run(int argc, char **argv, struct config *cfg, struct sg_err *err)
 {
 	memset(cfg, 0, sizeof(*cfg));
 	cfg->handler_timeout_ms = 5000;
+	cfg->worker_start_timeout_ms = 10000;
 	cfg->worker_user = "nobody";
 
 	/* '+': stop at the first non-option so COMMAND's own options pass

@@ -25,6 +25,7 @@ struct config {
 	const char *name;
 	struct strvec workers;
 	unsigned long handler_timeout_ms;
+	unsigned long worker_start_timeout_ms;
 	const char *worker_user;
 	const char *audit_path;
 	int verbose;

@@ -9,79 +9,32 @@
 #include <sys/eventfd.h>
 #include <sys/ioctl.h>
 
+#include "answer.h"
 #include "compat.h"
+#include "router.h"
 #include "log.h"
 #include "procs.h"
 #include "syscalls.h"
 
-/* Path arguments are pre-read for the audit log (and, later, snapshots). */
-static void preread_paths(const struct seccomp_notif *req, const struct childmem *mem,
-			  struct audit_syscall *rec)
-{
-	unsigned idx[2];
-	rec->n_paths = syscalls_path_args(req->data.nr, idx);
-	for (unsigned i = 0; i < rec->n_paths; i++) {
-		rec->path_arg[i] = idx[i];
-		rec->path[i] = NULL;
-		char buf[4096];
-		ssize_t n = childmem_read_cstr(mem, req->data.args[idx[i]], buf, sizeof(buf));
-		if (n >= 0 && !(rec->path[i] = strdup(buf)))
-			n = -ENOMEM;
-		rec->path_errno[i] = n < 0 ? (int)-n : 0;
-	}
-}
-
-static void kill_trapped(const struct seccomp_notif *req, int listener, int sig)
-{
-	/* req->pid is a thread id; a pidfd needs the process. */
-	pid_t tgid = procs_tgid((pid_t)req->pid);
-	if (tgid < 0)
-		return;
-	_cleanup_close_ int pidfd = sg_pidfd_open(tgid, 0);
-	/* Signal only while the notification is still pending: the pid is then
-	 * certainly the trapped (sandboxed) process. */
-	if (pidfd >= 0 && childmem_id_valid(listener, req->id) == 0)
-		sg_pidfd_send_signal(pidfd, sig);
-}
-
-static void respond(struct receiver *r, const struct seccomp_notif *req, const struct action *a)
-{
-	/* Sized as the kernel's struct, which may be larger than ours. */
-	struct seccomp_notif_resp *resp = r->resp_buf;
-	memset(resp, 0, r->resp_size);
-	resp->id = req->id;
-	switch (a->kind) {
-	case ACTION_CONTINUE:
-		resp->flags = SECCOMP_USER_NOTIF_FLAG_CONTINUE;
-		break;
-	case ACTION_ERRNO:
-		resp->error = -(int32_t)a->value;
-		break;
-	case ACTION_RETURN:
-		resp->val = a->value;
-		break;
-	case ACTION_KILL:
-		kill_trapped(req, r->listener, (int)a->value);
-		resp->error = -EPERM; /* resolves the notification if it survives */
-		break;
-	}
-	if (ioctl(r->listener, SECCOMP_IOCTL_NOTIF_SEND, resp) < 0 && errno != ENOENT)
-		log_verbose("answering notification %llu: %s", (unsigned long long)req->id,
-			    strerror(errno));
-}
-
 static void handle_one(struct receiver *r, const struct seccomp_notif *req, uint64_t t0)
 {
 	struct childmem mem = { .listener = r->listener, .id = req->id, .pid = (pid_t)req->pid };
+	struct action a;
+	const struct chain_link *decider = chain_run(r->chains, req, &mem, &a);
+	if (!decider && r->router && req->data.nr >= 0 && req->data.nr < SYSCALLS_MAX &&
+	    r->chains->by_nr[req->data.nr].n_hops) {
+		/* Every builtin continued: the workers decide, off this thread. */
+		router_submit(r->router, req, &r->chains->by_nr[req->data.nr], t0);
+		atomic_fetch_add_explicit(&r->handled, 1, memory_order_relaxed);
+		return;
+	}
 	struct audit_syscall rec;
 	if (r->audit) {
 		memset(&rec, 0, sizeof(rec));
 		clock_gettime(CLOCK_REALTIME, &rec.when);
-		preread_paths(req, &mem, &rec);
+		audit_preread_paths(&rec, req, &mem);
 	}
-	struct action a;
-	const struct chain_link *decider = chain_run(r->chains, req, &mem, &a);
-	respond(r, req, &a);
+	answer_send(r->listener, &r->answer, req, &a);
 	atomic_fetch_add_explicit(&r->handled, 1, memory_order_relaxed);
 	if (r->audit) {
 		rec.pid = (pid_t)req->pid;
@@ -164,40 +117,34 @@ static void *receiver_main(void *arg)
 static void receiver_free_bufs(struct receiver *r)
 {
 	free(r->req_buf);
-	free(r->resp_buf);
-	r->req_buf = r->resp_buf = NULL;
+	r->req_buf = NULL;
+	answer_buf_free(&r->answer);
 	if (r->stop_fd >= 0)
 		close(r->stop_fd);
 	r->stop_fd = -1;
 }
 
 int receiver_start(struct receiver *r, int listener, const struct chain_table *chains,
-		   struct audit *audit, struct sg_err *err)
+		   struct router *router, struct audit *audit, struct sg_err *err)
 {
 	memset(r, 0, sizeof(*r));
 	r->stop_fd = -1;
 	r->listener = listener;
 	r->chains = chains;
+	r->router = router;
 	r->audit = audit;
-	/* The kernel's notification struct must match what we were built with. */
-	struct seccomp_notif_sizes sizes;
-	if (syscall(SYS_seccomp, SECCOMP_GET_NOTIF_SIZES, 0, &sizes) < 0)
-		return err_sys(err, errno, "seccomp: SECCOMP_GET_NOTIF_SIZES");
-	/* A newer kernel may use larger structs than these headers know. */
-	r->req_size = sizes.seccomp_notif > sizeof(struct seccomp_notif) ? sizes.seccomp_notif
-									   : sizeof(struct seccomp_notif);
-	r->resp_size = sizes.seccomp_notif_resp > sizeof(struct seccomp_notif_resp)
-			       ? sizes.seccomp_notif_resp
-			       : sizeof(struct seccomp_notif_resp);
+	size_t resp_size;
+	int e = answer_notif_sizes(&r->req_size, &resp_size, err);
+	if (e < 0 || (e = answer_buf_init(&r->answer, err)) < 0)
+		return e;
 	r->req_buf = calloc(1, r->req_size);
-	r->resp_buf = calloc(1, r->resp_size);
 	r->stop_fd = eventfd(0, EFD_CLOEXEC);
-	if (!r->req_buf || !r->resp_buf || r->stop_fd < 0) {
-		int e = r->stop_fd < 0 ? errno : ENOMEM;
+	if (!r->req_buf || r->stop_fd < 0) {
+		e = r->stop_fd < 0 ? errno : ENOMEM;
 		receiver_free_bufs(r);
 		return err_sys(err, e, "receiver: cannot allocate its buffers");
 	}
-	int e = pthread_create(&r->thread, NULL, receiver_main, r);
+	e = pthread_create(&r->thread, NULL, receiver_main, r);
 	if (e) {
 		receiver_free_bufs(r);
 		return err_sys(err, e, "receiver: cannot start its thread");

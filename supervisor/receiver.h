@@ -9,23 +9,30 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "answer.h"
 #include "audit.h"
 #include "chain.h"
+
+struct router;
 
 struct receiver {
 	int listener;
 	int stop_fd; /* eventfd: wakes the thread to exit */
 	const struct chain_table *chains;
+	struct router *router; /* NULL without workers */
 	struct audit *audit; /* NULL without --audit */
-	void *req_buf, *resp_buf; /* kernel-sized notification structs */
-	size_t req_size, resp_size;
+	void *req_buf; /* kernel-sized notification struct */
+	size_t req_size;
+	struct answer_buf answer;
 	pthread_t thread;
 	bool running;
 	_Atomic uint64_t handled; /* notifications answered */
 };
 
+/* Starts the thread. Notifications whose builtins all continue and whose
+ * chain has worker hops are handed to router. */
 int receiver_start(struct receiver *r, int listener, const struct chain_table *chains,
-		   struct audit *audit, struct sg_err *err);
+		   struct router *router, struct audit *audit, struct sg_err *err);
 void receiver_stop(struct receiver *r);
 
 #endif

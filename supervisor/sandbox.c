@@ -24,7 +24,9 @@
 #include "log.h"
 #include "procs.h"
 #include "receiver.h"
+#include "router.h"
 #include "spawn.h"
+#include "worker.h"
 
 enum { EXIT_TIMEOUT = 124, EXIT_OWN_ERROR = 125, EXIT_NOEXEC = 126, EXIT_NOTFOUND = 127 };
 
@@ -46,6 +48,7 @@ struct sandbox {
 	int sigfd, timerfd;
 	struct spawn_child child;
 	struct receiver receiver;
+	struct router *router; /* NULL without --worker */
 	bool tty_handed;
 	/* outcome */
 	bool root_reaped;
@@ -83,16 +86,52 @@ static int setup_filter(struct sandbox *sb, struct sg_err *err)
 		chain_trap(&sb->chains, nr);
 	}
 	/* A builtin on a denied syscall would never run: say so. */
-	for (long nr = 0; nr < SYSCALLS_MAX; nr++) {
-		if (!sb->chains.trapped[nr])
-			continue;
-		if (sb->filter.deny[nr])
+	for (long nr = 0; nr < SYSCALLS_MAX; nr++)
+		if (sb->chains.by_nr[nr].n && sb->filter.deny[nr])
 			return err_set(err, EINVAL, "--%s needs %s, which --deny-syscall denies",
 				       sb->chains.by_nr[nr].links[0].name, syscalls_name(nr));
+	return 0;
+}
+
+/* Once the workers have registered: trap every syscall some handler wants
+ * (worker registrations were checked against the deny list). */
+static int finish_filter(struct sandbox *sb, struct sg_err *err)
+{
+	for (long nr = 0; nr < SYSCALLS_MAX; nr++) {
+		if (!sb->chains.trapped[nr] || sb->filter.deny[nr])
+			continue;
 		sb->filter.notify[nr] = true;
 		log_verbose("trapping %s", syscalls_name(nr));
 	}
 	return filter_compile(&sb->filter, &sb->prog, err);
+}
+
+/* Helper processes are not sandbox processes: never counted, never killed
+ * with the sandbox. */
+static size_t sandbox_helpers(void *ctx, pid_t *out, size_t cap)
+{
+	return router_worker_pids(ctx, out, cap);
+}
+
+static int setup_workers(struct sandbox *sb, struct sg_err *err)
+{
+	if (!sb->cfg->workers.n)
+		return 0;
+	struct router_config rc = {
+		.cfg = sb->cfg,
+		.sandbox = sb->name,
+		.deny = sb->filter.deny,
+		.audit = sb->audit,
+		.sigmask = sb->old_mask,
+	};
+	int r = router_start(&sb->router, &rc, err);
+	if (r < 0)
+		return r;
+	if (sb->have_max_procs) {
+		sb->max_procs.helpers = sandbox_helpers;
+		sb->max_procs.helpers_ctx = sb->router;
+	}
+	return router_add_hops(sb->router, &sb->chains, err);
 }
 
 static int setup_landlock(struct sandbox *sb, struct sg_err *err)
@@ -206,7 +245,8 @@ static void reap(struct sandbox *sb)
 {
 	int status;
 	pid_t pid;
-	while ((pid = waitpid(-1, &status, WNOHANG | WUNTRACED)) > 0) {
+	/* __WNOTHREAD: workers are the router thread's children, reaped there. */
+	while ((pid = waitpid(-1, &status, WNOHANG | WUNTRACED | __WNOTHREAD)) > 0) {
 		if (pid != sb->child.pid)
 			continue;
 		if (WIFSTOPPED(status))
@@ -262,10 +302,12 @@ static void main_loop(struct sandbox *sb)
 static void kill_sandbox(struct sandbox *sb)
 {
 	for (int pass = 0; pass < 1000; pass++) {
-		procs_kill_all(getpid(), NULL, 0);
+		pid_t helpers[WORKER_MAX];
+		size_t n_helpers = router_worker_pids(sb->router, helpers, WORKER_MAX);
+		procs_kill_all(getpid(), helpers, n_helpers);
 		reap(sb);
 		struct proc_list l;
-		if (procs_scan(getpid(), NULL, 0, &l) < 0)
+		if (procs_scan(getpid(), helpers, n_helpers, &l) < 0)
 			return;
 		size_t left = l.n;
 		proc_list_free(&l);
@@ -353,9 +395,6 @@ static void enable_sync_wakeup(int listener)
 static int start(struct sandbox *sb, struct sg_err *err)
 {
 	const struct config *cfg = sb->cfg;
-	if (cfg->workers.n)
-		return err_set(err, ENOTSUP, "--worker %s: handler workers are not available in "
-					     "this build yet", cfg->workers.v[0]);
 	int r;
 	if ((r = setup_filter(sb, err)) < 0 || (r = setup_landlock(sb, err)) < 0)
 		return r;
@@ -364,6 +403,10 @@ static int start(struct sandbox *sb, struct sg_err *err)
 	if ((r = setup_signals(sb, err)) < 0 || (r = setup_timer(sb, err)) < 0)
 		return r;
 	if (cfg->audit_path && (r = audit_open(&sb->audit, cfg->audit_path, sb->name, err)) < 0)
+		return r;
+	/* Workers register before the filter is compiled: it traps what they
+	 * asked for. */
+	if ((r = setup_workers(sb, err)) < 0 || (r = finish_filter(sb, err)) < 0)
 		return r;
 	/* Orphans of the sandbox are reparented to us, so none escapes the
 	 * tree we kill at the end. */
@@ -384,7 +427,10 @@ static int start(struct sandbox *sb, struct sg_err *err)
 		    sb->child.wait_killable ? "on" : "unavailable");
 	if (sb->child.listener >= 0) {
 		enable_sync_wakeup(sb->child.listener);
-		r = receiver_start(&sb->receiver, sb->child.listener, &sb->chains, sb->audit, err);
+		if (sb->router)
+			router_go(sb->router, sb->child.listener);
+		r = receiver_start(&sb->receiver, sb->child.listener, &sb->chains, sb->router,
+				   sb->audit, err);
 		if (r < 0)
 			return r;
 	}
@@ -399,10 +445,13 @@ static void teardown(struct sandbox *sb)
 	if (sb->child.pid > 0)
 		kill_sandbox(sb);
 	receiver_stop(&sb->receiver);
+	router_stop(sb->router);
 	tty_take_back(sb);
 	spawn_free(&sb->child);
 	audit_close(sb->audit);
 	sb->audit = NULL;
+	router_free(sb->router); /* after the audit: records name its workers */
+	sb->router = NULL;
 	if (sb->have_max_procs)
 		builtin_max_procs_free(&sb->max_procs);
 	chain_table_free(&sb->chains);

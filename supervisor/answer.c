@@ -1,0 +1,82 @@
+#include "answer.h"
+
+#include <errno.h>
+#include <signal.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/syscall.h>
+
+#include "childmem.h"
+#include "compat.h"
+#include "log.h"
+#include "procs.h"
+
+int answer_notif_sizes(size_t *req_size, size_t *resp_size, struct sg_err *err)
+{
+	struct seccomp_notif_sizes sizes;
+	if (syscall(SYS_seccomp, SECCOMP_GET_NOTIF_SIZES, 0, &sizes) < 0)
+		return err_sys(err, errno, "seccomp: SECCOMP_GET_NOTIF_SIZES");
+	/* A newer kernel may use larger structs than these headers know. */
+	*req_size = sizes.seccomp_notif > sizeof(struct seccomp_notif) ? sizes.seccomp_notif
+									 : sizeof(struct seccomp_notif);
+	*resp_size = sizes.seccomp_notif_resp > sizeof(struct seccomp_notif_resp)
+			     ? sizes.seccomp_notif_resp
+			     : sizeof(struct seccomp_notif_resp);
+	return 0;
+}
+
+int answer_buf_init(struct answer_buf *b, struct sg_err *err)
+{
+	size_t req_size;
+	b->resp = NULL;
+	int r = answer_notif_sizes(&req_size, &b->size, err);
+	if (r < 0)
+		return r;
+	b->resp = calloc(1, b->size);
+	if (!b->resp)
+		return err_set(err, ENOMEM, "out of memory for a notification answer");
+	return 0;
+}
+
+void answer_buf_free(struct answer_buf *b)
+{
+	free(b->resp);
+	b->resp = NULL;
+}
+
+static void kill_trapped(const struct seccomp_notif *req, int listener, int sig)
+{
+	/* req->pid is a thread id; a pidfd needs the process. */
+	pid_t tgid = procs_tgid((pid_t)req->pid);
+	if (tgid < 0)
+		return;
+	_cleanup_close_ int pidfd = sg_pidfd_open(tgid, 0);
+	if (pidfd >= 0 && childmem_id_valid(listener, req->id) == 0)
+		sg_pidfd_send_signal(pidfd, sig);
+}
+
+void answer_send(int listener, struct answer_buf *b, const struct seccomp_notif *req,
+		 const struct action *a)
+{
+	struct seccomp_notif_resp *resp = b->resp;
+	memset(resp, 0, b->size);
+	resp->id = req->id;
+	switch (a->kind) {
+	case ACTION_CONTINUE:
+		resp->flags = SECCOMP_USER_NOTIF_FLAG_CONTINUE;
+		break;
+	case ACTION_ERRNO:
+		resp->error = -(int32_t)a->value;
+		break;
+	case ACTION_RETURN:
+		resp->val = a->value;
+		break;
+	case ACTION_KILL:
+		kill_trapped(req, listener, (int)a->value);
+		resp->error = -EPERM; /* resolves the notification if it survives */
+		break;
+	}
+	if (ioctl(listener, SECCOMP_IOCTL_NOTIF_SEND, resp) < 0 && errno != ENOENT)
+		log_verbose("answering notification %llu: %s", (unsigned long long)req->id,
+			    strerror(errno));
+}

@@ -1,0 +1,33 @@
+/* Answering a notification: the one place an action becomes a seccomp
+ * response. Used by the receiver (builtins) and the router (workers); each
+ * caller owns its kernel-sized response buffer. */
+#ifndef SYSGATE_ANSWER_H
+#define SYSGATE_ANSWER_H
+
+#include <linux/seccomp.h>
+#include <stddef.h>
+
+#include "chain.h"
+#include "util.h"
+
+/* A response buffer as large as the running kernel's struct. */
+struct answer_buf {
+	void *resp;
+	size_t size;
+};
+
+/* The kernel's struct sizes, never smaller than ours. */
+int answer_notif_sizes(size_t *req_size, size_t *resp_size, struct sg_err *err);
+
+int answer_buf_init(struct answer_buf *b, struct sg_err *err);
+void answer_buf_free(struct answer_buf *b);
+
+/* Sends action a for notification req. A kill signals the trapped process
+ * (only while its notification is still pending, so the pid is certainly
+ * the sandboxed one) and then fails the syscall, which resolves it. A
+ * notification already gone (the task was interrupted or killed) is not an
+ * error. */
+void answer_send(int listener, struct answer_buf *b, const struct seccomp_notif *req,
+		 const struct action *a);
+
+#endif

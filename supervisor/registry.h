@@ -1,0 +1,33 @@
+/* A worker's registrations (SPEC 4): resolved and checked against the deny
+ * lists before the child starts, and kept in chain order. */
+#ifndef SYSGATE_REGISTRY_H
+#define SYSGATE_REGISTRY_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "protocol.h"
+#include "syscalls.h"
+#include "util.h"
+
+struct registration {
+	long nr;
+	uint32_t index;  /* position in Hello.registrations: Snapshot.registration */
+	unsigned policy; /* enum sysgate.v1.ExceptionPolicy */
+};
+
+/* Resolves hello's registrations into *out (malloc'd, sorted by their
+ * `order`, Hello order among equals) and *n. Rejects, naming the syscall:
+ * negative numbers, names or numbers unknown for the architecture, and any
+ * syscall in deny[] (a handler there would turn a kernel deny into a user
+ * decision). A worker may register nothing. */
+int registry_resolve(const Sysgate__V1__Hello *hello, const bool deny[SYSCALLS_MAX],
+		     struct registration **out, size_t *n, struct sg_err *err);
+
+/* Do two resolved sets say the same thing (a restarted worker must
+ * register exactly what its first instance did: the filter is fixed)? */
+bool registry_equal(const struct registration *a, size_t n_a, const struct registration *b,
+		    size_t n_b);
+
+#endif

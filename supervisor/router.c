@@ -1,0 +1,1038 @@
+#include "router.h"
+
+#include <errno.h>
+#include <libgen.h>
+#include <limits.h>
+#include <nng/nng.h>
+#include <poll.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "answer.h"
+#include "childmem.h"
+#include "log.h"
+#include "procs.h"
+#include "proxy.h"
+#include "registry.h"
+#include "syscalls.h"
+#include "worker.h"
+
+#define RESTART_MAX 5         /* restarts per worker per run */
+#define BACKOFF_FIRST_MS 50u  /* before the first restart, doubled after each */
+#define BACKOFF_MAX_MS 2000u
+#define STOP_GRACE_MS 1000u   /* between Goodbye and SIGKILL at the end */
+#define MS 1000000ull
+
+/* A notification the workers decide. */
+struct pending {
+	struct pending *next; /* submission queue */
+	struct seccomp_notif req;
+	uint64_t t0;
+	const struct chain *chain;
+	size_t hop;                /* the chain hop deciding now */
+	uint64_t seq;              /* its hand-off to that hop's worker */
+	uint64_t deadline;         /* --handler-timeout of that hand-off */
+	struct audit_syscall rec;  /* pre-read paths: the snapshot's and the audit's */
+};
+
+struct router {
+	const struct config *cfg;
+	char sandbox[PROTO_MAX_SANDBOX + 1];
+	const bool *deny;
+	struct audit *audit;
+	struct worker_env env;
+	char rundir[PATH_MAX];
+	char *extra_read[2];
+	struct worker workers[WORKER_MAX];
+	size_t n_workers;
+	int kick_fd, stop_fd;
+	pthread_t thread;
+	bool thread_started;
+
+	pthread_mutex_t lock;
+	pthread_cond_t cond;
+	/* Under lock. */
+	bool start_done;
+	int start_result;
+	struct sg_err start_err;
+	struct pending *queue, *queue_tail;
+	pid_t pids[WORKER_MAX];
+
+	/* The router thread's own. */
+	bool starting;
+	int listener; /* set by router_go, before any submission */
+	struct answer_buf answer;
+	uint64_t next_seq;
+	uint64_t handler_timeout_ns, start_timeout_ns;
+	uint8_t *proxy_buf;
+	bool sandbox_killed;
+};
+
+static const char *policy_name(unsigned policy)
+{
+	static const char *const names[] = { "KILL", "DENY_EPERM", "CONTINUE", "DENY_EIO" };
+	return policy < ARRAY_SIZE(names) ? names[policy] : "KILL";
+}
+
+static const char *syscall_label(long nr)
+{
+	const char *n = syscalls_name(nr);
+	return n ? n : "?";
+}
+
+static void publish_pids(struct router *rt)
+{
+	pthread_mutex_lock(&rt->lock);
+	for (size_t i = 0; i < rt->n_workers; i++)
+		rt->pids[i] = rt->workers[i].pid;
+	pthread_mutex_unlock(&rt->lock);
+}
+
+size_t router_worker_pids(struct router *rt, pid_t *out, size_t cap)
+{
+	size_t n = 0;
+	if (!rt)
+		return 0;
+	pthread_mutex_lock(&rt->lock);
+	for (size_t i = 0; i < rt->n_workers && n < cap; i++)
+		if (rt->pids[i] > 0)
+			out[n++] = rt->pids[i];
+	pthread_mutex_unlock(&rt->lock);
+	return n;
+}
+
+static void audit_worker(struct router *rt, const char *type, const struct worker *w,
+			 json_t *fields)
+{
+	if (!rt->audit) {
+		json_decref(fields);
+		return;
+	}
+	if (!fields)
+		fields = json_object();
+	json_object_set_new(fields, "worker", json_string(w->name));
+	json_object_set_new(fields, "command", json_string(w->spec));
+	if (w->pid > 0)
+		json_object_set_new(fields, "worker_pid", json_integer(w->pid));
+	audit_event(rt->audit, type, fields);
+}
+
+/* --- sending ------------------------------------------------------------ */
+
+static int send_envelope(struct worker *w, Sysgate__V1__Envelope *env, struct sg_err *err)
+{
+	env->version = SYSGATE_PROTOCOL_VERSION;
+	_cleanup_free_ void *buf = NULL;
+	size_t len;
+	int r = proto_encode(env, &buf, &len, err);
+	if (r < 0)
+		return r;
+	/* Never blocks: a worker that does not read its link has failed. */
+	int e = nng_send(w->sock, buf, len, NNG_FLAG_NONBLOCK);
+	if (e)
+		return err_set(err, e == NNG_EAGAIN ? EAGAIN : EIO, "cannot send to it: %s",
+			       nng_strerror(e));
+	return 0;
+}
+
+static void send_welcome(struct router *rt, struct worker *w, const char *refusal)
+{
+	Sysgate__V1__Envelope env;
+	Sysgate__V1__Welcome welcome;
+	sysgate__v1__envelope__init(&env);
+	sysgate__v1__welcome__init(&welcome);
+	env.body_case = SYSGATE__V1__ENVELOPE__BODY_WELCOME;
+	env.welcome = &welcome;
+	char reason[PROTO_MAX_TEXT];
+	snprintf(reason, sizeof(reason), "%s", refusal ? refusal : "");
+	welcome.accepted = !refusal;
+	welcome.reason = reason;
+	welcome.sandbox = rt->sandbox;
+	welcome.max_inflight = WORKER_MAX_INFLIGHT;
+	welcome.max_mem_request = PROTO_MAX_MEM;
+	welcome.max_inject = PROTO_MAX_INJECT;
+	struct sg_err err;
+	if (send_envelope(w, &env, &err) < 0)
+		log_verbose("worker '%s': Welcome: %s", w->spec, err.msg);
+}
+
+static void send_goodbye(struct worker *w, const char *reason)
+{
+	Sysgate__V1__Envelope env;
+	Sysgate__V1__Goodbye bye;
+	sysgate__v1__envelope__init(&env);
+	sysgate__v1__goodbye__init(&bye);
+	env.body_case = SYSGATE__V1__ENVELOPE__BODY_GOODBYE;
+	env.goodbye = &bye;
+	char text[128];
+	snprintf(text, sizeof(text), "%s", reason);
+	bye.reason = text;
+	struct sg_err err;
+	(void)send_envelope(w, &env, &err);
+}
+
+/* --- answering ---------------------------------------------------------- */
+
+static void finish(struct router *rt, struct pending *p, const struct action *a,
+		   const char *decider, const char *exception)
+{
+	answer_send(rt->listener, &rt->answer, &p->req, a);
+	if (rt->audit) {
+		p->rec.pid = (pid_t)p->req.pid;
+		p->rec.nr = p->req.data.nr;
+		memcpy(p->rec.args, p->req.data.args, sizeof(p->rec.args));
+		p->rec.decider = decider;
+		p->rec.exception = exception;
+		p->rec.action = *a;
+		p->rec.latency_ns = now_ns() - p->t0;
+		audit_syscall(rt->audit, &p->rec);
+	} else {
+		audit_syscall_release(&p->rec);
+	}
+	free(p);
+}
+
+/* Every sandbox process, never a worker: the KILL policy. */
+static void kill_sandbox(struct router *rt, const struct worker *w, const char *why)
+{
+	pid_t helpers[WORKER_MAX];
+	size_t n = 0;
+	for (size_t i = 0; i < rt->n_workers; i++)
+		if (rt->workers[i].pid > 0)
+			helpers[n++] = rt->workers[i].pid;
+	procs_kill_all(getpid(), helpers, n);
+	if (!rt->sandbox_killed)
+		log_error("worker '%s' %s: killing the sandbox (exception policy KILL)", w->spec,
+			  why);
+	rt->sandbox_killed = true;
+}
+
+static void route(struct router *rt, struct pending *p);
+
+/* The current hop's exception policy answers p; CONTINUE hands it on. */
+static void apply_policy(struct router *rt, struct pending *p, const char *why)
+{
+	const struct chain_hop *h = &p->chain->hops[p->hop];
+	struct action a = { .kind = ACTION_ERRNO };
+	log_verbose("worker '%s' %s: %s gets exception policy %s", h->worker->spec, why,
+		    syscall_label(p->req.data.nr), policy_name(h->policy));
+	switch (h->policy) {
+	case SYSGATE__V1__EXCEPTION_POLICY__CONTINUE:
+		p->hop++;
+		route(rt, p);
+		return;
+	case SYSGATE__V1__EXCEPTION_POLICY__DENY_EPERM:
+		a.value = EPERM;
+		break;
+	case SYSGATE__V1__EXCEPTION_POLICY__DENY_EIO:
+		a.value = EIO;
+		break;
+	default:
+		kill_sandbox(rt, h->worker, why);
+		a = (struct action){ .kind = ACTION_KILL, .value = SIGKILL };
+		break;
+	}
+	finish(rt, p, &a, h->worker->name, policy_name(h->policy));
+}
+
+static int send_snapshot(struct router *rt, struct worker *w, struct pending *p,
+			 const struct chain_hop *h, struct sg_err *err)
+{
+	Sysgate__V1__Envelope env;
+	Sysgate__V1__Snapshot s;
+	Sysgate__V1__PathArg pa[2], *pap[2];
+	sysgate__v1__envelope__init(&env);
+	sysgate__v1__snapshot__init(&s);
+	env.body_case = SYSGATE__V1__ENVELOPE__BODY_SNAPSHOT;
+	env.snapshot = &s;
+	uint64_t args[PROTO_ARGS];
+	memcpy(args, p->req.data.args, sizeof(args));
+	s.seq = ++rt->next_seq;
+	s.notif_id = p->req.id;
+	s.pid = p->req.pid;
+	s.flags = p->req.flags;
+	s.syscall_nr = p->req.data.nr;
+	s.arch = p->req.data.arch;
+	s.instruction_pointer = p->req.data.instruction_pointer;
+	s.n_args = PROTO_ARGS;
+	s.args = args;
+	s.sandbox = rt->sandbox;
+	s.registration = h->reg;
+	for (unsigned i = 0; i < p->rec.n_paths; i++) {
+		sysgate__v1__path_arg__init(&pa[i]);
+		pa[i].arg = p->rec.path_arg[i];
+		if (p->rec.path[i]) {
+			pa[i].path.data = (uint8_t *)p->rec.path[i];
+			pa[i].path.len = strlen(p->rec.path[i]);
+		} else {
+			pa[i].unreadable = true;
+		}
+		pap[i] = &pa[i];
+	}
+	s.n_paths = p->rec.n_paths;
+	s.paths = pap;
+	int r = send_envelope(w, &env, err);
+	if (r < 0)
+		return r;
+	p->seq = s.seq;
+	p->deadline = now_ns() + rt->handler_timeout_ns;
+	w->inflight[w->n_inflight++] = p;
+	return 0;
+}
+
+/* Hands p to the next hop that takes it, or answers it. */
+static void route(struct router *rt, struct pending *p)
+{
+	if (p->hop >= p->chain->n_hops) {
+		/* Everyone continued: the kernel runs the syscall. */
+		finish(rt, p, &(struct action){ .kind = ACTION_CONTINUE }, "kernel", NULL);
+		return;
+	}
+	const struct chain_hop *h = &p->chain->hops[p->hop];
+	struct worker *w = h->worker;
+	struct sg_err err;
+	if (w->state != WORKER_READY) {
+		apply_policy(rt, p, "is not running");
+	} else if (w->n_inflight == WORKER_MAX_INFLIGHT) {
+		apply_policy(rt, p, "has too many notifications pending");
+	} else if (send_snapshot(rt, w, p, h, &err) < 0) {
+		log_verbose("worker '%s': snapshot: %s", w->spec, err.msg);
+		apply_policy(rt, p, "cannot take the notification");
+	}
+}
+
+static struct pending *find_inflight(struct worker *w, uint64_t seq, bool take)
+{
+	for (size_t i = 0; i < w->n_inflight; i++) {
+		struct pending *p = w->inflight[i];
+		if (p->seq != seq)
+			continue;
+		if (take)
+			w->inflight[i] = w->inflight[--w->n_inflight];
+		return p;
+	}
+	return NULL;
+}
+
+/* --- failures ----------------------------------------------------------- */
+
+static void start_failed(struct router *rt, const char *msg)
+{
+	pthread_mutex_lock(&rt->lock);
+	if (!rt->start_done) {
+		rt->start_done = true;
+		rt->start_result = -ECHILD;
+		snprintf(rt->start_err.msg, sizeof(rt->start_err.msg), "%s", msg);
+		pthread_cond_broadcast(&rt->cond);
+	}
+	pthread_mutex_unlock(&rt->lock);
+}
+
+/* The worker failed as a whole: it is killed, everything it held gets its
+ * exception policy, and it is restarted later (or given up on). */
+static void worker_failed(struct router *rt, struct worker *w, const char *kind,
+			  const char *fmt, ...) __attribute__((format(printf, 4, 5)));
+
+static void worker_failed(struct router *rt, struct worker *w, const char *kind,
+			  const char *fmt, ...)
+{
+	if (w->state != WORKER_STARTING && w->state != WORKER_READY)
+		return;
+	char why[400];
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(why, sizeof(why), fmt, ap);
+	va_end(ap);
+	worker_kill(w);
+	if (w->pipe_id) {
+		nng_pipe pipe = NNG_PIPE_INITIALIZER;
+		pipe.id = w->pipe_id;
+		nng_pipe_close(pipe);
+		w->pipe_id = 0;
+	}
+	if (rt->starting) {
+		w->state = WORKER_DEAD;
+		if (w->out_fd >= 0)
+			worker_pump_output(w);
+		char tail[400], msg[sizeof(rt->start_err.msg)];
+		worker_tail(w, tail, sizeof(tail));
+		snprintf(msg, sizeof(msg), "--worker '%.100s': %.200s%s%.150s", w->spec, why,
+			 *tail ? "; its output: " : "", tail);
+		start_failed(rt, msg);
+		return;
+	}
+	bool restart = w->generation < RESTART_MAX;
+	unsigned backoff = BACKOFF_FIRST_MS << (w->generation < 6 ? w->generation : 6);
+	if (backoff > BACKOFF_MAX_MS)
+		backoff = BACKOFF_MAX_MS;
+	w->state = restart ? WORKER_DOWN : WORKER_DEAD;
+	w->deadline_ns = now_ns() + backoff * MS;
+	if (restart)
+		log_error("worker '%s' %s: restarting it in %u ms (restart %u of %u)", w->spec, why,
+			  backoff, w->generation + 1, RESTART_MAX);
+	else
+		log_error("worker '%s' %s: out of restarts; its registrations answer with their "
+			  "exception policy from now on", w->spec, why);
+	audit_worker(rt, "worker_failed", w,
+		     json_pack("{s:s, s:s, s:b, s:i}", "kind", kind, "reason", why, "restart",
+			       restart, "pending", (int)w->n_inflight));
+	/* Policies may route to other workers (or back here: down now). */
+	struct pending *held[WORKER_MAX_INFLIGHT];
+	size_t n = w->n_inflight;
+	memcpy(held, w->inflight, n * sizeof(*held));
+	w->n_inflight = 0;
+	for (size_t i = 0; i < n; i++)
+		apply_policy(rt, held[i], why);
+}
+
+/* --- messages from a worker -------------------------------------------- */
+
+static bool token_equal(const uint8_t *a, const uint8_t *b, size_t len)
+{
+	volatile uint8_t diff = 0;
+	for (size_t i = 0; i < len; i++)
+		diff |= a[i] ^ b[i];
+	return diff == 0;
+}
+
+static void refuse(struct router *rt, struct worker *w, const char *why)
+{
+	send_welcome(rt, w, why);
+	worker_failed(rt, w, "handshake", "%s", why);
+}
+
+static void on_hello(struct router *rt, struct worker *w, const Sysgate__V1__Hello *h)
+{
+	if (w->state != WORKER_STARTING) {
+		worker_failed(rt, w, "violation", "sent a second Hello");
+		return;
+	}
+	if (h->protocol_version != SYSGATE_PROTOCOL_VERSION) {
+		char why[128];
+		snprintf(why, sizeof(why), "speaks protocol version %u, sysgate speaks %u",
+			 h->protocol_version, SYSGATE_PROTOCOL_VERSION);
+		refuse(rt, w, why);
+		return;
+	}
+	if (h->token.len != PROTO_TOKEN_SIZE || !token_equal(h->token.data, w->token,
+							     PROTO_TOKEN_SIZE)) {
+		refuse(rt, w, "handshake with a wrong token");
+		return;
+	}
+	struct registration *regs;
+	size_t n;
+	struct sg_err err;
+	if (registry_resolve(h, rt->deny, &regs, &n, &err) < 0) {
+		refuse(rt, w, err.msg);
+		return;
+	}
+	if (w->generation == 0) {
+		w->regs = regs;
+		w->n_regs = n;
+		if (h->worker_name && *h->worker_name)
+			snprintf(w->name, sizeof(w->name), "%s", h->worker_name);
+	} else {
+		bool same = registry_equal(w->regs, w->n_regs, regs, n);
+		free(regs);
+		if (!same) {
+			refuse(rt, w, "registered differently after a restart (the filter is "
+				      "fixed when the sandbox starts)");
+			return;
+		}
+	}
+	send_welcome(rt, w, NULL);
+	w->state = WORKER_READY;
+	log_verbose("worker '%s' (%s): ready, %zu registrations", w->spec, w->name, w->n_regs);
+	audit_worker(rt, w->generation ? "worker_restarted" : "worker_ready", w,
+		     json_pack("{s:i}", "registrations", (int)w->n_regs));
+}
+
+static void on_action(struct router *rt, struct worker *w, const Sysgate__V1__Action *m)
+{
+	struct pending *p = find_inflight(w, m->seq, true);
+	if (!p) {
+		worker_failed(rt, w, "violation",
+			      "answered notification %llu, which it does not hold",
+			      (unsigned long long)m->seq);
+		return;
+	}
+	struct action a;
+	switch (m->kind_case) {
+	case SYSGATE__V1__ACTION__KIND_DO_CONTINUE:
+		p->hop++;
+		route(rt, p);
+		return;
+	case SYSGATE__V1__ACTION__KIND_DO_ERRNO:
+		a = (struct action){ .kind = ACTION_ERRNO, .value = m->do_errno->errnum };
+		break;
+	case SYSGATE__V1__ACTION__KIND_DO_RETURN:
+		a = (struct action){ .kind = ACTION_RETURN, .value = m->do_return->value };
+		break;
+	case SYSGATE__V1__ACTION__KIND_DO_KILL:
+		a = (struct action){ .kind = ACTION_KILL, .value = m->do_kill->signal };
+		break;
+	case SYSGATE__V1__ACTION__KIND_DO_FAIL: {
+		const char *reason = m->do_fail->reason ? m->do_fail->reason : "";
+		log_error("worker '%s': handler for %s failed: %s", w->spec,
+			  syscall_label(p->req.data.nr), reason);
+		audit_worker(rt, "handler_failed", w,
+			     json_pack("{s:s, s:s}", "syscall", syscall_label(p->req.data.nr),
+				       "reason", reason));
+		apply_policy(rt, p, "reported a handler failure");
+		return;
+	}
+	default:
+		/* inject_bytes is not served yet: never a silent continue. */
+		apply_policy(rt, p, "answered with an action this supervisor does not serve");
+		return;
+	}
+	if (!action_valid(&a)) {
+		apply_policy(rt, p, "answered with an invalid action");
+		return;
+	}
+	finish(rt, p, &a, w->name, NULL);
+}
+
+static void on_mem_request(struct router *rt, struct worker *w,
+			   const Sysgate__V1__MemRequest *m)
+{
+	Sysgate__V1__Envelope env;
+	Sysgate__V1__MemReply reply;
+	sysgate__v1__envelope__init(&env);
+	env.body_case = SYSGATE__V1__ENVELOPE__BODY_MEM_REPLY;
+	env.mem_reply = &reply;
+	struct pending *p = find_inflight(w, m->seq, false);
+	if (!p) {
+		/* Not held (any more): an error, never an access. */
+		sysgate__v1__mem_reply__init(&reply);
+		reply.request_id = m->request_id;
+		reply.error = ESRCH;
+	} else {
+		struct childmem mem = { .listener = rt->listener, .id = p->req.id,
+					.pid = (pid_t)p->req.pid };
+		proxy_serve(&mem, m, rt->proxy_buf, &reply);
+	}
+	struct sg_err err;
+	if (send_envelope(w, &env, &err) < 0)
+		worker_failed(rt, w, "link", "memory reply: %s", err.msg);
+}
+
+static void on_message(struct router *rt, struct worker *w, nng_msg *msg)
+{
+	nng_pipe pipe = nng_msg_get_pipe(msg);
+	uint32_t id = (uint32_t)nng_pipe_id(pipe);
+	if (w->state == WORKER_STARTING && w->pipe_id == 0) {
+		/* The first peer to speak must be the process we started. */
+		uint64_t peer = 0;
+		if (nng_pipe_get_uint64(pipe, NNG_OPT_IPC_PEER_PID, &peer) != 0 ||
+		    peer != (uint64_t)w->pid) {
+			log_error("worker '%s': refused a connection from pid %llu", w->spec,
+				  (unsigned long long)peer);
+			nng_pipe_close(pipe);
+			return;
+		}
+		w->pipe_id = id;
+	} else if (id != w->pipe_id || (w->state != WORKER_STARTING &&
+					w->state != WORKER_READY)) {
+		return; /* an old connection's leftovers */
+	}
+	Sysgate__V1__Envelope *m _cleanup_envelope_ = NULL;
+	struct sg_err err;
+	if (proto_decode(nng_msg_body(msg), nng_msg_len(msg), &m, &err) < 0 ||
+	    proto_validate_from_worker(m, &err) < 0) {
+		worker_failed(rt, w, "violation", "sent a malformed message: %s", err.msg);
+		return;
+	}
+	bool ready = w->state == WORKER_READY;
+	switch (m->body_case) {
+	case SYSGATE__V1__ENVELOPE__BODY_HELLO:
+		on_hello(rt, w, m->hello);
+		break;
+	case SYSGATE__V1__ENVELOPE__BODY_ACTION:
+		if (ready)
+			on_action(rt, w, m->action);
+		else
+			worker_failed(rt, w, "violation", "answered before its handshake");
+		break;
+	case SYSGATE__V1__ENVELOPE__BODY_MEM_REQUEST:
+		if (ready)
+			on_mem_request(rt, w, m->mem_request);
+		else
+			worker_failed(rt, w, "violation", "asked for memory before its handshake");
+		break;
+	case SYSGATE__V1__ENVELOPE__BODY_GOODBYE:
+		worker_failed(rt, w, "exit", "said goodbye (%s)",
+			      m->goodbye->reason ? m->goodbye->reason : "");
+		break;
+	case SYSGATE__V1__ENVELOPE__BODY_ERROR:
+		worker_failed(rt, w, "error", "reported an error: %s",
+			      m->error->message ? m->error->message : "");
+		break;
+	default:
+		worker_failed(rt, w, "violation", "sent a message only the supervisor sends");
+		break;
+	}
+}
+
+static void drain_messages(struct router *rt, struct worker *w)
+{
+	nng_msg *msg;
+	while (w->sock_open && nng_recvmsg(w->sock, &msg, NNG_FLAG_NONBLOCK) == 0) {
+		on_message(rt, w, msg);
+		nng_msg_free(msg);
+	}
+}
+
+/* --- the thread --------------------------------------------------------- */
+
+static void on_exit_of(struct router *rt, struct worker *w)
+{
+	int status;
+	bool live = w->state == WORKER_STARTING || w->state == WORKER_READY;
+	pid_t pid = w->pid;
+	if (worker_reap(w, &status) <= 0)
+		return;
+	publish_pids(rt);
+	if (!live)
+		return;
+	char how[64];
+	worker_describe_status(status, how, sizeof(how));
+	w->pid = pid; /* for the message and the audit */
+	worker_failed(rt, w, WIFSIGNALED(status) ? "crash" : "exit", "(pid %d) %s", (int)pid,
+		      how);
+	w->pid = 0;
+	publish_pids(rt);
+}
+
+static void take_submissions(struct router *rt)
+{
+	uint64_t n;
+	(void)!read(rt->kick_fd, &n, sizeof(n));
+	pthread_mutex_lock(&rt->lock);
+	struct pending *p = rt->queue;
+	rt->queue = rt->queue_tail = NULL;
+	pthread_mutex_unlock(&rt->lock);
+	while (p) {
+		struct pending *next = p->next;
+		struct childmem mem = { .listener = rt->listener, .id = p->req.id,
+					.pid = (pid_t)p->req.pid };
+		/* Path arguments travel with the snapshot: no round trip. */
+		audit_preread_paths(&p->rec, &p->req, &mem);
+		route(rt, p);
+		p = next;
+	}
+}
+
+static void check_lost_links(struct router *rt)
+{
+	for (size_t i = 0; i < rt->n_workers; i++) {
+		struct worker *w = &rt->workers[i];
+		uint32_t lost = atomic_exchange(&w->lost_pipe, 0);
+		if (lost && lost == w->pipe_id)
+			worker_failed(rt, w, "link", "closed its link");
+	}
+}
+
+static void restart(struct router *rt, struct worker *w, uint64_t now)
+{
+	w->generation++;
+	struct sg_err err;
+	if (worker_spawn(w, &rt->env, now + rt->start_timeout_ns, &err) < 0) {
+		w->state = w->generation < RESTART_MAX ? WORKER_DOWN : WORKER_DEAD;
+		w->deadline_ns = now + BACKOFF_MAX_MS * MS;
+		log_error("%s", err.msg);
+		return;
+	}
+	publish_pids(rt);
+	audit_worker(rt, "worker_restart", w, json_pack("{s:i}", "restart", (int)w->generation));
+}
+
+/* Deadlines due by now; returns the next one (UINT64_MAX: none). */
+static uint64_t check_deadlines(struct router *rt, uint64_t now)
+{
+	uint64_t next = UINT64_MAX;
+	for (size_t i = 0; i < rt->n_workers; i++) {
+		struct worker *w = &rt->workers[i];
+		switch (w->state) {
+		case WORKER_STARTING:
+			if (now >= w->deadline_ns) {
+				worker_failed(rt, w, "timeout", "did not register within %llu ms",
+					      (unsigned long long)(rt->start_timeout_ns / MS));
+				break;
+			}
+			next = next < w->deadline_ns ? next : w->deadline_ns;
+			break;
+		case WORKER_READY:
+			for (size_t k = 0; k < w->n_inflight; k++) {
+				struct pending *p = w->inflight[k];
+				if (now >= p->deadline) {
+					worker_failed(rt, w, "timeout",
+						      "did not answer %s within "
+						      "--handler-timeout %lu ms",
+						      syscall_label(p->req.data.nr),
+						      rt->cfg->handler_timeout_ms);
+					break;
+				}
+				next = next < p->deadline ? next : p->deadline;
+			}
+			break;
+		case WORKER_DOWN:
+			if (w->pidfd >= 0)
+				break; /* not reaped yet: its exit wakes us */
+			if (now >= w->deadline_ns)
+				restart(rt, w, now);
+			else
+				next = next < w->deadline_ns ? next : w->deadline_ns;
+			break;
+		case WORKER_DEAD:
+			break;
+		}
+	}
+	return next;
+}
+
+static void start_check_done(struct router *rt)
+{
+	for (size_t i = 0; i < rt->n_workers; i++)
+		if (rt->workers[i].state != WORKER_READY)
+			return;
+	rt->starting = false;
+	pthread_mutex_lock(&rt->lock);
+	rt->start_done = true;
+	rt->start_result = 0;
+	pthread_cond_broadcast(&rt->cond);
+	pthread_mutex_unlock(&rt->lock);
+}
+
+enum { FD_STOP, FD_KICK, FD_FIXED };
+
+static void serve(struct router *rt)
+{
+	for (;;) {
+		struct pollfd pfd[FD_FIXED + 3 * WORKER_MAX];
+		struct worker *owner[FD_FIXED + 3 * WORKER_MAX];
+		size_t n = FD_FIXED;
+		pfd[FD_STOP] = (struct pollfd){ .fd = rt->stop_fd, .events = POLLIN };
+		pfd[FD_KICK] = (struct pollfd){ .fd = rt->kick_fd, .events = POLLIN };
+		for (size_t i = 0; i < rt->n_workers; i++) {
+			struct worker *w = &rt->workers[i];
+			int fds[3] = { w->sock_open ? w->recv_fd : -1, w->pidfd, w->out_fd };
+			for (size_t k = 0; k < 3; k++) {
+				if (fds[k] < 0)
+					continue;
+				owner[n] = w;
+				pfd[n++] = (struct pollfd){ .fd = fds[k], .events = POLLIN };
+			}
+		}
+		uint64_t now = now_ns();
+		uint64_t next = check_deadlines(rt, now);
+		if (rt->starting && !rt->start_done)
+			start_check_done(rt);
+		if (rt->start_done && rt->start_result < 0)
+			return; /* a worker failed to start: the run ends */
+		int timeout = -1;
+		if (next != UINT64_MAX)
+			timeout = next <= now ? 0 : (int)((next - now) / MS + 1);
+		if (poll(pfd, n, timeout) < 0) {
+			if (errno == EINTR)
+				continue;
+			log_error("router: poll: %s", strerror(errno));
+			return;
+		}
+		if (pfd[FD_STOP].revents)
+			return;
+		if (pfd[FD_KICK].revents)
+			take_submissions(rt);
+		/* Messages before exits: an answer sent just before a crash counts. */
+		for (size_t i = 0; i < rt->n_workers; i++)
+			drain_messages(rt, &rt->workers[i]);
+		check_lost_links(rt);
+		for (size_t i = FD_FIXED; i < n; i++) {
+			if (!pfd[i].revents)
+				continue;
+			struct worker *w = owner[i];
+			if (pfd[i].fd == w->out_fd)
+				worker_pump_output(w);
+			else if (pfd[i].fd == w->pidfd)
+				on_exit_of(rt, w);
+		}
+	}
+}
+
+/* End of the run: Goodbye, a grace period to exit, then SIGKILL. */
+static void stop_workers(struct router *rt)
+{
+	for (size_t i = 0; i < rt->n_workers; i++)
+		if (rt->workers[i].state == WORKER_READY)
+			send_goodbye(&rt->workers[i], "the sandbox ended");
+	uint64_t until = now_ns() + STOP_GRACE_MS * MS;
+	bool killed = false;
+	for (;;) {
+		struct pollfd pfd[2 * WORKER_MAX];
+		struct worker *owner[2 * WORKER_MAX];
+		size_t n = 0;
+		for (size_t i = 0; i < rt->n_workers; i++) {
+			struct worker *w = &rt->workers[i];
+			w->state = WORKER_DEAD;
+			if (w->pidfd >= 0) {
+				owner[n] = w;
+				pfd[n++] = (struct pollfd){ .fd = w->pidfd, .events = POLLIN };
+			}
+			if (w->out_fd >= 0) {
+				owner[n] = w;
+				pfd[n++] = (struct pollfd){ .fd = w->out_fd, .events = POLLIN };
+			}
+		}
+		if (n == 0)
+			break;
+		uint64_t now = now_ns();
+		if (now >= until && !killed) {
+			for (size_t i = 0; i < rt->n_workers; i++)
+				worker_kill(&rt->workers[i]);
+			killed = true;
+			until = now + STOP_GRACE_MS * MS;
+		} else if (now >= until) {
+			break; /* unkillable (D state): leave it, do not hang */
+		}
+		if (poll(pfd, n, (int)((until - now) / MS + 1)) < 0 && errno != EINTR)
+			break;
+		for (size_t i = 0; i < n; i++) {
+			if (!pfd[i].revents)
+				continue;
+			int status;
+			if (pfd[i].fd == owner[i]->out_fd)
+				worker_pump_output(owner[i]);
+			else if (pfd[i].fd == owner[i]->pidfd && worker_reap(owner[i], &status) > 0)
+				publish_pids(rt);
+		}
+	}
+}
+
+static void release_pending(struct router *rt)
+{
+	for (size_t i = 0; i < rt->n_workers; i++) {
+		struct worker *w = &rt->workers[i];
+		for (size_t k = 0; k < w->n_inflight; k++) {
+			audit_syscall_release(&w->inflight[k]->rec);
+			free(w->inflight[k]);
+		}
+		w->n_inflight = 0;
+	}
+	pthread_mutex_lock(&rt->lock);
+	struct pending *p = rt->queue;
+	rt->queue = rt->queue_tail = NULL;
+	pthread_mutex_unlock(&rt->lock);
+	while (p) {
+		struct pending *next = p->next;
+		free(p);
+		p = next;
+	}
+}
+
+static void *router_main(void *arg)
+{
+	struct router *rt = arg;
+	uint64_t deadline = now_ns() + rt->start_timeout_ns;
+	/* Workers are children of this thread, so the main thread's
+	 * waitpid(__WNOTHREAD) never reaps them from under us. */
+	for (size_t i = 0; i < rt->n_workers; i++) {
+		struct sg_err err;
+		if (worker_spawn(&rt->workers[i], &rt->env, deadline, &err) < 0) {
+			start_failed(rt, err.msg);
+			break;
+		}
+		publish_pids(rt);
+		audit_worker(rt, "worker_start", &rt->workers[i], NULL);
+	}
+	if (!rt->start_done)
+		serve(rt);
+	stop_workers(rt);
+	release_pending(rt);
+	return NULL;
+}
+
+/* --- the main thread's side --------------------------------------------- */
+
+static int make_rundir(struct router *rt, struct sg_err *err)
+{
+	const char *base = getenv("XDG_RUNTIME_DIR");
+	struct stat st;
+	if (geteuid() == 0 || !base || *base != '/' || stat(base, &st) < 0 ||
+	    !S_ISDIR(st.st_mode) || strlen(base) > 60)
+		base = "/tmp";
+	snprintf(rt->rundir, sizeof(rt->rundir), "%s/sysgate-XXXXXX", base);
+	if (!mkdtemp(rt->rundir)) {
+		int e = errno;
+		rt->rundir[0] = '\0';
+		return err_sys(err, e, "cannot create a runtime directory in %s", base);
+	}
+	return 0;
+}
+
+/* sysgate's own directory and its ../lib: the SDK library a worker links. */
+static void own_paths(struct router *rt)
+{
+	char exe[PATH_MAX];
+	ssize_t n = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
+	if (n <= 0)
+		return;
+	exe[n] = '\0';
+	char *dir = dirname(exe);
+	rt->extra_read[rt->env.n_read++] = strdup(dir);
+	char lib[PATH_MAX], real[PATH_MAX];
+	snprintf(lib, sizeof(lib), "%s/../lib", dir);
+	if (realpath(lib, real))
+		rt->extra_read[rt->env.n_read++] = strdup(real);
+	/* strdup failures leave a NULL, skipped by the worker module's stat. */
+	size_t k = 0;
+	for (size_t i = 0; i < rt->env.n_read; i++)
+		if (rt->extra_read[i])
+			rt->extra_read[k++] = rt->extra_read[i];
+	rt->env.n_read = k;
+	rt->env.read = (const char *const *)rt->extra_read;
+}
+
+int router_start(struct router **out, const struct router_config *c, struct sg_err *err)
+{
+	struct router *rt = calloc(1, sizeof(*rt));
+	*out = rt;
+	if (!rt)
+		return err_set(err, ENOMEM, "out of memory for the router");
+	rt->cfg = c->cfg;
+	snprintf(rt->sandbox, sizeof(rt->sandbox), "%s", c->sandbox);
+	rt->deny = c->deny;
+	rt->audit = c->audit;
+	rt->listener = -1;
+	rt->kick_fd = rt->stop_fd = -1;
+	pthread_mutex_init(&rt->lock, NULL);
+	pthread_cond_init(&rt->cond, NULL);
+	rt->handler_timeout_ns = (uint64_t)c->cfg->handler_timeout_ms * MS;
+	rt->start_timeout_ns = (uint64_t)c->cfg->worker_start_timeout_ms * MS;
+	if (c->cfg->workers.n > WORKER_MAX)
+		return err_set(err, E2BIG, "--worker: at most %d workers", WORKER_MAX);
+	int r;
+	if ((r = answer_buf_init(&rt->answer, err)) < 0)
+		return r;
+	rt->proxy_buf = malloc(PROXY_BUF_SIZE);
+	rt->kick_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	rt->stop_fd = eventfd(0, EFD_CLOEXEC);
+	if (!rt->proxy_buf || rt->kick_fd < 0 || rt->stop_fd < 0)
+		return err_sys(err, rt->proxy_buf ? errno : ENOMEM, "router: cannot set up");
+	if ((r = make_rundir(rt, err)) < 0)
+		return r;
+	own_paths(rt);
+	rt->env.rundir = rt->rundir;
+	rt->env.user = c->cfg->worker_user;
+	rt->env.sigmask = c->sigmask;
+	rt->env.kick_fd = rt->kick_fd;
+	for (size_t i = 0; i < c->cfg->workers.n; i++) {
+		r = worker_init(&rt->workers[i], (unsigned)i, c->cfg->workers.v[i], &rt->env, err);
+		rt->n_workers = i + 1;
+		if (r < 0)
+			return r;
+	}
+	/* Workers of an unprivileged user must reach their sockets. */
+	const struct worker_sandbox *ws = &rt->workers[0].sandbox;
+	if (ws->change_ids && chown(rt->rundir, ws->uid, ws->gid) < 0)
+		return err_sys(err, errno, "cannot hand %s to the workers' user", rt->rundir);
+
+	rt->starting = true;
+	if ((r = pthread_create(&rt->thread, NULL, router_main, rt)) != 0)
+		return err_sys(err, r, "router: cannot start its thread");
+	rt->thread_started = true;
+	pthread_mutex_lock(&rt->lock);
+	while (!rt->start_done)
+		pthread_cond_wait(&rt->cond, &rt->lock);
+	r = rt->start_result;
+	if (r < 0)
+		*err = rt->start_err;
+	pthread_mutex_unlock(&rt->lock);
+	return r;
+}
+
+int router_add_hops(struct router *rt, struct chain_table *t, struct sg_err *err)
+{
+	for (size_t i = 0; i < rt->n_workers; i++) {
+		struct worker *w = &rt->workers[i];
+		for (size_t k = 0; k < w->n_regs; k++) {
+			struct chain_hop hop = { .worker = w, .reg = w->regs[k].index,
+						 .policy = w->regs[k].policy };
+			if (chain_append_hop(t, w->regs[k].nr, &hop) < 0)
+				return err_set(err, ENOMEM, "out of memory for chains");
+			log_verbose("worker '%s' handles %s (exception policy %s)", w->spec,
+				    syscall_label(w->regs[k].nr), policy_name(hop.policy));
+		}
+	}
+	return 0;
+}
+
+void router_go(struct router *rt, int listener)
+{
+	pthread_mutex_lock(&rt->lock);
+	rt->listener = listener;
+	pthread_mutex_unlock(&rt->lock);
+}
+
+void router_submit(struct router *rt, const struct seccomp_notif *req, const struct chain *chain,
+		   uint64_t t0)
+{
+	struct pending *p = calloc(1, sizeof(*p));
+	if (!p) {
+		/* Cannot hand it on: fail closed, here. */
+		log_error("router: out of memory: notification denied");
+		return;
+	}
+	p->req = *req;
+	p->t0 = t0;
+	p->chain = chain;
+	if (rt->audit)
+		clock_gettime(CLOCK_REALTIME, &p->rec.when);
+	pthread_mutex_lock(&rt->lock);
+	if (rt->queue_tail)
+		rt->queue_tail->next = p;
+	else
+		rt->queue = p;
+	rt->queue_tail = p;
+	pthread_mutex_unlock(&rt->lock);
+	uint64_t one = 1;
+	(void)!write(rt->kick_fd, &one, sizeof(one));
+}
+
+void router_stop(struct router *rt)
+{
+	if (!rt)
+		return;
+	if (rt->thread_started) {
+		uint64_t one = 1;
+		(void)!write(rt->stop_fd, &one, sizeof(one));
+		pthread_join(rt->thread, NULL);
+		rt->thread_started = false;
+	}
+	for (size_t i = 0; i < rt->n_workers; i++)
+		worker_free(&rt->workers[i]);
+	if (rt->rundir[0] && rmdir(rt->rundir) < 0)
+		log_error("cannot remove %s: %s", rt->rundir, strerror(errno));
+	rt->rundir[0] = '\0';
+}
+
+void router_free(struct router *rt)
+{
+	if (!rt)
+		return;
+	answer_buf_free(&rt->answer);
+	free(rt->proxy_buf);
+	for (size_t i = 0; i < ARRAY_SIZE(rt->extra_read); i++)
+		free(rt->extra_read[i]);
+	if (rt->kick_fd >= 0)
+		close(rt->kick_fd);
+	if (rt->stop_fd >= 0)
+		close(rt->stop_fd);
+	pthread_mutex_destroy(&rt->lock);
+	pthread_cond_destroy(&rt->cond);
+	free(rt);
+}

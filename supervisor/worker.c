@@ -1,0 +1,445 @@
+#include "worker.h"
+
+#include <fcntl.h>
+#include <libgen.h>
+#include <limits.h>
+#include <nng/protocol/pair1/pair.h>
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/random.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "compat.h"
+#include "log.h"
+#include "spawn.h"
+
+#ifndef P_PIDFD
+#define P_PIDFD 3
+#endif
+#ifndef CLOSE_RANGE_CLOEXEC
+#define CLOSE_RANGE_CLOEXEC (1U << 2)
+#endif
+
+extern char **environ;
+
+/* Read-only for every worker: the loader, libraries and configuration. */
+static const char *const system_read[] = { "/usr", "/lib", "/lib64", "/lib32", "/libx32",
+					   "/bin", "/sbin", "/etc" };
+
+static void free_strv(char **v)
+{
+	if (!v)
+		return;
+	for (char **p = v; *p; p++)
+		free(*p);
+	free(v);
+}
+
+static int split_blanks(const char *spec, char ***out)
+{
+	size_t n = 0, cap = 4;
+	char **v = calloc(cap + 1, sizeof(*v));
+	if (!v)
+		return -ENOMEM;
+	for (const char *p = spec; *p;) {
+		while (*p == ' ' || *p == '\t')
+			p++;
+		if (!*p)
+			break;
+		size_t len = strcspn(p, " \t");
+		if (n == cap) {
+			char **nv = realloc(v, (cap * 2 + 1) * sizeof(*v));
+			if (!nv) {
+				free_strv(v);
+				return -ENOMEM;
+			}
+			v = nv;
+			cap *= 2;
+		}
+		if (!(v[n] = strndup(p, len))) {
+			free_strv(v);
+			return -ENOMEM;
+		}
+		v[++n] = NULL;
+		p += len;
+	}
+	*out = v;
+	return (int)n;
+}
+
+/* Read paths for this worker: the system's, its binary's directory, the
+ * directory of each argument that names a file (a script, a plugin), and
+ * the run's extra paths. Paths that do not exist are skipped. */
+struct paths {
+	char *v[64];
+	size_t n;
+};
+
+static void paths_add(struct paths *p, const char *path)
+{
+	struct stat st;
+	if (p->n == ARRAY_SIZE(p->v) || stat(path, &st) < 0)
+		return;
+	for (size_t i = 0; i < p->n; i++)
+		if (!strcmp(p->v[i], path))
+			return;
+	char *copy = strdup(path);
+	if (copy)
+		p->v[p->n++] = copy;
+}
+
+static void paths_add_dir_of(struct paths *p, const char *file)
+{
+	struct stat st;
+	if (stat(file, &st) < 0 || !S_ISREG(st.st_mode))
+		return;
+	char real[PATH_MAX];
+	if (!realpath(file, real))
+		return;
+	paths_add(p, dirname(real));
+}
+
+static void paths_free(struct paths *p)
+{
+	for (size_t i = 0; i < p->n; i++)
+		free(p->v[i]);
+	p->n = 0;
+}
+
+static void on_pipe_removed(nng_pipe pipe, nng_pipe_ev ev, void *arg)
+{
+	(void)ev;
+	struct worker *w = arg;
+	atomic_store(&w->lost_pipe, (uint32_t)nng_pipe_id(pipe));
+	uint64_t one = 1;
+	(void)!write(w->kick_fd, &one, sizeof(one));
+}
+
+static int link_listen(struct worker *w, const struct worker_env *env, struct sg_err *err)
+{
+	size_t len = strlen(env->rundir) + 16;
+	w->dir = malloc(len);
+	w->url = malloc(len + 16);
+	if (!w->dir || !w->url)
+		return err_set(err, ENOMEM, "--worker '%s': out of memory", w->spec);
+	snprintf(w->dir, len, "%s/w%u", env->rundir, w->index);
+	snprintf(w->url, len + 16, "ipc://%s/link", w->dir);
+	if (mkdir(w->dir, 0700) < 0)
+		return err_sys(err, errno, "--worker '%s': cannot create %s", w->spec, w->dir);
+	if (w->sandbox.change_ids && chown(w->dir, w->sandbox.uid, w->sandbox.gid) < 0)
+		return err_sys(err, errno, "--worker '%s': cannot hand %s to the worker's user",
+			       w->spec, w->dir);
+	int r;
+	if ((r = nng_pair1_open(&w->sock)) != 0)
+		return err_set(err, EIO, "--worker '%s': nng socket: %s", w->spec, nng_strerror(r));
+	w->sock_open = true;
+	/* Oversized messages close the link: a violation like any other. */
+	if ((r = nng_socket_set_size(w->sock, NNG_OPT_RECVMAXSZ, PROTO_MAX_MESSAGE)) != 0 ||
+	    (r = nng_socket_set_int(w->sock, NNG_OPT_SENDBUF, 2 * WORKER_MAX_INFLIGHT)) != 0 ||
+	    (r = nng_socket_set_int(w->sock, NNG_OPT_RECVBUF, 2 * WORKER_MAX_INFLIGHT)) != 0 ||
+	    (r = nng_pipe_notify(w->sock, NNG_PIPE_EV_REM_POST, on_pipe_removed, w)) != 0 ||
+	    (r = nng_listen(w->sock, w->url, NULL, 0)) != 0 ||
+	    (r = nng_socket_get_int(w->sock, NNG_OPT_RECVFD, &w->recv_fd)) != 0)
+		return err_set(err, EIO, "--worker '%s': cannot listen on %s: %s", w->spec, w->url,
+			       nng_strerror(r));
+	char sock_path[PATH_MAX];
+	snprintf(sock_path, sizeof(sock_path), "%s/link", w->dir);
+	if (w->sandbox.change_ids && lchown(sock_path, w->sandbox.uid, w->sandbox.gid) < 0)
+		return err_sys(err, errno, "--worker '%s': cannot hand %s to the worker's user",
+			       w->spec, sock_path);
+	if (chmod(sock_path, 0600) < 0)
+		return err_sys(err, errno, "--worker '%s': chmod %s", w->spec, sock_path);
+	return 0;
+}
+
+int worker_init(struct worker *w, unsigned index, const char *spec, const struct worker_env *env,
+		struct sg_err *err)
+{
+	memset(w, 0, sizeof(*w));
+	w->index = index;
+	w->spec = spec;
+	w->exe_fd = w->pidfd = w->out_fd = w->recv_fd = -1;
+	w->kick_fd = env->kick_fd;
+	w->sandbox.landlock_fd = -1;
+	w->state = WORKER_DEAD;
+	int n = split_blanks(spec, &w->argv);
+	if (n < 0)
+		return err_set(err, ENOMEM, "--worker '%s': out of memory", spec);
+	if (n == 0)
+		return err_set(err, EINVAL, "--worker: empty command");
+	const char *base = strrchr(w->argv[0], '/');
+	snprintf(w->name, sizeof(w->name), "%s", base ? base + 1 : w->argv[0]);
+
+	_cleanup_free_ char *path = spawn_resolve(w->argv[0]);
+	if (!path)
+		return err_set(err, errno == EACCES ? EACCES : ENOENT, "--worker '%s': %s: %s",
+			       spec, w->argv[0],
+			       errno == EACCES ? "permission denied" : "command not found");
+	w->exe_fd = open(path, O_PATH | O_CLOEXEC);
+	if (w->exe_fd < 0)
+		return err_sys(err, errno, "--worker '%s': cannot open %s", spec, path);
+
+	struct paths rp = { .n = 0 };
+	for (size_t i = 0; i < ARRAY_SIZE(system_read); i++)
+		paths_add(&rp, system_read[i]);
+	paths_add_dir_of(&rp, path);
+	for (char **a = w->argv + 1; *a; a++)
+		paths_add_dir_of(&rp, *a);
+	for (size_t i = 0; i < env->n_read; i++)
+		paths_add(&rp, env->read[i]);
+	struct worker_sandbox_spec ws = {
+		.user = env->user,
+		.read_paths = (const char *const *)rp.v,
+		.n_read = rp.n,
+	};
+	struct sg_err e2;
+	int r = worker_sandbox_prepare(&w->sandbox, &ws, &e2);
+	paths_free(&rp);
+	if (r < 0)
+		return err_set(err, -r, "--worker '%s': %s", spec, e2.msg);
+	return link_listen(w, env, err);
+}
+
+static int token_hex(const uint8_t *t, char *out)
+{
+	static const char hex[] = "0123456789abcdef";
+	for (size_t i = 0; i < PROTO_TOKEN_SIZE; i++) {
+		out[2 * i] = hex[t[i] >> 4];
+		out[2 * i + 1] = hex[t[i] & 15];
+	}
+	out[2 * PROTO_TOKEN_SIZE] = '\0';
+	return 0;
+}
+
+/* environ without SYSGATE_WORKER_*, plus this worker's. */
+static char **worker_environ(const struct worker *w)
+{
+	size_t n = 0;
+	for (char **e = environ; *e; e++)
+		n++;
+	char **v = calloc(n + 5, sizeof(*v));
+	if (!v)
+		return NULL;
+	size_t k = 0;
+	for (char **e = environ; *e; e++)
+		if (strncmp(*e, "SYSGATE_WORKER_", 15) != 0 && !(v[k++] = strdup(*e)))
+			goto fail;
+	char token[2 * PROTO_TOKEN_SIZE + 1];
+	token_hex(w->token, token);
+	if (asprintf(&v[k++], "SYSGATE_WORKER_URL=%s", w->url) < 0 ||
+	    asprintf(&v[k++], "SYSGATE_WORKER_TOKEN=%s", token) < 0 ||
+	    asprintf(&v[k++], "SYSGATE_WORKER_NAME=%s", w->name) < 0 ||
+	    asprintf(&v[k++], "SYSGATE_WORKER_RESTART=%u", w->generation) < 0) {
+		v[k - 1] = NULL;
+		goto fail;
+	}
+	return v;
+fail:
+	free_strv(v);
+	return NULL;
+}
+
+/* Async-signal-safe diagnostics for the forked child. */
+static void child_fail(const char *what, int err)
+{
+	char num[16];
+	int i = (int)sizeof(num);
+	num[--i] = '\0';
+	unsigned u = (unsigned)(err < 0 ? -err : err);
+	do
+		num[--i] = (char)('0' + u % 10);
+	while ((u /= 10) && i > 0);
+	const char *parts[] = { "sysgate: worker: ", what, " failed (errno ", num + i, ")\n" };
+	for (size_t p = 0; p < ARRAY_SIZE(parts); p++)
+		(void)!write(STDERR_FILENO, parts[p], strlen(parts[p]));
+}
+
+static _Noreturn void child_run(const struct worker *w, const struct worker_env *env, int out,
+				int devnull, char **envp, pid_t supervisor)
+{
+	if (dup2(devnull, STDIN_FILENO) < 0 || dup2(out, STDOUT_FILENO) < 0 ||
+	    dup2(out, STDERR_FILENO) < 0)
+		_exit(126);
+	/* Its own session: terminal signals are sysgate's to handle. */
+	setsid();
+	struct sigaction dfl = { .sa_handler = SIG_DFL };
+	sigaction(SIGPIPE, &dfl, NULL);
+	sigprocmask(SIG_SETMASK, &env->sigmask, NULL);
+	/* Everything else we hold stays out of the worker. */
+	if (syscall(SYS_close_range, 3u, ~0u, CLOSE_RANGE_CLOEXEC) < 0) {
+		for (int fd = 3; fd < 1024; fd++)
+			if (fd != w->exe_fd && fd != w->sandbox.landlock_fd)
+				fcntl(fd, F_SETFD, FD_CLOEXEC);
+	}
+	enum worker_sandbox_stage stage;
+	int r = worker_sandbox_apply_staged(&w->sandbox, &stage);
+	if (r < 0) {
+		child_fail(worker_sandbox_stage_name(stage), r);
+		_exit(126);
+	}
+	/* After the uid change, which clears it; dies with the supervisor. */
+	prctl(PR_SET_PDEATHSIG, SIGKILL);
+	if (getppid() != supervisor)
+		_exit(126);
+	syscall(SYS_execveat, w->exe_fd, "", w->argv, envp, AT_EMPTY_PATH);
+	child_fail("execve", errno);
+	_exit(127);
+}
+
+int worker_spawn(struct worker *w, const struct worker_env *env, uint64_t hello_deadline_ns,
+		 struct sg_err *err)
+{
+	if (getrandom(w->token, sizeof(w->token), 0) != (ssize_t)sizeof(w->token))
+		return err_sys(err, errno, "--worker '%s': getrandom", w->spec);
+	char **envp = worker_environ(w);
+	if (!envp)
+		return err_set(err, ENOMEM, "--worker '%s': out of memory", w->spec);
+	int pipefd[2];
+	_cleanup_close_ int devnull = open("/dev/null", O_RDONLY | O_CLOEXEC);
+	if (devnull < 0 || pipe2(pipefd, O_CLOEXEC) < 0) {
+		free_strv(envp);
+		return err_sys(err, errno, "--worker '%s': cannot set up its output", w->spec);
+	}
+	pid_t self = getpid();
+	pid_t pid = fork();
+	if (pid == 0)
+		child_run(w, env, pipefd[1], devnull, envp, self);
+	int e = errno;
+	free_strv(envp);
+	close(pipefd[1]);
+	if (pid < 0) {
+		close(pipefd[0]);
+		return err_sys(err, e, "--worker '%s': fork", w->spec);
+	}
+	w->pid = pid;
+	w->out_fd = pipefd[0];
+	fcntl(w->out_fd, F_SETFL, O_NONBLOCK);
+	w->pidfd = sg_pidfd_open(pid, 0);
+	if (w->pidfd < 0) {
+		e = errno;
+		kill(pid, SIGKILL); /* our unreaped child: the pid is still ours */
+		waitpid(pid, NULL, 0);
+		w->pid = 0;
+		return err_sys(err, e, "--worker '%s': pidfd_open", w->spec);
+	}
+	w->state = WORKER_STARTING;
+	w->deadline_ns = hello_deadline_ns;
+	w->pipe_id = 0;
+	log_verbose("worker '%s': pid %d%s", w->spec, (int)pid,
+		    w->generation ? " (restarted)" : "");
+	return 0;
+}
+
+void worker_kill(struct worker *w)
+{
+	if (w->pidfd >= 0)
+		sg_pidfd_send_signal(w->pidfd, SIGKILL);
+}
+
+int worker_reap(struct worker *w, int *status)
+{
+	if (w->pidfd < 0)
+		return -ECHILD;
+	siginfo_t si;
+	memset(&si, 0, sizeof(si));
+	if (waitid((idtype_t)P_PIDFD, (id_t)w->pidfd, &si, WEXITED | WNOHANG) < 0)
+		return -errno;
+	if (si.si_pid == 0)
+		return 0;
+	*status = si.si_code == CLD_EXITED ? (si.si_status & 0xff) << 8 : si.si_status & 0x7f;
+	close(w->pidfd);
+	w->pidfd = -1;
+	w->pid = 0;
+	return 1;
+}
+
+bool worker_pump_output(struct worker *w)
+{
+	char buf[4096];
+	for (;;) {
+		ssize_t n = read(w->out_fd, buf, sizeof(buf));
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0 && errno == EAGAIN)
+			return true;
+		if (n <= 0) {
+			close(w->out_fd);
+			w->out_fd = -1;
+			return false;
+		}
+		(void)!write_all(STDERR_FILENO, buf, (size_t)n);
+		for (ssize_t i = 0; i < n; i++) {
+			w->tail[w->tail_pos] = buf[i];
+			w->tail_pos = (w->tail_pos + 1) % WORKER_TAIL;
+		}
+		w->tail_len = w->tail_len + (size_t)n > WORKER_TAIL ? WORKER_TAIL
+								    : w->tail_len + (size_t)n;
+	}
+}
+
+void worker_tail(const struct worker *w, char *buf, size_t size)
+{
+	size_t want = w->tail_len < size - 1 ? w->tail_len : size - 1;
+	size_t start = (w->tail_pos + WORKER_TAIL - want) % WORKER_TAIL, k = 0;
+	for (size_t i = 0; i < want; i++) {
+		char c = w->tail[(start + i) % WORKER_TAIL];
+		/* One line: output lines joined, control characters blanked. */
+		buf[k++] = c == '\n' ? '|' : (unsigned char)c < 0x20 ? ' ' : c;
+	}
+	while (k && (buf[k - 1] == '|' || buf[k - 1] == ' '))
+		k--;
+	buf[k] = '\0';
+}
+
+void worker_describe_status(int status, char *buf, size_t size)
+{
+	if (WIFEXITED(status))
+		snprintf(buf, size, "exited with status %d", WEXITSTATUS(status));
+	else if (WIFSIGNALED(status))
+		snprintf(buf, size, "killed by SIG%s", sigabbrev_np(WTERMSIG(status))
+							      ? sigabbrev_np(WTERMSIG(status))
+							      : "?");
+	else
+		snprintf(buf, size, "ended (status %#x)", (unsigned)status);
+}
+
+void worker_free(struct worker *w)
+{
+	if (w->sock_open) {
+		/* Drain first: nng 1.5 can hang closing a pair1 socket with an
+		 * unread message in flight. */
+		nng_msg *m;
+		while (nng_recvmsg(w->sock, &m, NNG_FLAG_NONBLOCK) == 0)
+			nng_msg_free(m);
+		nng_close(w->sock);
+		w->sock_open = false;
+	}
+	if (w->dir) {
+		char sock_path[PATH_MAX];
+		snprintf(sock_path, sizeof(sock_path), "%s/link", w->dir);
+		unlink(sock_path);
+		rmdir(w->dir);
+	}
+	if (w->pidfd >= 0)
+		close(w->pidfd);
+	if (w->out_fd >= 0)
+		close(w->out_fd);
+	if (w->exe_fd >= 0)
+		close(w->exe_fd);
+	worker_sandbox_free(&w->sandbox);
+	free_strv(w->argv);
+	free(w->dir);
+	free(w->url);
+	free(w->regs);
+	/* w->name stays: audit records may still point at it. */
+	w->argv = NULL;
+	w->dir = w->url = NULL;
+	w->regs = NULL;
+	w->n_regs = 0;
+	w->exe_fd = w->pidfd = w->out_fd = w->recv_fd = -1;
+}

@@ -1,0 +1,113 @@
+/* Worker lifecycle: one handler worker process per --worker, its link
+ * (an nng pair1 socket the supervisor listens on, in a private runtime
+ * directory), its output, and its restarts. The router (router.h) owns
+ * every struct worker and is the only thread that touches one after start;
+ * this module holds the process and link mechanics.
+ *
+ * A worker is started by fork + worker_sandbox_apply + execveat of an fd
+ * opened by the supervisor: its binary need not be reachable by the
+ * unprivileged user it runs as, only executable. Its stdin is /dev/null;
+ * its stdout and stderr are a pipe the router forwards to sysgate's
+ * stderr, keeping the tail for failure messages. */
+#ifndef SYSGATE_WORKER_H
+#define SYSGATE_WORKER_H
+
+#include <nng/nng.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "protocol.h"
+#include "registry.h"
+#include "worker_sandbox.h"
+
+#define WORKER_MAX 16           /* --worker options */
+#define WORKER_MAX_INFLIGHT 64u /* notifications pending with one worker */
+#define WORKER_TAIL 2048u       /* bytes of output kept for messages */
+
+enum worker_state {
+	WORKER_STARTING, /* spawned, no accepted Hello yet */
+	WORKER_READY,    /* serving */
+	WORKER_DOWN,     /* failed; restarts at restart_at */
+	WORKER_DEAD,     /* out of restarts, or stopped */
+};
+
+struct pending; /* router.c */
+
+struct worker {
+	unsigned index;
+	const char *spec; /* the --worker string, for messages */
+	char **argv;      /* spec split on blanks */
+	char name[PROTO_MAX_NAME + 1]; /* for the audit log: Hello's, else argv[0]'s */
+	int exe_fd;                    /* the binary, opened by the supervisor */
+	struct worker_sandbox sandbox;
+
+	/* link */
+	char *dir, *url;
+	nng_socket sock;
+	bool sock_open;
+	int recv_fd;                 /* readable when a message waits */
+	uint32_t pipe_id;            /* the accepted peer, 0: none */
+	_Atomic uint32_t lost_pipe;  /* set by nng's pipe callback */
+	int kick_fd;                 /* the router's eventfd, written on loss */
+
+	/* process */
+	pid_t pid;
+	int pidfd, out_fd;
+	uint8_t token[PROTO_TOKEN_SIZE];
+	unsigned generation; /* 0 for the first start, n for the n-th restart */
+	enum worker_state state;
+	uint64_t deadline_ns; /* STARTING: Hello due; DOWN: restart time */
+
+	struct registration *regs; /* after the first accepted Hello */
+	size_t n_regs;
+
+	struct pending *inflight[WORKER_MAX_INFLIGHT];
+	size_t n_inflight;
+
+	char tail[WORKER_TAIL]; /* ring of recent output */
+	size_t tail_len, tail_pos;
+};
+
+/* What every worker of a run shares. */
+struct worker_env {
+	const char *rundir;        /* private, 0700, owned by the workers' uid */
+	const char *user;          /* --worker-user, when root */
+	const char *const *read;   /* extra read paths for every worker */
+	size_t n_read;
+	sigset_t sigmask;          /* the mask sysgate was started with */
+	int kick_fd;               /* eventfd the pipe callback writes to */
+};
+
+/* Splits spec, finds the binary, prepares the sandbox, creates the link's
+ * directory and starts listening. Messages name the worker. */
+int worker_init(struct worker *w, unsigned index, const char *spec, const struct worker_env *env,
+		struct sg_err *err);
+
+/* Starts (or restarts) the process: a fresh token, state STARTING. */
+int worker_spawn(struct worker *w, const struct worker_env *env, uint64_t hello_deadline_ns,
+		 struct sg_err *err);
+
+/* SIGKILL to the process, if it is still ours to signal. */
+void worker_kill(struct worker *w);
+
+/* Reaps the process if it exited: 1 and a wait status, 0 still running,
+ * -errno. Closes the pidfd once reaped. */
+int worker_reap(struct worker *w, int *status);
+
+/* Forwards what the process wrote to sysgate's stderr and keeps the tail.
+ * Returns false at end of output (the pipe is then closed). */
+bool worker_pump_output(struct worker *w);
+
+/* The kept tail as one line ("" if none), for a failure message. */
+void worker_tail(const struct worker *w, char *buf, size_t size);
+
+/* "exited with status 3", "killed by SIGSEGV". */
+void worker_describe_status(int status, char *buf, size_t size);
+
+/* Closes the link and frees everything; the process must be reaped. */
+void worker_free(struct worker *w);
+
+#endif
