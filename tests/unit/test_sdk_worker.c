@@ -2,7 +2,9 @@
  * test process: an nng pair1 listener on an ipc:// address in a private
  * directory, with sg_worker_run() in a second thread. Every wait is bounded
  * (nng timeouts, a timed join), so a broken worker fails a test instead of
- * hanging it. */
+ * hanging it; no test sleeps. Which handlers run at once is shown by the
+ * order of what the worker sends: a handler blocked in a memory read until
+ * the fake has seen another handler's Action proves both ran together. */
 #include "unit.h"
 
 #include <nng/nng.h>
@@ -47,9 +49,14 @@ static void *run_worker(void *arg)
 }
 
 /* Listens, sets the worker's environment and makes a worker called name
- * (used when SYSGATE_WORKER_NAME is unset). */
-static struct fake *fake_new(const char *name)
+ * (used when SYSGATE_WORKER_NAME is unset) with SYSGATE_WORKER_THREADS set
+ * to threads (NULL: unset). */
+static struct fake *fake_new_threads(const char *name, const char *threads)
 {
+	if (threads)
+		assert_int_equal(setenv("SYSGATE_WORKER_THREADS", threads, 1), 0);
+	else
+		unsetenv("SYSGATE_WORKER_THREADS");
 	struct fake *f = calloc(1, sizeof(*f));
 	assert_non_null(f);
 	snprintf(f->dir, sizeof(f->dir), "/tmp/sg-sdk-test-XXXXXX");
@@ -64,9 +71,15 @@ static struct fake *fake_new(const char *name)
 	assert_int_equal(setenv("SYSGATE_WORKER_URL", f->url, 1), 0);
 	assert_int_equal(setenv("SYSGATE_WORKER_TOKEN", TOKEN_HEX, 1), 0);
 	f->worker = sg_worker_new(name);
+	unsetenv("SYSGATE_WORKER_THREADS");
 	assert_non_null(f->worker);
 	current_fake = f;
 	return f;
+}
+
+static struct fake *fake_new(const char *name)
+{
+	return fake_new_threads(name, NULL);
 }
 
 static void fake_start(struct fake *f)
@@ -158,7 +171,7 @@ static char s_reason[] = "unknown token";
 static char s_bye[] = "end of run";
 static uint8_t s_path[] = "/etc/passwd";
 
-static void send_welcome(struct fake *f, bool accepted)
+static void send_welcome_inflight(struct fake *f, bool accepted, uint32_t max_inflight)
 {
 	Sysgate__V1__Envelope env;
 	Sysgate__V1__Welcome w;
@@ -169,7 +182,7 @@ static void send_welcome(struct fake *f, bool accepted)
 	w.accepted = accepted;
 	if (accepted) {
 		w.sandbox = s_sandbox;
-		w.max_inflight = 4;
+		w.max_inflight = max_inflight;
 		w.max_mem_request = 4096;
 		w.max_inject = 4096;
 	} else {
@@ -178,13 +191,25 @@ static void send_welcome(struct fake *f, bool accepted)
 	fake_send(f, &env);
 }
 
-/* Starts the worker and answers its Hello with an accepting Welcome. */
-static void fake_handshake(struct fake *f)
+/* A Welcome allowing 4 snapshots at once. */
+static void send_welcome(struct fake *f, bool accepted)
+{
+	send_welcome_inflight(f, accepted, 4);
+}
+
+/* Starts the worker and answers its Hello with an accepting Welcome that
+ * allows max_inflight snapshots at once. */
+static void fake_handshake_inflight(struct fake *f, uint32_t max_inflight)
 {
 	fake_start(f);
 	Sysgate__V1__Envelope *hello _cleanup_envelope_ =
 		fake_recv(f, SYSGATE__V1__ENVELOPE__BODY_HELLO);
-	send_welcome(f, true);
+	send_welcome_inflight(f, true, max_inflight);
+}
+
+static void fake_handshake(struct fake *f)
+{
+	fake_handshake_inflight(f, 4);
 }
 
 /* A Snapshot of openat(AT_FDCWD, "/etc/passwd", ...) with seq, for the
@@ -532,7 +557,9 @@ struct seen {
 	char path[2][64];
 	bool path_null[PROTO_ARGS + 1];
 	const sg_ctx *ctx;
-	unsigned calls;
+	unsigned calls;          /* atomic: handlers may run at once */
+	bool first_done;         /* atomic: the first h_read call returns */
+	bool second_after_first; /* the second h_read call began after it */
 	ssize_t read_result, read2_result, cstr_result;
 	char buf[16], cstr[8];
 };
@@ -595,26 +622,29 @@ static void test_ctx_accessors(void **state)
 }
 
 /* First call: reads 5 bytes at arg 1, then a string at arg 3, and returns
- * the first read's result; a Snapshot that arrives meanwhile waits its
- * turn. */
+ * the first read's result. A second call (for a Snapshot that arrives
+ * meanwhile) notes whether the first had returned, and fails at once. */
 static int h_read(const sg_ctx *ctx, sg_action *out, void *ud)
 {
 	struct seen *s = ud;
-	if (s->calls++) /* the queued second snapshot: fail at once */
+	if (__atomic_fetch_add(&s->calls, 1, __ATOMIC_SEQ_CST)) {
+		s->second_after_first = __atomic_load_n(&s->first_done, __ATOMIC_SEQ_CST);
 		return 1;
+	}
 	s->read_result = sg_ctx_read(ctx, sg_ctx_arg(ctx, 1), s->buf, 5);
 	s->read2_result = sg_ctx_read(ctx, sg_ctx_arg(ctx, 1), s->buf, 5000); /* over the cap */
 	s->cstr_result = sg_ctx_read_cstr(ctx, sg_ctx_arg(ctx, 3), s->cstr, sizeof(s->cstr));
 	sg_return(out, s->read_result);
+	__atomic_store_n(&s->first_done, true, __ATOMIC_SEQ_CST);
 	return 0;
 }
 
-/* The next MemRequest, checked against what the handler asked for. */
-static uint64_t expect_mem_request(struct fake *f, uint64_t seq, Sysgate__V1__MemRequest__Op op,
-				   uint64_t addr, uint32_t length)
+/* Checks that m is a MemRequest for what the handler asked for; its
+ * request_id. */
+static uint64_t check_mem_request(const Sysgate__V1__Envelope *m, uint64_t seq,
+				  Sysgate__V1__MemRequest__Op op, uint64_t addr, uint32_t length)
 {
-	Sysgate__V1__Envelope *m _cleanup_envelope_ =
-		fake_recv(f, SYSGATE__V1__ENVELOPE__BODY_MEM_REQUEST);
+	assert_int_equal(m->body_case, SYSGATE__V1__ENVELOPE__BODY_MEM_REQUEST);
 	const Sysgate__V1__MemRequest *q = m->mem_request;
 	assert_int_equal(q->seq, seq);
 	assert_int_equal(q->op, op);
@@ -623,22 +653,65 @@ static uint64_t expect_mem_request(struct fake *f, uint64_t seq, Sysgate__V1__Me
 	return q->request_id;
 }
 
+/* The next MemRequest, checked against what the handler asked for. */
+static uint64_t expect_mem_request(struct fake *f, uint64_t seq, Sysgate__V1__MemRequest__Op op,
+				   uint64_t addr, uint32_t length)
+{
+	Sysgate__V1__Envelope *m _cleanup_envelope_ =
+		fake_recv(f, SYSGATE__V1__ENVELOPE__BODY_MEM_REQUEST);
+	return check_mem_request(m, seq, op, addr, length);
+}
+
+/* The next message from the worker, which must be valid, of any kind. */
+static Sysgate__V1__Envelope *fake_recv_any(struct fake *f)
+{
+	void *buf = NULL;
+	size_t len = 0;
+	int rv = nng_recv(f->socket, &buf, &len, NNG_FLAG_ALLOC);
+	if (rv != 0)
+		fail_msg("receiving from the worker: %s", nng_strerror(rv));
+	struct sg_err err = { "" };
+	Sysgate__V1__Envelope *m = NULL;
+	int r = proto_decode(buf, len, &m, &err);
+	nng_free(buf, len);
+	if (r == 0)
+		r = proto_validate_from_worker(m, &err);
+	if (r < 0)
+		fail_msg("invalid message from the worker: %s", err.msg);
+	return m;
+}
+
+/* The next Action, which must be for seq. */
+static Sysgate__V1__Envelope *expect_action(struct fake *f, uint64_t seq)
+{
+	Sysgate__V1__Envelope *m = fake_recv(f, SYSGATE__V1__ENVELOPE__BODY_ACTION);
+	if (m->action->seq != seq) {
+		unsigned long long got = m->action->seq;
+		proto_envelope_free(m);
+		fail_msg("Action for seq %llu, expected seq %llu", got, (unsigned long long)seq);
+	}
+	return m;
+}
+
 struct read_case {
 	const char *name;
 	int32_t error; /* what the supervisor answers the read with */
 	ssize_t want;
+	const char *threads; /* SYSGATE_WORKER_THREADS, or NULL */
 };
 
 static struct read_case read_cases[] = {
-	{ "read gets the MemReply data", 0, 5 },
-	{ "read answered EFAULT", EFAULT, -EFAULT },
+	{ "read gets the MemReply data", 0, 5, NULL },
+	{ "read answered EFAULT", EFAULT, -EFAULT, NULL },
+	{ "one thread: the snapshot sent during a read waits for it", 0, 5, "1" },
 };
 
 static void test_read(void **state)
 {
 	const struct read_case *c = *state;
+	bool serial = c->threads && strcmp(c->threads, "1") == 0;
 	struct seen seen = { 0 };
-	struct fake *f _cleanup_fake_ = fake_new("w");
+	struct fake *f _cleanup_fake_ = fake_new_threads("w", c->threads);
 	assert_int_equal(sg_worker_on(f->worker, "openat", h_read, &seen, SG_EXC_KILL), 0);
 	fake_handshake(f);
 	send_snapshot(f, 21, 0);
@@ -646,34 +719,307 @@ static void test_read(void **state)
 	uint64_t id =
 		expect_mem_request(f, 21, SYSGATE__V1__MEM_REQUEST__OP__READ, 0x5555deadbeef, 5);
 	assert_int_equal(id, 1);
-	/* A second notification while the handler waits: handled after it. */
+	/* A second notification while the handler waits: handled by another
+	 * thread at any time, or with one thread after the first. */
 	send_snapshot(f, 22, 0);
 	if (c->error)
 		send_mem_reply(f, id, c->error, NULL, 0);
 	else
 		send_mem_reply(f, id, 0, "abcde", 5);
-	id = expect_mem_request(f, 21, SYSGATE__V1__MEM_REQUEST__OP__READ_CSTR, 0644,
-				sizeof(seen.cstr) - 1);
-	assert_int_equal(id, 2);
-	send_mem_reply(f, id, 0, "str", 3);
 
-	Sysgate__V1__Envelope *m _cleanup_envelope_ =
-		fake_recv(f, SYSGATE__V1__ENVELOPE__BODY_ACTION);
-	assert_int_equal(m->action->seq, 21);
-	assert_int_equal(m->action->kind_case, SYSGATE__V1__ACTION__KIND_DO_RETURN);
-	assert_true(m->action->do_return->value == c->want);
+	Sysgate__V1__Envelope *a21 _cleanup_envelope_ = NULL;
+	Sysgate__V1__Envelope *a22 _cleanup_envelope_ = NULL;
+	bool cstr_asked = false;
+	while (!a21 || !a22) {
+		Sysgate__V1__Envelope *m _cleanup_envelope_ = fake_recv_any(f);
+		if (m->body_case == SYSGATE__V1__ENVELOPE__BODY_MEM_REQUEST) {
+			assert_false(cstr_asked);
+			id = check_mem_request(m, 21, SYSGATE__V1__MEM_REQUEST__OP__READ_CSTR, 0644,
+					       sizeof(seen.cstr) - 1);
+			assert_int_equal(id, 2);
+			send_mem_reply(f, id, 0, "str", 3);
+			cstr_asked = true;
+			continue;
+		}
+		assert_int_equal(m->body_case, SYSGATE__V1__ENVELOPE__BODY_ACTION);
+		if (m->action->seq == 21 && !a21) {
+			assert_true(cstr_asked);
+			a21 = steal_ptr(&m);
+		} else if (m->action->seq == 22 && !a22) {
+			if (serial)
+				assert_non_null(a21); /* not before the first's answer */
+			a22 = steal_ptr(&m);
+		} else {
+			fail_msg("unexpected Action for seq %llu",
+				 (unsigned long long)m->action->seq);
+		}
+	}
+	assert_int_equal(a21->action->kind_case, SYSGATE__V1__ACTION__KIND_DO_RETURN);
+	assert_true(a21->action->do_return->value == c->want);
 	assert_true(seen.read_result == c->want);
 	if (c->want > 0)
 		assert_memory_equal(seen.buf, "abcde", 5);
 	assert_true(seen.read2_result == -E2BIG);
 	assert_int_equal(seen.cstr_result, 3);
 	assert_string_equal(seen.cstr, "str");
-
-	Sysgate__V1__Envelope *m2 _cleanup_envelope_ =
-		fake_recv(f, SYSGATE__V1__ENVELOPE__BODY_ACTION);
-	assert_int_equal(m2->action->seq, 22);
-	assert_int_equal(m2->action->kind_case, SYSGATE__V1__ACTION__KIND_DO_FAIL);
+	assert_int_equal(a22->action->kind_case, SYSGATE__V1__ACTION__KIND_DO_FAIL);
+	if (serial)
+		assert_true(seen.second_after_first);
 	fake_finish(f);
+}
+
+/* ---- Concurrent handlers ------------------------------------------------------ */
+
+/* Reads 5 bytes at arg 1 and answers return(what the read returned). */
+static int h_read5(const sg_ctx *ctx, sg_action *out, void *ud)
+{
+	(void)ud;
+	char buf[5];
+	sg_return(out, sg_ctx_read(ctx, sg_ctx_arg(ctx, 1), buf, sizeof(buf)));
+	return 0;
+}
+
+/* Same, noting the read's result in *(ssize_t *)ud. */
+static int h_read5_note(const sg_ctx *ctx, sg_action *out, void *ud)
+{
+	char buf[5];
+	ssize_t r = sg_ctx_read(ctx, sg_ctx_arg(ctx, 1), buf, sizeof(buf));
+	__atomic_store_n((ssize_t *)ud, r, __ATOMIC_SEQ_CST);
+	sg_return(out, r);
+	return 0;
+}
+
+static void expect_return(const Sysgate__V1__Envelope *m, int64_t value)
+{
+	assert_int_equal(m->action->kind_case, SYSGATE__V1__ACTION__KIND_DO_RETURN);
+	assert_true(m->action->do_return->value == value);
+}
+
+/* Handler A waits for a MemReply that the fake sends only once it has the
+ * Action of handler B, for a later Snapshot: B ran while A waited. */
+static void test_concurrent_handlers(void **state)
+{
+	(void)state;
+	struct fake *f _cleanup_fake_ = fake_new("w");
+	assert_int_equal(sg_worker_on(f->worker, "openat", h_read5, NULL, SG_EXC_KILL), 0);
+	assert_int_equal(sg_worker_on(f->worker, "getpid", h_errno, NULL, SG_EXC_KILL), 0);
+	fake_handshake(f);
+	send_snapshot(f, 1, 0);
+	uint64_t id =
+		expect_mem_request(f, 1, SYSGATE__V1__MEM_REQUEST__OP__READ, 0x5555deadbeef, 5);
+	send_snapshot(f, 2, 1);
+	Sysgate__V1__Envelope *b _cleanup_envelope_ = expect_action(f, 2);
+	assert_int_equal(b->action->kind_case, SYSGATE__V1__ACTION__KIND_DO_ERRNO);
+	send_mem_reply(f, id, 0, "abcde", 5);
+	Sysgate__V1__Envelope *a _cleanup_envelope_ = expect_action(f, 1);
+	expect_return(a, 5);
+	fake_finish(f);
+}
+
+/* Hands its context to a second thread, which reads through it while the
+ * handler waits (the context is live: same notification). */
+static void *read_from_other_thread(void *arg)
+{
+	const sg_ctx *ctx = arg;
+	char buf[5];
+	return (void *)(intptr_t)sg_ctx_read(ctx, sg_ctx_arg(ctx, 1), buf, sizeof(buf));
+}
+
+static int h_read_elsewhere(const sg_ctx *ctx, sg_action *out, void *ud)
+{
+	(void)ud;
+	pthread_t t;
+	void *r = NULL;
+	if (pthread_create(&t, NULL, read_from_other_thread, (void *)(uintptr_t)ctx) != 0)
+		return 1;
+	pthread_join(t, &r);
+	sg_return(out, (intptr_t)r);
+	return 0;
+}
+
+static void test_ctx_from_another_thread(void **state)
+{
+	(void)state;
+	struct fake *f _cleanup_fake_ = fake_new("w");
+	assert_int_equal(sg_worker_on(f->worker, "openat", h_read_elsewhere, NULL, SG_EXC_KILL), 0);
+	fake_handshake(f);
+	send_snapshot(f, 1, 0);
+	uint64_t id =
+		expect_mem_request(f, 1, SYSGATE__V1__MEM_REQUEST__OP__READ, 0x5555deadbeef, 5);
+	send_mem_reply(f, id, 0, "abc", 3);
+	Sysgate__V1__Envelope *a _cleanup_envelope_ = expect_action(f, 1);
+	expect_return(a, 3);
+	fake_finish(f);
+}
+
+/* How many handlers run at once: SYSGATE_WORKER_THREADS (1..64, else 4),
+ * at most max_inflight. */
+struct pool_case {
+	const char *name;
+	const char *threads; /* SYSGATE_WORKER_THREADS, or NULL */
+	uint32_t max_inflight;
+	unsigned want; /* handler threads expected */
+};
+
+static struct pool_case pool_cases[] = {
+	{ "pool: 4 threads by default", NULL, 8, 4 },
+	{ "pool: SYSGATE_WORKER_THREADS=2", "2", 8, 2 },
+	{ "pool: SYSGATE_WORKER_THREADS=1", "1", 8, 1 },
+	{ "pool: SYSGATE_WORKER_THREADS=64, max_inflight 3", "64", 3, 3 },
+	{ "pool: SYSGATE_WORKER_THREADS=0 is the default", "0", 8, 4 },
+	{ "pool: SYSGATE_WORKER_THREADS=65 is the default", "65", 8, 4 },
+	{ "pool: SYSGATE_WORKER_THREADS=2x is the default", "2x", 8, 4 },
+	{ "pool: SYSGATE_WORKER_THREADS empty is the default", "", 8, 4 },
+};
+
+#define POOL_MAX 8
+
+/* want handlers wait for memory at once (each asked before any answer);
+ * then, if room is left, a quick Snapshot is answered only after one of
+ * them was: it waited for a free thread. */
+static void test_pool(void **state)
+{
+	const struct pool_case *c = *state;
+	struct fake *f _cleanup_fake_ = fake_new_threads("w", c->threads);
+	assert_int_equal(sg_worker_on(f->worker, "openat", h_read5, NULL, SG_EXC_KILL), 0);
+	assert_int_equal(sg_worker_on(f->worker, "getpid", h_errno, NULL, SG_EXC_KILL), 0);
+	fake_handshake_inflight(f, c->max_inflight);
+	uint64_t ids[POOL_MAX + 1] = { 0 };
+	assert_true(c->want <= POOL_MAX);
+	for (uint64_t seq = 1; seq <= c->want; seq++)
+		send_snapshot(f, seq, 0);
+	for (unsigned i = 0; i < c->want; i++) {
+		Sysgate__V1__Envelope *m _cleanup_envelope_ =
+			fake_recv(f, SYSGATE__V1__ENVELOPE__BODY_MEM_REQUEST);
+		uint64_t seq = m->mem_request->seq;
+		assert_true(seq >= 1 && seq <= c->want && !ids[seq]);
+		ids[seq] = m->mem_request->request_id;
+	}
+	if (c->want < c->max_inflight) {
+		send_snapshot(f, 100, 1);
+		send_mem_reply(f, ids[1], 0, "a", 1);
+		Sysgate__V1__Envelope *a1 _cleanup_envelope_ = expect_action(f, 1);
+		expect_return(a1, 1);
+		Sysgate__V1__Envelope *a100 _cleanup_envelope_ = expect_action(f, 100);
+		assert_int_equal(a100->action->kind_case, SYSGATE__V1__ACTION__KIND_DO_ERRNO);
+	} else {
+		send_mem_reply(f, ids[1], 0, "a", 1);
+		Sysgate__V1__Envelope *a1 _cleanup_envelope_ = expect_action(f, 1);
+		expect_return(a1, 1);
+	}
+	for (uint64_t seq = 2; seq <= c->want; seq++)
+		send_mem_reply(f, ids[seq], 0, "ab", 2);
+	bool answered[POOL_MAX + 1] = { false };
+	for (unsigned i = 1; i < c->want; i++) {
+		Sysgate__V1__Envelope *m _cleanup_envelope_ =
+			fake_recv(f, SYSGATE__V1__ENVELOPE__BODY_ACTION);
+		uint64_t seq = m->action->seq;
+		assert_true(seq >= 2 && seq <= c->want && !answered[seq]);
+		answered[seq] = true;
+		expect_return(m, 2);
+	}
+	fake_finish(f);
+}
+
+/* The run ends while a handler waits for memory: its read fails, the
+ * handler returns, sg_worker_run() returns 0 and no Action is sent. */
+struct end_case {
+	const char *name;
+	bool goodbye; /* else the link closes */
+};
+
+static struct end_case end_cases[] = {
+	{ "Goodbye while a handler waits for memory", true },
+	{ "link closed while a handler waits for memory", false },
+};
+
+static void test_end_while_waiting(void **state)
+{
+	const struct end_case *c = *state;
+	ssize_t read_result = 1;
+	struct fake *f _cleanup_fake_ = fake_new("w");
+	assert_int_equal(sg_worker_on(f->worker, "openat", h_read5_note, &read_result, SG_EXC_KILL),
+			 0);
+	fake_handshake(f);
+	send_snapshot(f, 1, 0);
+	expect_mem_request(f, 1, SYSGATE__V1__MEM_REQUEST__OP__READ, 0x5555deadbeef, 5);
+	if (c->goodbye)
+		send_goodbye(f);
+	else
+		fake_close_link(f);
+	assert_int_equal(fake_join(f), 0);
+	/* sg_worker_run() returned after the handler: its result is in. */
+	assert_int_equal(read_result, -ECONNRESET);
+}
+
+/* A protocol error while handlers wait for memory: the worker sends Error
+ * (EPROTO, naming the cause), the waiting reads fail, the run ends with
+ * -EPROTO. */
+struct proto_case {
+	const char *name;
+	const char *threads;   /* SYSGATE_WORKER_THREADS, or NULL */
+	uint32_t max_inflight; /* snapshots sent, before the offending message */
+	unsigned waiting;      /* handlers then waiting for memory */
+	enum { EXTRA_SNAPSHOT, UNKNOWN_REPLY, LONG_REPLY } offence;
+	const char *message; /* part of the Error's message */
+};
+
+static struct proto_case proto_cases[] = {
+	{ "max_inflight 1: a second Snapshot", NULL, 1, 1, EXTRA_SNAPSHOT, "max_inflight (1)" },
+	{ "max_inflight 4: a fifth Snapshot", NULL, 4, 4, EXTRA_SNAPSHOT, "max_inflight (4)" },
+	{ "queued Snapshots count against max_inflight", "1", 3, 1, EXTRA_SNAPSHOT,
+	  "max_inflight (3)" },
+	{ "MemReply with an unknown request_id", NULL, 2, 2, UNKNOWN_REPLY,
+	  "no memory request pending" },
+	{ "MemReply with more bytes than asked for", NULL, 2, 2, LONG_REPLY,
+	  "more bytes than asked for" },
+};
+
+static void test_protocol_error_while_waiting(void **state)
+{
+	const struct proto_case *c = *state;
+	ssize_t results[4] = { 1, 1, 1, 1 };
+	struct fake *f _cleanup_fake_ = fake_new_threads("w", c->threads);
+	assert_true(c->max_inflight <= ARRAY_SIZE(results));
+	for (unsigned i = 0; i < c->max_inflight; i++)
+		assert_int_equal(
+			sg_worker_on(f->worker, "openat", h_read5_note, &results[i], SG_EXC_KILL),
+			0);
+	fake_handshake_inflight(f, c->max_inflight);
+	for (unsigned i = 0; i < c->max_inflight; i++)
+		send_snapshot(f, i + 1, i);
+	uint64_t last_id = 0;
+	for (unsigned i = 0; i < c->waiting; i++) {
+		Sysgate__V1__Envelope *m _cleanup_envelope_ =
+			fake_recv(f, SYSGATE__V1__ENVELOPE__BODY_MEM_REQUEST);
+		last_id = m->mem_request->request_id;
+	}
+	switch (c->offence) {
+	case EXTRA_SNAPSHOT:
+		send_snapshot(f, 99, 0);
+		break;
+	case UNKNOWN_REPLY:
+		send_mem_reply(f, 1000, 0, "x", 1);
+		break;
+	case LONG_REPLY:
+		send_mem_reply(f, last_id, 0, "abcdef", 6);
+		break;
+	}
+	Sysgate__V1__Envelope *m _cleanup_envelope_ =
+		fake_recv(f, SYSGATE__V1__ENVELOPE__BODY_ERROR);
+	assert_int_equal(m->error->code, EPROTO);
+	if (!strstr(m->error->message, c->message))
+		fail_msg("Error \"%s\" lacks \"%s\"", m->error->message, c->message);
+	assert_int_equal(fake_join(f), -EPROTO);
+	/* Every handler that got to read was told the run failed. */
+	unsigned failed = 0;
+	for (unsigned i = 0; i < c->max_inflight; i++) {
+		if (results[i] != 1) {
+			assert_int_equal(results[i], -EPROTO);
+			failed++;
+		}
+	}
+	assert_int_equal(failed, c->waiting);
 }
 
 static void test_registration_out_of_range(void **state)
@@ -726,23 +1072,30 @@ static const struct CMUnitTest fixed_tests[] = {
 	cmocka_unit_test(test_registration_out_of_range),
 	cmocka_unit_test(test_unexpected_mem_reply),
 	cmocka_unit_test(test_link_closed),
+	cmocka_unit_test(test_concurrent_handlers),
+	cmocka_unit_test(test_ctx_from_another_thread),
 };
 
 static int teardown_fake(void **state)
 {
 	(void)state;
 	fake_free(&current_fake);
+	unsetenv("SYSGATE_WORKER_THREADS");
 	return 0;
 }
 
 int main(void)
 {
-	struct CMUnitTest
-		tests[ARRAY_SIZE(fixed_tests) + ARRAY_SIZE(action_cases) + ARRAY_SIZE(read_cases)];
+	struct CMUnitTest tests[ARRAY_SIZE(fixed_tests) + ARRAY_SIZE(action_cases) +
+				ARRAY_SIZE(read_cases) + ARRAY_SIZE(pool_cases) +
+				ARRAY_SIZE(end_cases) + ARRAY_SIZE(proto_cases)];
 	size_t n = 0;
 	UNIT_TESTS(tests, n, fixed_tests);
 	UNIT_ROWS(tests, n, test_action, action_cases);
 	UNIT_ROWS(tests, n, test_read, read_cases);
+	UNIT_ROWS(tests, n, test_pool, pool_cases);
+	UNIT_ROWS(tests, n, test_end_while_waiting, end_cases);
+	UNIT_ROWS(tests, n, test_protocol_error_while_waiting, proto_cases);
 	for (size_t i = 0; i < n; i++)
 		tests[i].teardown_func = teardown_fake;
 	return cmocka_run_group_tests_name("sdk_worker", tests, NULL, NULL);

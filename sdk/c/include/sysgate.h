@@ -13,6 +13,15 @@
  *	int r = sg_worker_run(w);
  *	sg_worker_free(w);
  *
+ * Threads: handlers run on a small pool of threads that sg_worker_run()
+ * starts, so a handler may be called for the next notification while an
+ * earlier call waits for a memory reply. Several handlers (and several calls
+ * of one handler) may therefore run at the same time: whatever they share,
+ * ud included, must be thread-safe. The pool has SYSGATE_WORKER_THREADS
+ * threads (a decimal 1..64 in the worker's environment; 4 if unset or
+ * invalid), never more than the supervisor lets the worker hold at once;
+ * SYSGATE_WORKER_THREADS=1 calls one handler at a time, in arrival order.
+ *
  * Errors are negative errno values; nothing here exits or aborts. */
 #ifndef SYSGATE_H
 #define SYSGATE_H
@@ -29,7 +38,10 @@ extern "C" {
 
 /* A handler worker: its registrations and its link to the supervisor. */
 typedef struct sg_worker sg_worker;
-/* One notification, as a handler sees it; valid only during the handler call. */
+/* One notification, as a handler sees it; valid only during the handler
+ * call, and usable from any thread during it. Afterwards it reads as stale
+ * (0, NULL, -ESTALE) until the worker is freed, or, once its thread calls
+ * the next handler, as that call's context: do not keep it. */
 typedef struct sg_ctx sg_ctx;
 /* The answer a handler fills in with exactly one of the action setters. */
 typedef struct sg_action sg_action;
@@ -49,12 +61,15 @@ enum sg_exception {
 #define SG_INJECT_NO_CLOEXEC 2u
 
 /* A handler: return 0 after setting exactly one action on out; non-zero (or
- * no action, or an invalid one) is a failure: the exception policy applies. */
+ * no action, or an invalid one) is a failure: the exception policy applies.
+ * May run on several threads at once (see the top of this file): ud must
+ * be safe to use concurrently, or set SYSGATE_WORKER_THREADS=1. */
 typedef int (*sg_handler_fn)(const sg_ctx *ctx, sg_action *out, void *ud);
 
 /* A new worker that connects using what the supervisor passed in the
  * environment (SYSGATE_WORKER_URL, _TOKEN, _NAME; name is used when
- * SYSGATE_WORKER_NAME is unset); NULL if out of memory. */
+ * SYSGATE_WORKER_NAME is unset) and serves with SYSGATE_WORKER_THREADS
+ * handler threads, as read now; NULL if out of memory. */
 SG_API sg_worker *sg_worker_new(const char *name);
 
 /* Registers fn for the syscall called name (or given as a decimal number),
@@ -69,8 +84,11 @@ SG_API int sg_worker_on_nr(sg_worker *w, long nr, sg_handler_fn fn, void *ud,
 
 /* Connects, says Hello and serves notifications until the supervisor ends
  * the run (Goodbye or link closed: 0). -EPERM not welcomed, -EPROTO
- * malformed or unexpected input, other negative errno on link errors; the
- * cause is printed to stderr on one line. Call once. */
+ * malformed or unexpected input, -ECONNABORTED the supervisor's Error,
+ * other negative errno on link errors; the cause is printed to stderr on
+ * one line. When the run ends, memory calls still waiting fail
+ * (-ECONNRESET, or the run's error) and answers not yet sent are dropped;
+ * returns once every handler call in progress has returned. Call once. */
 SG_API int sg_worker_run(sg_worker *w);
 
 /* Closes the link and frees the worker (NULL is fine). */
@@ -88,11 +106,13 @@ SG_API uint32_t sg_ctx_arch(const sg_ctx *c);
 SG_API uint64_t sg_ctx_ip(const sg_ctx *c);
 /* Syscall argument i (0..5); 0 for any other i. */
 SG_API uint64_t sg_ctx_arg(const sg_ctx *c, unsigned i);
-/* The path the supervisor pre-read for argument arg (owned by ctx), or NULL. */
+/* The path the supervisor pre-read for argument arg (owned by ctx, valid
+ * until the handler returns), or NULL. */
 SG_API const char *sg_ctx_path(const sg_ctx *c, unsigned arg);
 
 /* Reads len bytes of the trapped process at addr into buf (through the
- * supervisor); bytes read, or -errno (-ESTALE: handler returned). */
+ * supervisor, blocking this thread only); bytes read, or -errno (-ESTALE:
+ * handler returned, -ECONNRESET: the run ended meanwhile). */
 SG_API ssize_t sg_ctx_read(const sg_ctx *c, uint64_t addr, void *buf, size_t len);
 /* Reads a string at addr into buf, always NUL-terminated; its length, or -errno. */
 SG_API ssize_t sg_ctx_read_cstr(const sg_ctx *c, uint64_t addr, char *buf, size_t cap);

@@ -1,182 +1,189 @@
 /* The notification context (sysgate.h): the snapshot's fields, its
  * pre-read paths, and memory access through the supervisor.
  *
+ * A context belongs to a handler thread's slot and serves one handler call
+ * after another; between calls (and after the last) it is stale. Its lock
+ * makes every accessor see either the live call or a stale context, even
+ * from a thread the handler passed it to.
+ *
  * A memory accessor sends one MemRequest and waits for the MemReply with
- * its request_id. Whatever else arrives meanwhile (snapshots, a Goodbye) is
- * queued and handled after the current handler returns: this first version
- * runs one handler at a time and does not call a handler for the next
- * notification while an earlier one waits for memory (docs/protocol.md
- * allows that; it is not needed for correctness). */
+ * its request_id, which the worker's receiving thread hands over; other
+ * handlers run meanwhile. */
 #include "sdk.h"
 
 #include <errno.h>
 #include <string.h>
 
-int ctx_begin(sg_worker *w, const Sysgate__V1__Snapshot *s)
+void ctx_init(struct sg_ctx *c, sg_worker *w, pthread_mutex_t *lock)
 {
-	struct sg_ctx *c = &w->ctx;
-	*c = (struct sg_ctx){ .worker = w, .snapshot = s };
+	*c = (struct sg_ctx){ .worker = w, .lock = lock };
+}
+
+static void free_paths(char *paths[PROTO_ARGS])
+{
+	for (size_t i = 0; i < PROTO_ARGS; i++)
+		free(paths[i]);
+}
+
+int ctx_begin(struct sg_ctx *c, const Sysgate__V1__Snapshot *s)
+{
+	char *paths[PROTO_ARGS] = { NULL };
 	for (size_t i = 0; i < s->n_paths; i++) {
 		const Sysgate__V1__PathArg *p = s->paths[i];
 		/* Validated: arg < PROTO_ARGS, once each, no NUL inside. */
 		if (p->unreadable)
 			continue;
-		c->paths[p->arg] = strndup((const char *)p->path.data, p->path.len);
-		if (!c->paths[p->arg]) {
-			ctx_end(w);
+		paths[p->arg] = strndup((const char *)p->path.data, p->path.len);
+		if (!paths[p->arg]) {
+			free_paths(paths);
 			return -ENOMEM;
 		}
 	}
+	pthread_mutex_lock(c->lock);
+	c->seq = s->seq;
+	c->notif_id = s->notif_id;
+	c->pid = (pid_t)s->pid;
+	c->syscall_nr = (long)s->syscall_nr;
+	c->arch = s->arch;
+	c->instruction_pointer = s->instruction_pointer;
+	for (size_t i = 0; i < PROTO_ARGS; i++)
+		c->args[i] = i < s->n_args ? s->args[i] : 0;
+	memcpy(c->paths, paths, sizeof(paths));
 	c->live = true;
+	pthread_mutex_unlock(c->lock);
 	return 0;
 }
 
-void ctx_end(sg_worker *w)
+void ctx_end(struct sg_ctx *c)
 {
-	struct sg_ctx *c = &w->ctx;
-	for (size_t i = 0; i < PROTO_ARGS; i++) {
-		free(c->paths[i]);
-		c->paths[i] = NULL;
-	}
-	c->snapshot = NULL;
+	char *paths[PROTO_ARGS];
+	/* Waits for a memory request being sent through c (mem_transact). */
+	pthread_mutex_lock(c->lock);
+	memcpy(paths, c->paths, sizeof(paths));
+	memset(c->paths, 0, sizeof(c->paths));
 	c->live = false;
+	pthread_mutex_unlock(c->lock);
+	free_paths(paths);
 }
 
-/* The snapshot of a context in its handler call, or NULL. */
-static const Sysgate__V1__Snapshot *ctx_snapshot(const sg_ctx *c)
+/* The fields of a context in its handler call: true with *out a copy, or
+ * false if c is NULL or stale. */
+static bool ctx_fields(const sg_ctx *c, struct sg_ctx *out)
 {
-	return c && c->live ? c->snapshot : NULL;
+	if (!c)
+		return false;
+	pthread_mutex_lock(c->lock);
+	bool live = c->live;
+	if (live)
+		*out = *c;
+	pthread_mutex_unlock(c->lock);
+	return live;
 }
 
 uint64_t sg_ctx_id(const sg_ctx *c)
 {
-	const Sysgate__V1__Snapshot *s = ctx_snapshot(c);
-	return s ? s->notif_id : 0;
+	struct sg_ctx f;
+	return ctx_fields(c, &f) ? f.notif_id : 0;
 }
 
 pid_t sg_ctx_pid(const sg_ctx *c)
 {
-	const Sysgate__V1__Snapshot *s = ctx_snapshot(c);
-	return s ? (pid_t)s->pid : 0;
+	struct sg_ctx f;
+	return ctx_fields(c, &f) ? f.pid : 0;
 }
 
 long sg_ctx_syscall(const sg_ctx *c)
 {
-	const Sysgate__V1__Snapshot *s = ctx_snapshot(c);
-	return s ? s->syscall_nr : -1;
+	struct sg_ctx f;
+	return ctx_fields(c, &f) ? f.syscall_nr : -1;
 }
 
 uint32_t sg_ctx_arch(const sg_ctx *c)
 {
-	const Sysgate__V1__Snapshot *s = ctx_snapshot(c);
-	return s ? s->arch : 0;
+	struct sg_ctx f;
+	return ctx_fields(c, &f) ? f.arch : 0;
 }
 
 uint64_t sg_ctx_ip(const sg_ctx *c)
 {
-	const Sysgate__V1__Snapshot *s = ctx_snapshot(c);
-	return s ? s->instruction_pointer : 0;
+	struct sg_ctx f;
+	return ctx_fields(c, &f) ? f.instruction_pointer : 0;
 }
 
 uint64_t sg_ctx_arg(const sg_ctx *c, unsigned i)
 {
-	const Sysgate__V1__Snapshot *s = ctx_snapshot(c);
-	return s && i < s->n_args ? s->args[i] : 0;
+	struct sg_ctx f;
+	return i < PROTO_ARGS && ctx_fields(c, &f) ? f.args[i] : 0;
 }
 
 const char *sg_ctx_path(const sg_ctx *c, unsigned arg)
 {
-	return ctx_snapshot(c) && arg < PROTO_ARGS ? c->paths[arg] : NULL;
+	struct sg_ctx f;
+	/* The string itself lives until the call ends (ctx_end). */
+	return arg < PROTO_ARGS && ctx_fields(c, &f) ? f.paths[arg] : NULL;
 }
 
 /* ---- Memory requests ----------------------------------------------------- */
 
-/* The run must end after this handler: remember why (the first cause). */
-static int worker_fail(sg_worker *w, int code, const struct sg_err *err)
-{
-	if (!w->fatal && !w->ended) {
-		w->fatal = code;
-		w->fatal_err = *err;
-	}
-	return code;
-}
-
-/* Sends a MemRequest for the context's snapshot and waits for its
- * MemReply, queueing everything else; *reply is the decoded MemReply's
- * envelope (the caller frees it). */
+/* Sends a MemRequest for the context's notification and waits for its
+ * MemReply; *reply is the decoded MemReply's envelope (the caller frees
+ * it). -ESTALE once the handler returned, -ECONNRESET when the run ends
+ * first; other errors end the run. */
 static int mem_transact(const sg_ctx *c, Sysgate__V1__MemRequest__Op op, uint64_t addr,
 			uint32_t length, const void *data, Sysgate__V1__Envelope **reply)
 {
 	sg_worker *w = c->worker;
-	if (w->fatal)
-		return w->fatal;
-	if (w->ended)
-		return -ECONNRESET;
-
-	Sysgate__V1__Envelope env;
-	Sysgate__V1__MemRequest q;
-	sysgate__v1__envelope__init(&env);
-	sysgate__v1__mem_request__init(&q);
-	env.version = SYSGATE_PROTOCOL_VERSION;
-	env.body_case = SYSGATE__V1__ENVELOPE__BODY_MEM_REQUEST;
-	env.mem_request = &q;
-	q.request_id = ++w->last_request_id;
-	q.seq = c->snapshot->seq;
-	q.op = op;
-	q.addr = addr;
-	q.length = length;
-	if (data)
-		q.data = (ProtobufCBinaryData){ .len = length, .data = (uint8_t *)(uintptr_t)data };
-
+	struct mem_wait wait = { 0 };
 	struct sg_err err = { "" };
-	int r = link_send(&w->link, &env, &err);
-	if (r == -ECONNRESET) {
-		w->ended = true;
-		return r;
-	}
-	if (r < 0)
-		return worker_fail(w, r, &err);
 
-	for (;;) {
-		Sysgate__V1__Envelope *m _cleanup_envelope_ = NULL;
-		r = link_recv(&w->link, &m, &err);
-		if (r == -ECONNRESET) {
-			w->ended = true;
-			return r;
-		}
-		if (r < 0)
-			return worker_fail(w, r, &err);
-		switch (m->body_case) {
-		case SYSGATE__V1__ENVELOPE__BODY_MEM_REPLY:
-			if (m->mem_reply->request_id != q.request_id) {
-				err_set(&err, EPROTO,
-					"MemReply %llu while waiting for MemReply %llu",
-					(unsigned long long)m->mem_reply->request_id,
-					(unsigned long long)q.request_id);
-				return worker_fail(w, -EPROTO, &err);
-			}
-			*reply = steal_ptr(&m);
-			return 0;
-		case SYSGATE__V1__ENVELOPE__BODY_GOODBYE:
-		case SYSGATE__V1__ENVELOPE__BODY_ERROR:
-			/* The supervisor ends the run; no reply will come. */
-			r = worker_backlog_push(w, steal_ptr(&m), &err);
-			return r < 0 ? worker_fail(w, r, &err) : -ECONNRESET;
-		default:
-			r = worker_backlog_push(w, steal_ptr(&m), &err);
-			if (r < 0)
-				return worker_fail(w, r, &err);
-			break;
-		}
+	/* Held while sending, so the request leaves before the call's Action
+	 * (ctx_end takes it first) and for a seq the worker still holds. */
+	pthread_mutex_lock(c->lock);
+	if (!c->live) {
+		pthread_mutex_unlock(c->lock);
+		return -ESTALE;
 	}
+	int r = worker_mem_register(w, &wait);
+	if (r == 0) {
+		Sysgate__V1__Envelope env;
+		Sysgate__V1__MemRequest q;
+		sysgate__v1__envelope__init(&env);
+		sysgate__v1__mem_request__init(&q);
+		env.version = SYSGATE_PROTOCOL_VERSION;
+		env.body_case = SYSGATE__V1__ENVELOPE__BODY_MEM_REQUEST;
+		env.mem_request = &q;
+		q.request_id = wait.request_id;
+		q.seq = c->seq;
+		q.op = op;
+		q.addr = addr;
+		q.length = length;
+		if (data)
+			q.data = (ProtobufCBinaryData){ .len = length,
+							.data = (uint8_t *)(uintptr_t)data };
+		r = link_send(&w->link, &env, &err);
+		if (r < 0)
+			worker_mem_cancel(w, &wait);
+		/* A lost link: the receiving thread sees it too and ends the run. */
+		if (r < 0 && r != -ECONNRESET)
+			worker_end(w, r, &err);
+	}
+	pthread_mutex_unlock(c->lock);
+	if (r < 0)
+		return r;
+	r = worker_mem_wait(w, &wait);
+	if (r < 0)
+		return r;
+	*reply = wait.reply;
+	return 0;
 }
 
 /* Common checks of a memory accessor; the request's length limit. */
 static int mem_check(const sg_ctx *c, const void *buf, size_t len, size_t *limit)
 {
+	struct sg_ctx f;
 	if (!c || !buf)
 		return -EINVAL;
-	if (!c->live)
+	if (!ctx_fields(c, &f))
 		return -ESTALE;
 	if (len == 0)
 		return -EINVAL;
@@ -190,7 +197,8 @@ static int mem_malformed(const sg_ctx *c, uint64_t id, const char *what)
 {
 	struct sg_err err;
 	err_set(&err, EPROTO, "MemReply %llu: %s", (unsigned long long)id, what);
-	return worker_fail(c->worker, -EPROTO, &err);
+	worker_end(c->worker, -EPROTO, &err);
+	return -EPROTO;
 }
 
 /* One memory round trip: the MemReply on success (its envelope in *m, for

@@ -1,7 +1,10 @@
 /* The worker's end of its link: one nng pair1 socket dialed to the
  * supervisor (docs/protocol.md). Sends and receives run as nng aios so that
  * the pipe callback can cancel them when the supervisor's end goes away: a
- * pair1 dialer would otherwise wait for a reconnection forever. */
+ * pair1 dialer would otherwise wait for a reconnection forever.
+ *
+ * One thread receives (the run loop); any thread may send: senders take
+ * turns on the one send aio under send_lock. */
 #include "sdk.h"
 
 #include <errno.h>
@@ -73,6 +76,7 @@ int link_init(struct link *l, struct sg_err *err)
 {
 	*l = (struct link){ 0 };
 	pthread_mutex_init(&l->lock, NULL);
+	pthread_mutex_init(&l->send_lock, NULL);
 	int rv = nng_aio_alloc(&l->rx, NULL, NULL);
 	if (rv == 0)
 		rv = nng_aio_alloc(&l->tx, NULL, NULL);
@@ -99,13 +103,14 @@ int link_dial(struct link *l, const char *url, struct sg_err *err)
 	return 0;
 }
 
-/* Starts op on aio unless the link is lost, then waits for it. */
+/* Starts op on aio unless the link is lost (or, for a receive, stopped),
+ * then waits for it. */
 static int link_run(struct link *l, nng_aio *aio, void (*op)(nng_socket, nng_aio *))
 {
 	link_lock(l);
-	if (l->lost) {
+	if (l->lost || (aio == l->rx && l->recv_stopped)) {
 		link_unlock(l);
-		return NNG_ECONNRESET;
+		return l->lost ? NNG_ECONNRESET : NNG_ECANCELED;
 	}
 	op(l->socket, aio);
 	link_unlock(l);
@@ -129,15 +134,18 @@ int link_send(struct link *l, const Sysgate__V1__Envelope *m, struct sg_err *err
 		return err_set(err, -nng_to_errno(rv), "sending %zu bytes: %s", len,
 			       nng_strerror(rv));
 	}
+	pthread_mutex_lock(&l->send_lock);
 	nng_aio_set_msg(l->tx, msg);
 	rv = link_run(l, l->tx, nng_send_aio);
 	if (rv != 0) {
 		/* Not sent: the message is still ours. */
 		nng_msg_free(nng_aio_get_msg(l->tx));
 		nng_aio_set_msg(l->tx, NULL);
+	}
+	pthread_mutex_unlock(&l->send_lock);
+	if (rv != 0)
 		return err_set(err, -nng_to_errno(rv), "sending to the supervisor: %s",
 			       nng_strerror(rv));
-	}
 	return 0;
 }
 
@@ -161,6 +169,14 @@ int link_recv(struct link *l, Sysgate__V1__Envelope **out, struct sg_err *err)
 	return 0;
 }
 
+void link_stop_recv(struct link *l)
+{
+	link_lock(l);
+	l->recv_stopped = true;
+	nng_aio_cancel(l->rx);
+	link_unlock(l);
+}
+
 void link_close(struct link *l)
 {
 	link_lock(l);
@@ -172,5 +188,6 @@ void link_close(struct link *l)
 	nng_aio_free(l->rx);
 	nng_aio_free(l->tx);
 	l->rx = l->tx = NULL;
+	pthread_mutex_destroy(&l->send_lock);
 	pthread_mutex_destroy(&l->lock);
 }

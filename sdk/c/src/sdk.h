@@ -1,13 +1,25 @@
 /* Internals of the C SDK (sysgate.h): the worker, its link to the
  * supervisor, the notification context and the action a handler fills in.
  *
- *   link.c    the nng pair1 socket: dial, send and receive envelopes,
- *             noticing when the supervisor's end goes away;
- *   worker.c  registrations, handshake, the run loop, handler dispatch;
+ *   link.c    the nng pair1 socket: dial, send (from any thread) and
+ *             receive envelopes, noticing when the supervisor's end goes
+ *             away;
+ *   worker.c  registrations, handshake, the run loop, the handler threads
+ *             and the routing of MemReplys to the calls waiting for them;
  *   ctx.c     the context accessors and the memory requests;
  *   action.c  the action setters and the Action message they become.
  *
- * One handler runs at a time, on the thread that called sg_worker_run(). */
+ * Threads: the thread that called sg_worker_run() receives everything the
+ * supervisor sends. It queues each Snapshot for a pool of handler threads
+ * (SYSGATE_WORKER_THREADS, at most Welcome.max_inflight) and hands each
+ * MemReply to the memory call waiting for its request_id, so one handler
+ * can wait for memory while another runs. The run ends (Goodbye, Error,
+ * lost link, a protocol error) by waking every waiting memory call and idle
+ * handler thread; sg_worker_run() returns once the pool is joined.
+ *
+ * Locks, always taken in this order: a context's lock (struct
+ * handler_slot), the worker's lock, the link's send_lock, the link's lock.
+ * The receiving thread never holds one while it waits on the link. */
 #ifndef SYSGATE_SDK_H
 #define SYSGATE_SDK_H
 
@@ -21,26 +33,33 @@
 
 /* ---- link.c ---------------------------------------------------------- */
 
-/* The worker's end of its link. lock guards lost and closing, and orders
- * starting a receive against the pipe callback that cancels it. */
+/* The worker's end of its link. lock guards lost, recv_stopped and
+ * closing, and orders starting an operation against the cancels of the
+ * pipe callback and link_stop_recv(); send_lock makes senders take turns on
+ * tx. */
 struct link {
 	nng_socket socket;
 	nng_aio *rx, *tx;
 	bool open;
-	pthread_mutex_t lock;
-	bool lost;    /* the supervisor's end went away */
-	bool closing; /* link_close() started: the callback does nothing */
+	pthread_mutex_t lock, send_lock;
+	bool lost;         /* the supervisor's end went away */
+	bool recv_stopped; /* link_stop_recv(): no more receiving */
+	bool closing;      /* link_close() started: the callback does nothing */
 };
 
 int link_init(struct link *l, struct sg_err *err);
 /* Dials url (blocking until connected or failed). */
 int link_dial(struct link *l, const char *url, struct sg_err *err);
-/* Encodes and sends m. -ECONNRESET once the link is lost. */
+/* Encodes and sends m; safe from any thread. -ECONNRESET once the link is
+ * lost. */
 int link_send(struct link *l, const Sysgate__V1__Envelope *m, struct sg_err *err);
 /* Receives, decodes and validates (proto_validate_from_supervisor) one
  * envelope into *out. -ECONNRESET when the link is lost, -EPROTO for
  * malformed input (the codec's reason in err). */
 int link_recv(struct link *l, Sysgate__V1__Envelope **out, struct sg_err *err);
+/* Ends a link_recv() in progress, and any later one, with -ECONNRESET:
+ * how another thread wakes the receiver when the run must end. */
+void link_stop_recv(struct link *l);
 void link_close(struct link *l);
 
 /* ---- worker.c -------------------------------------------------------- */
@@ -53,55 +72,105 @@ struct registration {
 	enum sg_exception on_exception;
 };
 
-/* Messages that arrived while a handler waited for a MemReply, handled
- * after it returns. At most max_inflight snapshots plus a few lifecycle
- * messages can be legitimately pending. */
-#define WORKER_BACKLOG_EXTRA 4u
-
-/* The context of the one handler call in progress. Lives in the worker, so
- * a context kept past its call is still memory the SDK owns: it reads as
- * stale (live false) rather than freed. */
+/* A notification as its handler sees it. Lives in its handler_slot, owned
+ * by the worker until sg_worker_free(), so a context kept past its call is
+ * still memory the SDK owns: it reads as stale (live false) rather than
+ * freed. Its fields are guarded by *lock (the slot's), since a handler may
+ * pass its context to other threads. */
 struct sg_ctx {
 	sg_worker *worker;
-	const Sysgate__V1__Snapshot *snapshot; /* NULL outside the call */
-	bool live;
+	pthread_mutex_t *lock;
+	bool live; /* in its handler call */
+	/* The snapshot's fields, copied: valid while live. */
+	uint64_t seq, notif_id, instruction_pointer;
+	uint64_t args[PROTO_ARGS];
+	long syscall_nr;
+	pid_t pid;
+	uint32_t arch;
 	char *paths[PROTO_ARGS]; /* pre-read paths, NUL-terminated, or NULL */
 };
+
+/* One handler thread and the context it lends the handler calls it makes. */
+struct handler_slot {
+	sg_worker *worker;
+	pthread_t thread;
+	pthread_mutex_t ctx_lock;
+	struct sg_ctx ctx;
+};
+
+/* A memory call waiting for the MemReply with request_id: the receiving
+ * thread (or the end of the run) completes it. Lives on the waiting
+ * thread's stack, linked in sg_worker.mem_waits until done. */
+struct mem_wait {
+	uint64_t request_id;
+	bool done;
+	Sysgate__V1__Envelope *reply; /* done with a MemReply (the waiter frees it) */
+	int error;                    /* done without one: why (-ECONNRESET ...) */
+	struct mem_wait *next;
+};
+
+/* Handler threads when SYSGATE_WORKER_THREADS is unset or invalid, and the
+ * most it may ask for. */
+#define WORKER_THREADS_DEFAULT 4u
+#define WORKER_THREADS_MAX 64u
 
 struct sg_worker {
 	char *name;
 	char *url; /* SYSGATE_WORKER_URL, or NULL */
 	uint8_t token[PROTO_TOKEN_SIZE];
 	int token_error; /* 0, or why SYSGATE_WORKER_TOKEN is unusable */
+	unsigned threads_wanted; /* SYSGATE_WORKER_THREADS, or the default */
 	struct registration *regs;
 	size_t n_regs, cap_regs;
 	bool started; /* sg_worker_run was called: no more registrations */
 
 	struct link link;
-	uint32_t max_inflight, max_mem_request, max_inject;
+	uint32_t max_inflight, max_mem_request, max_inject; /* Welcome; fixed after */
 
-	Sysgate__V1__Envelope **backlog; /* FIFO, oldest first */
-	size_t backlog_len, backlog_cap;
+	/* The handler threads (n_started of them running). The slots stay
+	 * until sg_worker_free(): contexts kept by handlers point into them. */
+	struct handler_slot *slots;
+	size_t n_slots, n_started;
 
-	struct sg_ctx ctx;
+	/* lock guards everything below. */
+	pthread_mutex_t lock;
+	pthread_cond_t work_cond;      /* a snapshot queued, or the run ended */
+	pthread_cond_t mem_cond;       /* a mem_wait done */
+	Sysgate__V1__Envelope **queue; /* Snapshots no thread took yet, oldest first */
+	size_t queue_len, queue_cap;
+	uint32_t outstanding; /* snapshots queued or in a handler call */
+	struct mem_wait *mem_waits;
 	uint64_t last_request_id;
-	/* Set while a handler runs when the run must end after it: a protocol
-	 * error (-EPROTO ...) or the end of the link (0 once reported). */
-	int fatal;
+	/* The run ended: result is what sg_worker_run() returns (0 for the
+	 * supervisor's orderly end), result_err its message. */
 	bool ended;
-	struct sg_err fatal_err;
+	int result;
+	struct sg_err result_err;
 };
 
-/* Queues m (taking it) to be handled after the current handler; -EPROTO
- * if the supervisor sent more than it may. */
-int worker_backlog_push(sg_worker *w, Sysgate__V1__Envelope *m, struct sg_err *err);
+/* Ends the run with result (0: orderly, by the supervisor) unless it ended
+ * already: wakes every memory call waiting (they fail with -ECONNRESET, or
+ * result for a failure of ours) and the idle handler threads, stops the
+ * receiver, and for -EPROTO tells the supervisor why. */
+void worker_end(sg_worker *w, int result, const struct sg_err *err);
+
+/* Gives wait a new request_id and links it for the MemReply; the run's
+ * error (-ECONNRESET ...) once it ended. */
+int worker_mem_register(sg_worker *w, struct mem_wait *wait);
+/* Unlinks wait, whose request was not sent. */
+void worker_mem_cancel(sg_worker *w, struct mem_wait *wait);
+/* Waits until wait is done: 0 with wait->reply set, or wait->error. */
+int worker_mem_wait(sg_worker *w, struct mem_wait *wait);
 
 /* ---- ctx.c ----------------------------------------------------------- */
 
-/* Makes w->ctx the context of snapshot s for one handler call; -ENOMEM. */
-int ctx_begin(sg_worker *w, const Sysgate__V1__Snapshot *s);
-/* Ends the call: the context reads as stale from now on. */
-void ctx_end(sg_worker *w);
+/* Sets up c, stale until ctx_begin(), guarded by lock. */
+void ctx_init(struct sg_ctx *c, sg_worker *w, pthread_mutex_t *lock);
+/* Makes c the context of snapshot s for one handler call; -ENOMEM. */
+int ctx_begin(struct sg_ctx *c, const Sysgate__V1__Snapshot *s);
+/* Ends the call: c reads as stale from now on, and any memory request made
+ * through it was sent before this returns (so before the call's Action). */
+void ctx_end(struct sg_ctx *c);
 
 /* ---- action.c -------------------------------------------------------- */
 

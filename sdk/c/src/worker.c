@@ -1,6 +1,7 @@
-/* The worker (sysgate.h): registrations, the handshake, and the run loop
- * that hands each Snapshot to its registration's handler and sends the
- * Action it answered (docs/protocol.md). */
+/* The worker (sysgate.h): registrations, the handshake, and the run: the
+ * calling thread receives, handler threads call each Snapshot's handler and
+ * send the Action it answered, and MemReplys go to the memory calls waiting
+ * for them (docs/protocol.md). */
 #include "sdk.h"
 
 #include <errno.h>
@@ -10,6 +11,7 @@
 #define ENV_URL "SYSGATE_WORKER_URL"
 #define ENV_TOKEN "SYSGATE_WORKER_TOKEN"
 #define ENV_NAME "SYSGATE_WORKER_NAME"
+#define ENV_THREADS "SYSGATE_WORKER_THREADS"
 #define DEFAULT_NAME "worker"
 
 /* ---- Creation and registrations ------------------------------------------ */
@@ -39,13 +41,27 @@ static int token_parse(const char *s, uint8_t token[PROTO_TOKEN_SIZE])
 	return 0;
 }
 
-static void worker_free_backlog(sg_worker *w)
+/* The handler threads asked for: SYSGATE_WORKER_THREADS if it is a
+ * decimal 1..WORKER_THREADS_MAX, else the default. */
+static unsigned threads_parse(const char *s)
 {
-	for (size_t i = 0; i < w->backlog_len; i++)
-		proto_envelope_free(w->backlog[i]);
-	free(w->backlog);
-	w->backlog = NULL;
-	w->backlog_len = w->backlog_cap = 0;
+	if (!s || *s < '0' || *s > '9')
+		return WORKER_THREADS_DEFAULT;
+	char *end;
+	errno = 0;
+	unsigned long n = strtoul(s, &end, 10);
+	if (errno || *end || n < 1 || n > WORKER_THREADS_MAX)
+		return WORKER_THREADS_DEFAULT;
+	return (unsigned)n;
+}
+
+static void worker_free_queue(sg_worker *w)
+{
+	for (size_t i = 0; i < w->queue_len; i++)
+		proto_envelope_free(w->queue[i]);
+	free(w->queue);
+	w->queue = NULL;
+	w->queue_len = w->queue_cap = 0;
 }
 
 void sg_worker_free(sg_worker *w)
@@ -53,8 +69,16 @@ void sg_worker_free(sg_worker *w)
 	if (!w)
 		return;
 	link_close(&w->link);
-	ctx_end(w);
-	worker_free_backlog(w);
+	/* sg_worker_run() joined the handler threads. */
+	for (size_t i = 0; i < w->n_slots; i++) {
+		ctx_end(&w->slots[i].ctx);
+		pthread_mutex_destroy(&w->slots[i].ctx_lock);
+	}
+	free(w->slots);
+	worker_free_queue(w);
+	pthread_cond_destroy(&w->mem_cond);
+	pthread_cond_destroy(&w->work_cond);
+	pthread_mutex_destroy(&w->lock);
 	free(w->regs);
 	free(w->name);
 	free(w->url);
@@ -66,6 +90,9 @@ sg_worker *sg_worker_new(const char *name)
 	sg_worker *w = calloc(1, sizeof(*w));
 	if (!w)
 		return NULL;
+	pthread_mutex_init(&w->lock, NULL);
+	pthread_cond_init(&w->work_cond, NULL);
+	pthread_cond_init(&w->mem_cond, NULL);
 	struct sg_err err;
 	if (link_init(&w->link, &err) < 0) {
 		sg_worker_free(w);
@@ -84,6 +111,7 @@ sg_worker *sg_worker_new(const char *name)
 	}
 	const char *token = getenv(ENV_TOKEN);
 	w->token_error = token ? token_parse(token, w->token) : -ENOENT;
+	w->threads_wanted = threads_parse(getenv(ENV_THREADS));
 	return w;
 }
 
@@ -134,37 +162,6 @@ int sg_worker_on(sg_worker *w, const char *syscall, sg_handler_fn fn, void *ud,
 	if (nr < 0)
 		return (int)nr;
 	return sg_worker_on_nr(w, nr, fn, ud, on_exc);
-}
-
-/* ---- Backlog --------------------------------------------------------------- */
-
-int worker_backlog_push(sg_worker *w, Sysgate__V1__Envelope *m, struct sg_err *err)
-{
-	Sysgate__V1__Envelope *owned _cleanup_envelope_ = m;
-	if (w->backlog_len >= (size_t)w->max_inflight + WORKER_BACKLOG_EXTRA)
-		return err_set(err, EPROTO,
-			       "the supervisor sent more than max_inflight (%u) messages "
-			       "while a handler waited for memory",
-			       w->max_inflight);
-	if (w->backlog_len == w->backlog_cap) {
-		size_t cap = w->backlog_cap ? 2 * w->backlog_cap : 8;
-		Sysgate__V1__Envelope **q = realloc(w->backlog, cap * sizeof(*q));
-		if (!q)
-			return err_set(err, ENOMEM, "queueing a message: out of memory");
-		w->backlog = q;
-		w->backlog_cap = cap;
-	}
-	w->backlog[w->backlog_len++] = steal_ptr(&owned);
-	return 0;
-}
-
-static Sysgate__V1__Envelope *worker_backlog_pop(sg_worker *w)
-{
-	if (!w->backlog_len)
-		return NULL;
-	Sysgate__V1__Envelope *m = w->backlog[0];
-	memmove(w->backlog, w->backlog + 1, --w->backlog_len * sizeof(*w->backlog));
-	return m;
 }
 
 /* ---- Handshake ------------------------------------------------------------- */
@@ -250,10 +247,10 @@ static int worker_connect(sg_worker *w, struct sg_err *err)
 	return r;
 }
 
-/* ---- Serving --------------------------------------------------------------- */
+/* ---- The end of the run ----------------------------------------------------- */
 
-/* Tells the supervisor why the run ends (best effort) and returns -code. */
-static int worker_abort(sg_worker *w, int code, struct sg_err *err)
+/* Tells the supervisor why the run ends (best effort). */
+static void worker_send_error(sg_worker *w, int code, const struct sg_err *err)
 {
 	Sysgate__V1__Envelope env;
 	Sysgate__V1__Error e;
@@ -263,84 +260,291 @@ static int worker_abort(sg_worker *w, int code, struct sg_err *err)
 	env.body_case = SYSGATE__V1__ENVELOPE__BODY_ERROR;
 	env.error = &e;
 	e.code = code;
-	e.message = err->msg;
+	e.message = (char *)(uintptr_t)err->msg;
 	struct sg_err ignored;
 	link_send(&w->link, &env, &ignored);
-	return -code;
 }
 
-/* Calls the handler of snapshot s and sends its answer. 0, or a negative
- * errno that ends the run. */
-static int worker_dispatch(sg_worker *w, const Sysgate__V1__Snapshot *s, struct sg_err *err)
+void worker_end(sg_worker *w, int result, const struct sg_err *err)
 {
-	if (s->registration >= w->n_regs) {
-		err_set(err, EPROTO, "Snapshot %llu for registration %u, but we made %zu",
-			(unsigned long long)s->seq, s->registration, w->n_regs);
-		return worker_abort(w, EPROTO, err);
-	}
-	const struct registration *reg = &w->regs[s->registration];
-	if (ctx_begin(w, s) < 0)
-		return err_set(err, ENOMEM, "Snapshot %llu: out of memory",
-			       (unsigned long long)s->seq);
-	sg_action action;
-	action_init(&action, w->max_inject);
-	int result = reg->fn(&w->ctx, &action, reg->ud);
-	ctx_end(w);
-	if (w->fatal) {
-		action_release(&action);
-		*err = w->fatal_err;
-		return w->fatal == -EPROTO ? worker_abort(w, EPROTO, err) : w->fatal;
-	}
-	struct action_msg msg;
-	action_to_msg(&action, result, s->seq, reg->name, &msg);
-	int r = link_send(&w->link, &msg.env, err);
-	action_release(&action);
-	if (r == -ECONNRESET) {
+	/* What a memory call waiting learns: the link is going away, or our
+	 * own failure. The supervisor's Error is an end like Goodbye to it. */
+	int waiter_error = result == 0 || result == -ECONNABORTED ? -ECONNRESET : result;
+	pthread_mutex_lock(&w->lock);
+	bool first = !w->ended;
+	if (first) {
 		w->ended = true;
-		return 0;
+		w->result = result;
+		if (err)
+			w->result_err = *err;
+		for (struct mem_wait *q = w->mem_waits; q; q = q->next) {
+			q->done = true;
+			q->error = waiter_error;
+		}
+		w->mem_waits = NULL;
+		pthread_cond_broadcast(&w->mem_cond);
+		pthread_cond_broadcast(&w->work_cond);
 	}
+	pthread_mutex_unlock(&w->lock);
+	if (!first)
+		return;
+	if (result == -EPROTO)
+		worker_send_error(w, EPROTO, err);
+	link_stop_recv(&w->link);
+}
+
+static bool worker_ended(sg_worker *w)
+{
+	pthread_mutex_lock(&w->lock);
+	bool ended = w->ended;
+	pthread_mutex_unlock(&w->lock);
+	return ended;
+}
+
+/* ---- Memory calls ------------------------------------------------------------ */
+
+int worker_mem_register(sg_worker *w, struct mem_wait *wait)
+{
+	pthread_mutex_lock(&w->lock);
+	int r = 0;
+	if (w->ended) {
+		r = w->result == 0 || w->result == -ECONNABORTED ? -ECONNRESET : w->result;
+	} else {
+		if (++w->last_request_id == 0) /* never 0 on the wire */
+			++w->last_request_id;
+		*wait = (struct mem_wait){ .request_id = w->last_request_id, .next = w->mem_waits };
+		w->mem_waits = wait;
+	}
+	pthread_mutex_unlock(&w->lock);
 	return r;
 }
 
-/* Serves until the run ends: 0 for its orderly end, else a negative errno. */
+void worker_mem_cancel(sg_worker *w, struct mem_wait *wait)
+{
+	pthread_mutex_lock(&w->lock);
+	for (struct mem_wait **p = &w->mem_waits; *p; p = &(*p)->next) {
+		if (*p == wait) {
+			*p = wait->next;
+			break;
+		}
+	}
+	pthread_mutex_unlock(&w->lock);
+}
+
+int worker_mem_wait(sg_worker *w, struct mem_wait *wait)
+{
+	pthread_mutex_lock(&w->lock);
+	while (!wait->done)
+		pthread_cond_wait(&w->mem_cond, &w->lock);
+	pthread_mutex_unlock(&w->lock);
+	return wait->reply ? 0 : wait->error;
+}
+
+/* Hands the MemReply in *m to the memory call waiting for it (taking *m);
+ * -EPROTO if none is. */
+static int worker_route_reply(sg_worker *w, Sysgate__V1__Envelope **m, struct sg_err *err)
+{
+	uint64_t id = (*m)->mem_reply->request_id;
+	pthread_mutex_lock(&w->lock);
+	struct mem_wait **p = &w->mem_waits;
+	while (*p && (*p)->request_id != id)
+		p = &(*p)->next;
+	struct mem_wait *wait = *p;
+	if (wait) {
+		*p = wait->next;
+		wait->reply = steal_ptr(m);
+		wait->done = true;
+		pthread_cond_broadcast(&w->mem_cond);
+	}
+	pthread_mutex_unlock(&w->lock);
+	if (!wait)
+		return err_set(err, EPROTO, "MemReply %llu with no memory request pending",
+			       (unsigned long long)id);
+	return 0;
+}
+
+/* ---- Handler threads --------------------------------------------------------- */
+
+/* Queues the Snapshot in *m (taking it) for a handler thread; -EPROTO if
+ * the supervisor sent more than it may. */
+static int worker_queue_snapshot(sg_worker *w, Sysgate__V1__Envelope **m, struct sg_err *err)
+{
+	const Sysgate__V1__Snapshot *s = (*m)->snapshot;
+	if (s->registration >= w->n_regs)
+		return err_set(err, EPROTO, "Snapshot %llu for registration %u, but we made %zu",
+			       (unsigned long long)s->seq, s->registration, w->n_regs);
+	pthread_mutex_lock(&w->lock);
+	int r = 0;
+	if (w->outstanding >= w->max_inflight) {
+		r = err_set(err, EPROTO,
+			    "Snapshot %llu while %u are unanswered: more than max_inflight (%u)",
+			    (unsigned long long)s->seq, w->outstanding, w->max_inflight);
+	} else if (w->queue_len == w->queue_cap) {
+		size_t cap = w->queue_cap ? 2 * w->queue_cap : 8;
+		Sysgate__V1__Envelope **q = realloc(w->queue, cap * sizeof(*q));
+		if (q) {
+			w->queue = q;
+			w->queue_cap = cap;
+		} else {
+			r = err_set(err, ENOMEM, "Snapshot %llu: out of memory",
+				    (unsigned long long)s->seq);
+		}
+	}
+	if (r == 0) {
+		w->queue[w->queue_len++] = steal_ptr(m);
+		w->outstanding++;
+		pthread_cond_signal(&w->work_cond);
+	}
+	pthread_mutex_unlock(&w->lock);
+	return r;
+}
+
+/* The next queued Snapshot's envelope, waiting for one; NULL once the run
+ * ended. */
+static Sysgate__V1__Envelope *worker_next_snapshot(sg_worker *w)
+{
+	pthread_mutex_lock(&w->lock);
+	while (!w->ended && !w->queue_len)
+		pthread_cond_wait(&w->work_cond, &w->lock);
+	Sysgate__V1__Envelope *m = NULL;
+	if (!w->ended) {
+		m = w->queue[0];
+		memmove(w->queue, w->queue + 1, --w->queue_len * sizeof(*w->queue));
+	}
+	pthread_mutex_unlock(&w->lock);
+	return m;
+}
+
+/* A handler call is over: it no longer counts against max_inflight. Done
+ * before its Action is sent, so the supervisor's next Snapshot finds room.
+ * Whether the run goes on (an answer is still wanted). */
+static bool worker_settle(sg_worker *w)
+{
+	pthread_mutex_lock(&w->lock);
+	w->outstanding--;
+	bool ended = w->ended;
+	pthread_mutex_unlock(&w->lock);
+	return !ended;
+}
+
+/* Calls the handler of snapshot s with the context c and sends its answer;
+ * a failure of ours ends the run. */
+static void worker_dispatch(sg_worker *w, struct sg_ctx *c, const Sysgate__V1__Snapshot *s)
+{
+	const struct registration *reg = &w->regs[s->registration]; /* checked when queued */
+	struct sg_err err = { "" };
+	if (ctx_begin(c, s) < 0) {
+		worker_settle(w);
+		err_set(&err, ENOMEM, "Snapshot %llu: out of memory", (unsigned long long)s->seq);
+		worker_end(w, -ENOMEM, &err);
+		return;
+	}
+	sg_action action;
+	action_init(&action, w->max_inject);
+	int result = reg->fn(c, &action, reg->ud);
+	ctx_end(c);
+	if (worker_settle(w)) {
+		struct action_msg msg;
+		action_to_msg(&action, result, s->seq, reg->name, &msg);
+		int r = link_send(&w->link, &msg.env, &err);
+		/* A lost link: the receiving thread sees it too and ends the run. */
+		if (r < 0 && r != -ECONNRESET)
+			worker_end(w, r, &err);
+	}
+	action_release(&action);
+}
+
+static void *worker_thread(void *arg)
+{
+	struct handler_slot *slot = arg;
+	sg_worker *w = slot->worker;
+	for (;;) {
+		Sysgate__V1__Envelope *m _cleanup_envelope_ = worker_next_snapshot(w);
+		if (!m)
+			return NULL;
+		worker_dispatch(w, &slot->ctx, m->snapshot);
+	}
+}
+
+/* Starts the handler threads: as many as asked for, at most max_inflight
+ * (fewer if the system refuses more, but at least one). */
+static int worker_start_threads(sg_worker *w, struct sg_err *err)
+{
+	size_t n = w->threads_wanted < w->max_inflight ? w->threads_wanted : w->max_inflight;
+	w->slots = calloc(n, sizeof(*w->slots));
+	if (!w->slots)
+		return err_set(err, ENOMEM, "starting %zu handler threads: out of memory", n);
+	w->n_slots = n;
+	for (size_t i = 0; i < n; i++) {
+		struct handler_slot *slot = &w->slots[i];
+		slot->worker = w;
+		pthread_mutex_init(&slot->ctx_lock, NULL);
+		ctx_init(&slot->ctx, w, &slot->ctx_lock);
+	}
+	int r = 0;
+	for (size_t i = 0; i < n; i++) {
+		r = pthread_create(&w->slots[i].thread, NULL, worker_thread, &w->slots[i]);
+		if (r != 0)
+			break;
+		w->n_started++;
+	}
+	if (w->n_started == 0)
+		return err_sys(err, r, "starting a handler thread");
+	return 0;
+}
+
+static void worker_join_threads(sg_worker *w)
+{
+	for (size_t i = 0; i < w->n_started; i++)
+		pthread_join(w->slots[i].thread, NULL);
+	w->n_started = 0;
+}
+
+/* ---- Receiving --------------------------------------------------------------- */
+
+/* Handles one message from the supervisor (taking *m): 0 to go on, 1 for the
+ * orderly end of the run, or a negative errno that ends it. */
+static int worker_receive(sg_worker *w, Sysgate__V1__Envelope **m, struct sg_err *err)
+{
+	const Sysgate__V1__Envelope *e = *m;
+	switch (e->body_case) {
+	case SYSGATE__V1__ENVELOPE__BODY_SNAPSHOT:
+		return worker_queue_snapshot(w, m, err);
+	case SYSGATE__V1__ENVELOPE__BODY_MEM_REPLY:
+		return worker_route_reply(w, m, err);
+	case SYSGATE__V1__ENVELOPE__BODY_GOODBYE:
+		return 1;
+	case SYSGATE__V1__ENVELOPE__BODY_ERROR:
+		return err_set(err, ECONNABORTED, "the supervisor ended the run: %s",
+			       *e->error->message ? e->error->message : strerror(e->error->code));
+	case SYSGATE__V1__ENVELOPE__BODY_WELCOME:
+	default:
+		return err_set(err, EPROTO, "a second Welcome");
+	}
+}
+
+/* Serves until the run ends: 0 for its orderly end, else a negative errno
+ * (the message in err). */
 static int worker_serve(sg_worker *w, struct sg_err *err)
 {
-	for (;;) {
-		Sysgate__V1__Envelope *m _cleanup_envelope_ = worker_backlog_pop(w);
-		if (!m) {
-			if (w->ended)
-				return 0;
-			int r = link_recv(&w->link, &m, err);
-			if (r == -ECONNRESET)
-				return 0;
-			if (r == -EPROTO)
-				return worker_abort(w, EPROTO, err);
-			if (r < 0)
-				return r;
-		}
-		int r = 0;
-		switch (m->body_case) {
-		case SYSGATE__V1__ENVELOPE__BODY_SNAPSHOT:
-			r = worker_dispatch(w, m->snapshot, err);
-			break;
-		case SYSGATE__V1__ENVELOPE__BODY_GOODBYE:
-			return 0;
-		case SYSGATE__V1__ENVELOPE__BODY_ERROR:
-			return err_set(err, ECONNABORTED, "the supervisor ended the run: %s",
-				       *m->error->message ? m->error->message
-							  : strerror(m->error->code));
-		case SYSGATE__V1__ENVELOPE__BODY_WELCOME:
-			err_set(err, EPROTO, "a second Welcome");
-			return worker_abort(w, EPROTO, err);
-		case SYSGATE__V1__ENVELOPE__BODY_MEM_REPLY:
-		default:
-			err_set(err, EPROTO, "MemReply %llu with no memory request pending",
-				(unsigned long long)m->mem_reply->request_id);
-			return worker_abort(w, EPROTO, err);
-		}
-		if (r < 0)
-			return r;
+	int r = worker_start_threads(w, err);
+	if (r < 0)
+		return r;
+	while (!worker_ended(w)) {
+		Sysgate__V1__Envelope *m _cleanup_envelope_ = NULL;
+		struct sg_err why = { "" };
+		r = link_recv(&w->link, &m, &why);
+		if (r == 0)
+			r = worker_receive(w, &m, &why);
+		if (r == 1 || r == -ECONNRESET)
+			worker_end(w, 0, NULL); /* or a handler thread ended it first */
+		else if (r < 0)
+			worker_end(w, r, &why);
 	}
+	worker_join_threads(w);
+	worker_free_queue(w);
+	*err = w->result_err;
+	return w->result;
 }
 
 int sg_worker_run(sg_worker *w)
