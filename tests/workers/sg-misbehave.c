@@ -1,0 +1,686 @@
+/* sg-misbehave: a test-only handler worker that breaks the worker protocol
+ * on purpose, so the integration tests can check that the supervisor fails
+ * closed (SPEC 4 "exception policies", docs/protocol.md "What the supervisor
+ * enforces"): it crashes, exits, hangs, answers twice or with a seq it does
+ * not hold, sends garbage, no action, a failure or a wrong version, or
+ * registers what the supervisor must refuse.
+ *
+ * It speaks the protocol with the codec (common/protocol.h), not the SDK:
+ * the SDK is built never to send any of this.
+ *
+ *	sg-misbehave [--once] [--policy kill|eperm|eio|continue] [--syscall NAME]
+ *	             [--after N] [--register NAME ...] MODE
+ *
+ * It registers SYSCALL with the policy, answers continue to the first N
+ * snapshots, misbehaves as MODE on the next one (one line on stderr), and
+ * answers continue after that until Goodbye or the end of the link (exit 0).
+ * MODE register sends only the --register names, prints the supervisor's
+ * answer and exits. With --once, only the first start (SYSGATE_WORKER_RESTART
+ * absent or 0) misbehaves; restarts behave as MODE ok. */
+#include <errno.h>
+#include <getopt.h>
+#include <inttypes.h>
+#include <limits.h>
+#include <nng/nng.h>
+#include <nng/protocol/pair1/pair.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "protocol.h"
+#include "util.h"
+
+#define PROG "sg-misbehave"
+#define ENV_URL "SYSGATE_WORKER_URL"
+#define ENV_TOKEN "SYSGATE_WORKER_TOKEN"
+#define ENV_NAME "SYSGATE_WORKER_NAME"
+#define ENV_RESTART "SYSGATE_WORKER_RESTART"
+
+/* How often a blocked receive or send looks whether the supervisor's end
+ * went away: a pair1 dialer would otherwise wait for it forever. */
+#define POLL_MS 100
+
+/* The version a wrongversion answer claims: one no supervisor speaks. */
+#define WRONG_VERSION 99u
+/* What a wrongseq answer adds to the seq it should have answered. */
+#define WRONG_SEQ_OFFSET 1000u
+/* The errno of MODE errno (EACCES): any valid one would do. */
+#define ERRNO_ANSWER 13
+
+enum { EXIT_USAGE = 2, EXIT_ON_PURPOSE = 3 };
+
+enum mode {
+	MODE_OK,
+	MODE_SEGV,
+	MODE_ABORT,
+	MODE_EXIT,
+	MODE_HANG,
+	MODE_TWICE,
+	MODE_WRONGSEQ,
+	MODE_GARBAGE,
+	MODE_NOACTION,
+	MODE_FAIL,
+	MODE_ERRNO,
+	MODE_WRONGVERSION,
+	MODE_REGISTER,
+};
+
+static const char *const mode_names[] = {
+	[MODE_OK] = "ok",
+	[MODE_SEGV] = "segv",
+	[MODE_ABORT] = "abort",
+	[MODE_EXIT] = "exit",
+	[MODE_HANG] = "hang",
+	[MODE_TWICE] = "twice",
+	[MODE_WRONGSEQ] = "wrongseq",
+	[MODE_GARBAGE] = "garbage",
+	[MODE_NOACTION] = "noaction",
+	[MODE_FAIL] = "fail",
+	[MODE_ERRNO] = "errno",
+	[MODE_WRONGVERSION] = "wrongversion",
+	[MODE_REGISTER] = "register",
+};
+
+static const struct {
+	const char *name;
+	Sysgate__V1__ExceptionPolicy policy;
+} policy_names[] = {
+	{ "kill", SYSGATE__V1__EXCEPTION_POLICY__KILL },
+	{ "eperm", SYSGATE__V1__EXCEPTION_POLICY__DENY_EPERM },
+	{ "eio", SYSGATE__V1__EXCEPTION_POLICY__DENY_EIO },
+	{ "continue", SYSGATE__V1__EXCEPTION_POLICY__CONTINUE },
+};
+
+struct options {
+	enum mode mode;
+	bool once;
+	Sysgate__V1__ExceptionPolicy policy;
+	const char *syscall;
+	unsigned long after;
+	const char **registers; /* --register values, in order */
+	size_t n_registers;
+};
+
+/* What the supervisor passed in the environment. */
+struct env {
+	const char *url;
+	const char *name;
+	uint8_t token[PROTO_TOKEN_SIZE];
+	unsigned long restart;
+};
+
+struct link {
+	nng_socket socket;
+	atomic_bool lost; /* the supervisor's end went away */
+};
+
+/* How a send or receive ended; errors are printed where they happen. */
+enum link_result { LINK_ERROR = -1, LINK_OK = 0, LINK_CLOSED = 1 };
+
+/* parse_options: --help was printed, exit 0. */
+#define OPTIONS_HELP (-1)
+
+static void usage(FILE *f)
+{
+	fprintf(f, "usage: " PROG " [--once] [--policy kill|eperm|eio|continue] [--syscall NAME]\n"
+		   "       [--after N] [--register NAME ...] MODE\n"
+		   "MODE: ok segv abort exit hang twice wrongseq garbage noaction fail errno\n"
+		   "      wrongversion register\n");
+}
+
+/* ---- Options and environment ------------------------------------------- */
+
+static bool parse_ulong(const char *s, unsigned long *out)
+{
+	if (!*s || *s == '-' || *s == '+')
+		return false;
+	char *end = NULL;
+	errno = 0;
+	unsigned long v = strtoul(s, &end, 10);
+	if (errno || *end)
+		return false;
+	*out = v;
+	return true;
+}
+
+/* 0, OPTIONS_HELP, or an exit status after printing why. */
+static int parse_options(int argc, char **argv, struct options *o)
+{
+	static const struct option longopts[] = {
+		{ "once", no_argument, NULL, 'o' },
+		{ "policy", required_argument, NULL, 'p' },
+		{ "syscall", required_argument, NULL, 's' },
+		{ "after", required_argument, NULL, 'a' },
+		{ "register", required_argument, NULL, 'r' },
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 },
+	};
+	*o = (struct options){ .policy = SYSGATE__V1__EXCEPTION_POLICY__KILL,
+			       .syscall = "getppid" };
+	/* At most one --register per argument pair: argc bounds them. */
+	o->registers = calloc((size_t)argc, sizeof(*o->registers));
+	if (!o->registers) {
+		fprintf(stderr, PROG ": out of memory\n");
+		return EXIT_FAILURE;
+	}
+	int c;
+	while ((c = getopt_long(argc, argv, "", longopts, NULL)) != -1) {
+		switch (c) {
+		case 'o':
+			o->once = true;
+			break;
+		case 'p': {
+			size_t i = 0;
+			while (i < ARRAY_SIZE(policy_names) && strcmp(optarg, policy_names[i].name))
+				i++;
+			if (i == ARRAY_SIZE(policy_names)) {
+				fprintf(stderr, PROG ": unknown policy \"%s\"\n", optarg);
+				usage(stderr);
+				return EXIT_USAGE;
+			}
+			o->policy = policy_names[i].policy;
+			break;
+		}
+		case 's':
+			o->syscall = optarg;
+			break;
+		case 'a':
+			if (!parse_ulong(optarg, &o->after)) {
+				fprintf(stderr, PROG ": --after wants a count, not \"%s\"\n",
+					optarg);
+				usage(stderr);
+				return EXIT_USAGE;
+			}
+			break;
+		case 'r':
+			o->registers[o->n_registers++] = optarg;
+			break;
+		case 'h':
+			usage(stdout);
+			return OPTIONS_HELP;
+		default:
+			usage(stderr);
+			return EXIT_USAGE;
+		}
+	}
+	if (optind != argc - 1) {
+		usage(stderr);
+		return EXIT_USAGE;
+	}
+	size_t m = 0;
+	while (m < ARRAY_SIZE(mode_names) && strcmp(argv[optind], mode_names[m]))
+		m++;
+	if (m == ARRAY_SIZE(mode_names)) {
+		fprintf(stderr, PROG ": unknown mode \"%s\"\n", argv[optind]);
+		usage(stderr);
+		return EXIT_USAGE;
+	}
+	o->mode = (enum mode)m;
+	return 0;
+}
+
+static int hex_digit(char c)
+{
+	if (c >= '0' && c <= '9')
+		return c - '0';
+	if (c >= 'a' && c <= 'f')
+		return c - 'a' + 10;
+	if (c >= 'A' && c <= 'F')
+		return c - 'A' + 10;
+	return -1;
+}
+
+/* 0, or EXIT_FAILURE after printing what is missing or malformed. */
+static int read_env(struct env *e)
+{
+	*e = (struct env){ .name = PROG };
+	e->url = getenv(ENV_URL);
+	if (!e->url || !*e->url) {
+		fprintf(stderr, PROG ": %s is not set: not started by sysgate?\n", ENV_URL);
+		return EXIT_FAILURE;
+	}
+	const char *token = getenv(ENV_TOKEN);
+	if (!token) {
+		fprintf(stderr, PROG ": %s is not set: not started by sysgate?\n", ENV_TOKEN);
+		return EXIT_FAILURE;
+	}
+	bool token_ok = strlen(token) == 2 * PROTO_TOKEN_SIZE;
+	for (size_t i = 0; token_ok && i < PROTO_TOKEN_SIZE; i++) {
+		int hi = hex_digit(token[2 * i]), lo = hex_digit(token[2 * i + 1]);
+		token_ok = hi >= 0 && lo >= 0;
+		e->token[i] = (uint8_t)(hi << 4 | lo);
+	}
+	if (!token_ok) {
+		fprintf(stderr, PROG ": %s is not %u hex digits\n", ENV_TOKEN,
+			2 * PROTO_TOKEN_SIZE);
+		return EXIT_FAILURE;
+	}
+	const char *name = getenv(ENV_NAME);
+	if (name && *name)
+		e->name = name;
+	const char *restart = getenv(ENV_RESTART);
+	if (restart && *restart && !parse_ulong(restart, &e->restart)) {
+		fprintf(stderr, PROG ": %s is not a count: \"%s\"\n", ENV_RESTART, restart);
+		return EXIT_FAILURE;
+	}
+	return 0;
+}
+
+/* ---- The link ------------------------------------------------------------ */
+
+static void on_pipe_removed(nng_pipe pipe, nng_pipe_ev ev, void *arg)
+{
+	(void)pipe;
+	(void)ev;
+	struct link *l = arg;
+	atomic_store(&l->lost, true);
+}
+
+static int link_dial(struct link *l, const char *url)
+{
+	int rv = nng_pair1_open(&l->socket);
+	if (rv != 0) {
+		fprintf(stderr, PROG ": opening a pair1 socket: %s\n", nng_strerror(rv));
+		return LINK_ERROR;
+	}
+	rv = nng_socket_set_size(l->socket, NNG_OPT_RECVMAXSZ, PROTO_MAX_MESSAGE);
+	if (rv == 0)
+		rv = nng_socket_set_ms(l->socket, NNG_OPT_RECVTIMEO, POLL_MS);
+	if (rv == 0)
+		rv = nng_socket_set_ms(l->socket, NNG_OPT_SENDTIMEO, POLL_MS);
+	/* Never dial again once the supervisor dropped us: a restarted worker
+	 * is a new process, and this one must not take its place. */
+	if (rv == 0)
+		rv = nng_socket_set_ms(l->socket, NNG_OPT_RECONNMINT, INT32_MAX);
+	if (rv == 0)
+		rv = nng_socket_set_ms(l->socket, NNG_OPT_RECONNMAXT, INT32_MAX);
+	if (rv == 0)
+		rv = nng_pipe_notify(l->socket, NNG_PIPE_EV_REM_POST, on_pipe_removed, l);
+	if (rv != 0) {
+		fprintf(stderr, PROG ": setting up the link: %s\n", nng_strerror(rv));
+		return LINK_ERROR;
+	}
+	rv = nng_dial(l->socket, url, NULL, 0);
+	if (rv != 0) {
+		fprintf(stderr, PROG ": dialing %s: %s\n", url, nng_strerror(rv));
+		return LINK_ERROR;
+	}
+	return LINK_OK;
+}
+
+/* Sends buf[0..len) as one message. */
+static enum link_result link_send_raw(struct link *l, const void *buf, size_t len)
+{
+	nng_msg *msg = NULL;
+	int rv = nng_msg_alloc(&msg, 0);
+	if (rv == 0)
+		rv = nng_msg_append(msg, buf, len);
+	while (rv == 0) {
+		rv = nng_sendmsg(l->socket, msg, 0);
+		if (rv == 0)
+			return LINK_OK; /* nng owns msg now */
+		if (rv == NNG_ETIMEDOUT && !atomic_load(&l->lost))
+			rv = 0;
+	}
+	nng_msg_free(msg);
+	if (rv == NNG_ETIMEDOUT || rv == NNG_ECLOSED)
+		return LINK_CLOSED;
+	fprintf(stderr, PROG ": sending %zu bytes: %s\n", len, nng_strerror(rv));
+	return LINK_ERROR;
+}
+
+static enum link_result link_send(struct link *l, const Sysgate__V1__Envelope *m)
+{
+	_cleanup_free_ void *buf = NULL;
+	size_t len = 0;
+	struct sg_err err;
+	if (proto_encode(m, &buf, &len, &err) < 0) {
+		fprintf(stderr, PROG ": %s\n", err.msg);
+		return LINK_ERROR;
+	}
+	return link_send_raw(l, buf, len);
+}
+
+/* Receives one envelope into *out, checked as the SDK checks it. */
+static enum link_result link_recv(struct link *l, Sysgate__V1__Envelope **out)
+{
+	nng_msg *msg = NULL;
+	int rv;
+	/* Messages queued before the supervisor closed are still delivered:
+	 * the link counts as closed only once nothing is left to read. */
+	while ((rv = nng_recvmsg(l->socket, &msg, 0)) == NNG_ETIMEDOUT)
+		if (atomic_load(&l->lost))
+			return LINK_CLOSED;
+	if (rv == NNG_ECLOSED)
+		return LINK_CLOSED;
+	if (rv != 0) {
+		fprintf(stderr, PROG ": receiving: %s\n", nng_strerror(rv));
+		return LINK_ERROR;
+	}
+	Sysgate__V1__Envelope *m _cleanup_envelope_ = NULL;
+	struct sg_err err;
+	int r = proto_decode(nng_msg_body(msg), nng_msg_len(msg), &m, &err);
+	nng_msg_free(msg);
+	if (r == 0)
+		r = proto_validate_from_supervisor(m, &err);
+	if (r < 0) {
+		fprintf(stderr, PROG ": from the supervisor: %s\n", err.msg);
+		return LINK_ERROR;
+	}
+	*out = steal_ptr(&m);
+	return LINK_OK;
+}
+
+/* ---- Handshake ----------------------------------------------------------- */
+
+/* A --register or --syscall value: a decimal number (negative ones too,
+ * which the supervisor must refuse) is sent as syscall_nr with no name,
+ * anything else as syscall_name. */
+static void registration_set(Sysgate__V1__Registration *r, const char *syscall)
+{
+	char *end = NULL;
+	errno = 0;
+	long long nr = strtoll(syscall, &end, 10);
+	if (*syscall && !*end && !errno)
+		r->syscall_nr = nr;
+	else
+		r->syscall_name = (char *)(uintptr_t)syscall; /* not written to */
+}
+
+static enum link_result send_hello(struct link *l, const struct options *o, const struct env *e)
+{
+	/* MODE register sends exactly the --register names, even none. */
+	const char *const *names = o->mode == MODE_REGISTER ? o->registers : &o->syscall;
+	size_t n = o->mode == MODE_REGISTER ? o->n_registers : 1;
+	_cleanup_free_ Sysgate__V1__Registration *regs = calloc(n + 1, sizeof(*regs));
+	_cleanup_free_ Sysgate__V1__Registration **ptrs = calloc(n + 1, sizeof(*ptrs));
+	if (!regs || !ptrs) {
+		fprintf(stderr, PROG ": building Hello: out of memory\n");
+		return LINK_ERROR;
+	}
+	for (size_t i = 0; i < n; i++) {
+		sysgate__v1__registration__init(&regs[i]);
+		registration_set(&regs[i], names[i]);
+		regs[i].order = (uint32_t)i;
+		regs[i].on_exception = o->policy;
+		ptrs[i] = &regs[i];
+	}
+	Sysgate__V1__Envelope env;
+	Sysgate__V1__Hello hello;
+	sysgate__v1__envelope__init(&env);
+	sysgate__v1__hello__init(&hello);
+	env.version = SYSGATE_PROTOCOL_VERSION;
+	env.body_case = SYSGATE__V1__ENVELOPE__BODY_HELLO;
+	env.hello = &hello;
+	hello.protocol_version = SYSGATE_PROTOCOL_VERSION;
+	hello.worker_name = (char *)(uintptr_t)e->name; /* not written to */
+	hello.token = (ProtobufCBinaryData){ .len = PROTO_TOKEN_SIZE,
+					     .data = (uint8_t *)(uintptr_t)e->token };
+	hello.n_registrations = n;
+	hello.registrations = ptrs;
+	/* Deliberately not validated: MODE register sends what the supervisor
+	 * must refuse. */
+	return link_send(l, &env);
+}
+
+/* Waits for the answer to Hello: true when welcomed, else false and the
+ * exit status in *status. MODE register prints the answer on stdout for
+ * the test and stops there. */
+static bool await_welcome(struct link *l, const struct options *o, int *status)
+{
+	Sysgate__V1__Envelope *m _cleanup_envelope_ = NULL;
+	*status = EXIT_FAILURE;
+	enum link_result r = link_recv(l, &m);
+	if (r == LINK_CLOSED) {
+		fprintf(stderr, PROG ": the link closed before a Welcome\n");
+		*status = EXIT_SUCCESS;
+		return false;
+	}
+	if (r != LINK_OK)
+		return false;
+	bool reg = o->mode == MODE_REGISTER;
+	switch (m->body_case) {
+	case SYSGATE__V1__ENVELOPE__BODY_WELCOME:
+		if (reg) {
+			printf("welcome: accepted=%d reason=%s\n", m->welcome->accepted ? 1 : 0,
+			       m->welcome->reason);
+			fflush(stdout);
+			*status = EXIT_SUCCESS;
+			return false;
+		}
+		if (!m->welcome->accepted) {
+			fprintf(stderr, PROG ": not accepted: %s\n", m->welcome->reason);
+			return false;
+		}
+		return true;
+	case SYSGATE__V1__ENVELOPE__BODY_ERROR:
+		/* The other way to refuse a Hello (docs/protocol.md). */
+		if (reg) {
+			printf("error: code=%d message=%s\n", m->error->code, m->error->message);
+			fflush(stdout);
+			*status = EXIT_SUCCESS;
+			return false;
+		}
+		fprintf(stderr, PROG ": not accepted: %s (%s)\n", m->error->message,
+			strerror(m->error->code));
+		return false;
+	case SYSGATE__V1__ENVELOPE__BODY_GOODBYE:
+		fprintf(stderr, PROG ": goodbye before a Welcome: %s\n", m->goodbye->reason);
+		*status = EXIT_SUCCESS;
+		return false;
+	default:
+		fprintf(stderr, PROG ": the supervisor sent message kind %d before its Welcome\n",
+			(int)m->body_case);
+		return false;
+	}
+}
+
+/* ---- Answers ------------------------------------------------------------- */
+
+/* An Action envelope in storage owned by the caller. */
+struct answer {
+	Sysgate__V1__Envelope env;
+	Sysgate__V1__Action action;
+	Sysgate__V1__Action__Continue do_continue;
+	Sysgate__V1__Action__Errno do_errno;
+	Sysgate__V1__Action__Failed do_fail;
+};
+
+/* An Action for seq with no kind set; the caller picks one. */
+static void answer_init(struct answer *a, uint64_t seq)
+{
+	sysgate__v1__envelope__init(&a->env);
+	sysgate__v1__action__init(&a->action);
+	sysgate__v1__action__continue__init(&a->do_continue);
+	sysgate__v1__action__errno__init(&a->do_errno);
+	sysgate__v1__action__failed__init(&a->do_fail);
+	a->env.version = SYSGATE_PROTOCOL_VERSION;
+	a->env.body_case = SYSGATE__V1__ENVELOPE__BODY_ACTION;
+	a->env.action = &a->action;
+	a->action.seq = seq;
+}
+
+static void answer_continue(struct answer *a, uint64_t seq)
+{
+	answer_init(a, seq);
+	a->action.kind_case = SYSGATE__V1__ACTION__KIND_DO_CONTINUE;
+	a->action.do_continue = &a->do_continue;
+}
+
+static enum link_result send_continue(struct link *l, uint64_t seq)
+{
+	struct answer a;
+	answer_continue(&a, seq);
+	return link_send(l, &a.env);
+}
+
+/* Packs a continue for seq under a version the codec would refuse to
+ * encode. */
+static enum link_result send_wrong_version(struct link *l, uint64_t seq)
+{
+	struct answer a;
+	answer_continue(&a, seq);
+	a.env.version = WRONG_VERSION;
+	size_t len = sysgate__v1__envelope__get_packed_size(&a.env);
+	_cleanup_free_ uint8_t *buf = malloc(len);
+	if (!buf) {
+		fprintf(stderr, PROG ": out of memory\n");
+		return LINK_ERROR;
+	}
+	sysgate__v1__envelope__pack(&a.env, buf);
+	return link_send_raw(l, buf, len);
+}
+
+/* A NULL write the compiler can neither see through nor drop as a dead
+ * store. UBSan is told not to report it (and, for that, not to inline it
+ * into instrumented code), so the sanitizer build dies of the signal too. */
+__attribute__((noinline, no_sanitize("null"))) static void crash_segv(void)
+{
+	/* Whatever handler a runtime installed (AddressSanitizer's reports and
+	 * exits 1), the test wants death by SIGSEGV. */
+	struct sigaction dfl = { .sa_handler = SIG_DFL };
+	sigaction(SIGSEGV, &dfl, NULL);
+	volatile int *volatile p = NULL;
+	*p = 1;
+}
+
+/* Answers snapshot seq as mode, saying so on stderr when announce is set.
+ * The crashing and hanging modes do not return. */
+static enum link_result misbehave(struct link *l, enum mode mode, uint64_t seq, bool announce)
+{
+	if (announce && mode != MODE_OK)
+		fprintf(stderr, PROG ": %s on seq %" PRIu64 "\n", mode_names[mode], seq);
+	struct answer a;
+	switch (mode) {
+	case MODE_SEGV:
+		crash_segv();
+		abort(); /* not reached */
+	case MODE_ABORT:
+		abort();
+	case MODE_EXIT:
+		fflush(stdout);
+		exit(EXIT_ON_PURPOSE);
+	case MODE_HANG:
+		/* Never answers; the default action of SIGTERM or SIGKILL still
+		 * ends it. */
+		for (;;)
+			pause();
+	case MODE_TWICE: {
+		enum link_result r = send_continue(l, seq);
+		return r == LINK_OK ? send_continue(l, seq) : r;
+	}
+	case MODE_WRONGSEQ:
+		return send_continue(l, seq + WRONG_SEQ_OFFSET);
+	case MODE_GARBAGE: {
+		/* Sixteen varint continuation bytes: a varint that never ends,
+		 * which no protobuf parser accepts. */
+		uint8_t garbage[16];
+		memset(garbage, 0xff, sizeof(garbage));
+		return link_send_raw(l, garbage, sizeof(garbage));
+	}
+	case MODE_NOACTION:
+		answer_init(&a, seq);
+		return link_send(l, &a.env);
+	case MODE_FAIL:
+		answer_init(&a, seq);
+		a.action.kind_case = SYSGATE__V1__ACTION__KIND_DO_FAIL;
+		a.action.do_fail = &a.do_fail;
+		a.do_fail.reason = (char *)(uintptr_t) "test failure"; /* not written to */
+		return link_send(l, &a.env);
+	case MODE_ERRNO:
+		answer_init(&a, seq);
+		a.action.kind_case = SYSGATE__V1__ACTION__KIND_DO_ERRNO;
+		a.action.do_errno = &a.do_errno;
+		a.do_errno.errnum = ERRNO_ANSWER;
+		return link_send(l, &a.env);
+	case MODE_WRONGVERSION:
+		return send_wrong_version(l, seq);
+	case MODE_OK:
+	case MODE_REGISTER:
+	default:
+		return send_continue(l, seq);
+	}
+}
+
+/* ---- Serving ------------------------------------------------------------- */
+
+/* Serves until Goodbye or the end of the link: an exit status. */
+static int serve(struct link *l, enum mode mode, unsigned long after)
+{
+	unsigned long seen = 0;
+	for (;;) {
+		Sysgate__V1__Envelope *m _cleanup_envelope_ = NULL;
+		enum link_result r = link_recv(l, &m);
+		if (r == LINK_CLOSED)
+			return EXIT_SUCCESS;
+		if (r != LINK_OK)
+			return EXIT_FAILURE;
+		switch (m->body_case) {
+		case SYSGATE__V1__ENVELOPE__BODY_SNAPSHOT: {
+			uint64_t seq = m->snapshot->seq;
+			seen++;
+			if (seen <= after)
+				r = send_continue(l, seq);
+			else if (seen == after + 1)
+				r = misbehave(l, mode, seq, true);
+			else if (mode == MODE_ERRNO) /* a policy, not a one-off */
+				r = misbehave(l, mode, seq, false);
+			else
+				r = send_continue(l, seq);
+			break;
+		}
+		case SYSGATE__V1__ENVELOPE__BODY_GOODBYE:
+			return EXIT_SUCCESS;
+		case SYSGATE__V1__ENVELOPE__BODY_ERROR:
+			/* The supervisor ends the link after a violation; that is
+			 * what the test asked for. */
+			fprintf(stderr, PROG ": the supervisor sent Error: %s\n",
+				m->error->message);
+			return EXIT_SUCCESS;
+		default:
+			fprintf(stderr, PROG ": unexpected message kind %d\n", (int)m->body_case);
+			return EXIT_FAILURE;
+		}
+		if (r == LINK_CLOSED)
+			return EXIT_SUCCESS;
+		if (r != LINK_OK)
+			return EXIT_FAILURE;
+	}
+}
+
+/* Dials, says Hello and serves: an exit status. */
+static int run(struct link *l, const struct options *o, const struct env *e, enum mode mode)
+{
+	if (link_dial(l, e->url) != LINK_OK)
+		return EXIT_FAILURE;
+	enum link_result r = send_hello(l, o, e);
+	if (r != LINK_OK)
+		return r == LINK_CLOSED ? EXIT_SUCCESS : EXIT_FAILURE;
+	int status;
+	if (!await_welcome(l, o, &status))
+		return status;
+	return serve(l, mode, o->after);
+}
+
+int main(int argc, char **argv)
+{
+	struct options o;
+	int r = parse_options(argc, argv, &o);
+	_cleanup_free_ const char **registers = o.registers;
+	if (r == OPTIONS_HELP)
+		return EXIT_SUCCESS;
+	if (r)
+		return r;
+	struct env e;
+	r = read_env(&e);
+	if (r)
+		return r;
+	/* Later generations of a --once worker are the healthy restart. */
+	enum mode mode = o.once && e.restart > 0 && o.mode != MODE_REGISTER ? MODE_OK : o.mode;
+	struct link l = { .socket = NNG_SOCKET_INITIALIZER, .lost = false };
+	r = run(&l, &o, &e, mode);
+	nng_close(l.socket); /* waits for the pipe callback, which uses l */
+	return r;
+}
