@@ -3,7 +3,7 @@
 # only those that are missing. Needs root for apt-get.
 set -eu
 PKGS="build-essential cmake pkg-config libseccomp-dev libjansson-dev libcmocka-dev
-      libnng-dev libprotobuf-c-dev protobuf-c-compiler python3 python3-pytest util-linux"
+      libnng-dev libprotobuf-c-dev protobuf-c-compiler python3 python3-pytest util-linux strace"
 missing=""
 for p in $PKGS; do
 	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" ||

@@ -26,6 +26,7 @@
 #define BACKOFF_FIRST_MS 50u  /* before the first restart, doubled after each */
 #define BACKOFF_MAX_MS 2000u
 #define STOP_GRACE_MS 1000u   /* between Goodbye and SIGKILL at the end */
+#define LINK_GRACE_MS 100u    /* a lost link waits this long for its process's exit */
 #define MS 1000000ull
 
 /* A notification the workers decide. */
@@ -633,8 +634,10 @@ static void check_lost_links(struct router *rt)
 	for (size_t i = 0; i < rt->n_workers; i++) {
 		struct worker *w = &rt->workers[i];
 		uint32_t lost = atomic_exchange(&w->lost_pipe, 0);
-		if (lost && lost == w->pipe_id)
-			worker_failed(rt, w, "link", "closed its link");
+		/* Most often the process is exiting: give its exit status the
+		 * chance to be the reason. */
+		if (lost && lost == w->pipe_id && !w->link_lost_ns)
+			w->link_lost_ns = now_ns() + LINK_GRACE_MS * MS;
 	}
 }
 
@@ -668,6 +671,12 @@ static uint64_t check_deadlines(struct router *rt, uint64_t now)
 			next = next < w->deadline_ns ? next : w->deadline_ns;
 			break;
 		case WORKER_READY:
+			if (w->link_lost_ns && now >= w->link_lost_ns) {
+				worker_failed(rt, w, "link", "closed its link");
+				break;
+			}
+			if (w->link_lost_ns)
+				next = next < w->link_lost_ns ? next : w->link_lost_ns;
 			for (size_t k = 0; k < w->n_inflight; k++) {
 				struct pending *p = w->inflight[k];
 				if (now >= p->deadline) {
@@ -858,12 +867,21 @@ static void *router_main(void *arg)
 
 /* --- the main thread's side --------------------------------------------- */
 
+static bool usable_base(const char *dir)
+{
+	struct stat st;
+	/* Short enough for a socket path (108 bytes) below it. */
+	return dir && *dir == '/' && strlen(dir) <= 60 && stat(dir, &st) == 0 &&
+	       S_ISDIR(st.st_mode);
+}
+
+/* $XDG_RUNTIME_DIR for an unprivileged user, else $TMPDIR, else /tmp. */
 static int make_rundir(struct router *rt, struct sg_err *err)
 {
 	const char *base = getenv("XDG_RUNTIME_DIR");
-	struct stat st;
-	if (geteuid() == 0 || !base || *base != '/' || stat(base, &st) < 0 ||
-	    !S_ISDIR(st.st_mode) || strlen(base) > 60)
+	if (geteuid() == 0 || !usable_base(base))
+		base = getenv("TMPDIR");
+	if (!usable_base(base))
 		base = "/tmp";
 	snprintf(rt->rundir, sizeof(rt->rundir), "%s/sysgate-XXXXXX", base);
 	if (!mkdtemp(rt->rundir)) {

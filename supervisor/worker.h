@@ -60,6 +60,7 @@ struct worker {
 	unsigned generation; /* 0 for the first start, n for the n-th restart */
 	enum worker_state state;
 	uint64_t deadline_ns; /* STARTING: Hello due; DOWN: restart time */
+	uint64_t link_lost_ns; /* link gone, process not (yet): failed at this time */
 
 	struct registration *regs; /* after the first accepted Hello */
 	size_t n_regs;

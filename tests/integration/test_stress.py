@@ -43,3 +43,16 @@ def test_multithreaded_program_with_trapped_syscalls(sysgate_bin):
                         "close", "--", "/usr/bin/python3", "-c", code],
                        capture_output=True, text=True, timeout=TIMEOUT)
     assert r.returncode == 0 and r.stdout == "ok\n", r.stderr
+
+
+def test_200_pipelines_with_a_worker_trapping_close(sysgate_bin):
+    """Same, with close answered by a real worker process (continue)."""
+    import os
+    worker = os.path.join(os.environ["SYSGATE_BUILD_DIR"], "tests", "workers", "sg-misbehave")
+    r = subprocess.run([SYSGATE, "run", "--timeout", "60", "--worker",
+                        f"{worker} --syscall close ok", "--", "sh", "-c", PIPELINES, "sh",
+                        "200"],
+                       capture_output=True, text=True, timeout=TIMEOUT * 3)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout == "done 200 bad 0\n"
+    assert r.stderr == ""
