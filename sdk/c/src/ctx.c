@@ -33,7 +33,9 @@ int ctx_begin(struct sg_ctx *c, const Sysgate__V1__Snapshot *s)
 		/* Validated: arg < PROTO_ARGS, once each, no NUL inside. */
 		if (p->unreadable)
 			continue;
-		paths[p->arg] = strndup((const char *)p->path.data, p->path.len);
+		/* An empty path ("" with AT_EMPTY_PATH) arrives without data. */
+		paths[p->arg] = p->path.len ? strndup((const char *)p->path.data, p->path.len)
+					    : strdup("");
 		if (!paths[p->arg]) {
 			free_paths(paths);
 			return -ENOMEM;
