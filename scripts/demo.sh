@@ -23,3 +23,12 @@ echo "audit log: $(wc -l <"$audit") JSON records; the files the sandbox opened:"
 grep -o '"paths":{"arg1":"[^"]*"}' "$audit" | sed 's/.*:"\(.*\)"}/  \1/' | sort | uniq -c
 echo "uname answered by the builtin: $(grep -o '"syscall":"uname"[^}]*"decided_by":"[a-z-]*"' "$audit" |
 	sed 's/.*"decided_by":"//; s/"//' | sort -u)"
+
+echo
+echo "\$ sysgate run --worker 'build/examples/sysgate-audit-worker' \\"
+echo "      --worker 'build/examples/sysgate-path-deny-worker /etc/shadow*' -- sh -c 'cat /etc/hostname; cat /etc/shadow'"
+echo "  (two sandboxed handler workers: one prints every path the command opens, on sysgate's"
+echo "   stderr; the other fails opens of /etc/shadow* with EPERM)"
+env -i PATH=/usr/bin:/bin build/sysgate run --worker build/examples/sysgate-audit-worker \
+	--worker 'build/examples/sysgate-path-deny-worker /etc/shadow*' -- \
+	sh -c 'cat /etc/hostname; cat /etc/shadow' 2>&1 | grep -v 'locale\|gconv' || true
