@@ -1,11 +1,13 @@
 /* sysgate-bench: measures what a syscall costs under sysgate, as ratios taken in one run.
  *
- * Each case runs sg_bench_loop (directly or under `sysgate run`), which calls one syscall
- * N times and prints the mean ns per call.  Repetitions are interleaved (rep 1 of every
- * case, then rep 2 of every case, ...) so all cases share the machine's conditions, and
- * every figure is reported against the inline-supervisor path (SPEC section 9).
+ * Each case runs sg_bench_loop (directly or under `sysgate run`, possibly with the C
+ * handler worker sg_bench_worker), which calls one syscall N times and prints the mean ns
+ * per call.  Repetitions are interleaved (rep 1 of every case, then rep 2 of every case,
+ * ...) so all cases share the machine's conditions, and every figure is reported against
+ * the inline-supervisor path (SPEC section 9).
  *
- *   sysgate-bench [--sysgate PATH] [--loop PATH] [--reps N] [--iters N] [--quick] [--help]
+ *   sysgate-bench [--sysgate PATH] [--loop PATH] [--worker-bin PATH] [--reps N] [--iters N]
+ *                 [--quick] [--help]
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -30,25 +32,51 @@ extern char **environ;
 #define QUICK_REPS 3
 #define QUICK_ITERS 20000L
 #define MIN_TRAPPED_ITERS 1000L
+#define WORKER_ITERS_DIV 4 /* worker cases run trapped iterations / 4 */
+#define MIN_WORKER_ITERS 500L
 #define MAX_REPS 1000L
 #define MAX_ITERS 1000000000L
 #define OUT_CAP 4096
 
-enum case_id { C_PLAIN, C_UNTRAPPED, C_INLINE_CONTINUE, C_INLINE_RETURN, C_COUNT };
+enum case_id {
+	C_PLAIN,
+	C_UNTRAPPED,
+	C_INLINE_CONTINUE,
+	C_INLINE_RETURN,
+	C_INLINE_PATH,
+	C_INLINE_READ,
+	C_WORKER_CONTINUE,
+	C_WORKER_PATH,
+	C_WORKER_READ,
+	C_COUNT
+};
+
+/* Which iteration count a case uses: the slower the path, the fewer calls. */
+enum case_iters { ITERS_UNTRAPPED, ITERS_TRAPPED, ITERS_WORKER };
 
 struct bench_case {
 	const char *name;
 	const char *syscall; /* what the loop calls */
 	const char *sg_flag; /* NULL: run the loop directly; "": sysgate with no extra flag */
-	const char *sg_arg;
-	int trapped; /* uses the smaller iteration count */
+	const char *sg_arg;  /* for --worker: the sg_bench_worker MODE */
+	enum case_iters iters;
+	int counterpart; /* the inline case trapping the same syscall, or -1 */
 };
 
 static const struct bench_case cases[C_COUNT] = {
-	[C_PLAIN] = { "plain", "getppid", NULL, NULL, 0 },
-	[C_UNTRAPPED] = { "untrapped", "getppid", "", NULL, 0 },
-	[C_INLINE_CONTINUE] = { "inline-continue", "getppid", "--trap", "getppid", 1 },
-	[C_INLINE_RETURN] = { "inline-return", "uname", "--hostname", "bench", 1 },
+	[C_PLAIN] = { "plain", "getppid", NULL, NULL, ITERS_UNTRAPPED, -1 },
+	[C_UNTRAPPED] = { "untrapped", "getppid", "", NULL, ITERS_UNTRAPPED, -1 },
+	[C_INLINE_CONTINUE] = { "inline-continue", "getppid", "--trap", "getppid", ITERS_TRAPPED,
+				-1 },
+	[C_INLINE_RETURN] = { "inline-return", "uname", "--hostname", "bench", ITERS_TRAPPED, -1 },
+	[C_INLINE_PATH] = { "inline-path", "faccessat", "--trap", "faccessat", ITERS_TRAPPED, -1 },
+	[C_INLINE_READ] = { "inline-read", "pwrite64", "--trap", "pwrite64", ITERS_TRAPPED, -1 },
+	[C_WORKER_CONTINUE] = { "worker-continue", "getppid", "--worker", "continue", ITERS_WORKER,
+				C_INLINE_CONTINUE },
+	[C_WORKER_PATH] = { "worker-path", "faccessat", "--worker", "path", ITERS_WORKER,
+			    C_INLINE_PATH },
+	[C_WORKER_READ] = { "worker-read", "pwrite64", "--worker", "read", ITERS_WORKER,
+			    C_INLINE_READ },
 };
 
 struct stats {
@@ -56,19 +84,26 @@ struct stats {
 };
 
 static const char usage[] =
-	"Usage: sysgate-bench [--sysgate PATH] [--loop PATH] [--reps N] [--iters N] [--quick]\n"
+	"Usage: sysgate-bench [--sysgate PATH] [--loop PATH] [--worker-bin PATH] [--reps N]\n"
+	"                     [--iters N] [--quick]\n"
 	"Measure the cost per syscall of running under sysgate, as ratios within one run.\n"
 	"\n"
-	"  --sysgate PATH  the sysgate binary (default: ../sysgate next to this program)\n"
-	"  --loop PATH     the sg_bench_loop binary (default: next to this program)\n"
-	"  --reps N        repetitions of every case (default 7)\n"
-	"  --iters N       syscalls per run for untrapped cases (default 200000);\n"
-	"                  trapped cases use N/10, at least 1000\n"
-	"  --quick         reps 3, iters 20000: proves the benchmark works in a second or two\n"
-	"  --help          show this help and exit\n"
+	"  --sysgate PATH     the sysgate binary (default: ../sysgate next to this program)\n"
+	"  --loop PATH        the sg_bench_loop binary (default: next to this program)\n"
+	"  --worker-bin PATH  the sg_bench_worker binary (default: next to the loop)\n"
+	"  --reps N           repetitions of every case (default 7)\n"
+	"  --iters N          syscalls per run for untrapped cases (default 200000);\n"
+	"                     trapped cases use N/10 (at least 1000), worker cases N/40\n"
+	"                     (at least 500)\n"
+	"  --quick            reps 3, iters 20000: proves the benchmark works in a few seconds\n"
+	"  --help             show this help and exit\n"
 	"\n"
-	"Cases: plain (no sysgate), untrapped (filter installed, getppid not trapped),\n"
-	"inline-continue (--trap getppid), inline-return (--hostname, uname writes memory).\n";
+	"Cases: plain (no sysgate), untrapped (filter installed, getppid not trapped);\n"
+	"answered inline by the supervisor: inline-continue (--trap getppid), inline-return\n"
+	"(--hostname, uname writes memory), inline-path (--trap faccessat), inline-read\n"
+	"(--trap pwrite64); answered by a C worker: worker-continue (getppid, continue),\n"
+	"worker-path (faccessat, reads the pre-read path), worker-read (pwrite64, reads 256\n"
+	"bytes of the child through the memory proxy).\n";
 
 /* --- small helpers -------------------------------------------------------- */
 
@@ -127,6 +162,17 @@ static char *join_path(const char *dir, const char *name)
 	return p;
 }
 
+/* The directory part of path ("." if none); malloc'd or NULL. */
+static char *dir_of(const char *path)
+{
+	const char *slash = strrchr(path, '/');
+	if (!slash)
+		return strdup(".");
+	if (slash == path)
+		return strdup("/");
+	return strndup(path, (size_t)(slash - path));
+}
+
 /* --- running one case ----------------------------------------------------- */
 
 /* Appends what is readable on fd to buf (keeping at most cap-1 bytes, draining the rest).
@@ -161,15 +207,17 @@ static void first_line(const char *s, char *out, size_t cap)
 	out[n] = '\0';
 }
 
-/* Runs one repetition of case c.  On success stores the ns/call in *ns and returns 0; on
- * failure writes a one-line reason into why and returns -1. */
-static int run_case(const struct bench_case *c, const char *sysgate, const char *loop,
-		    long iters, double *ns, char *why, size_t why_cap)
+/* Runs one repetition of case c, with sg_arg as the argument of its sysgate flag.  On
+ * success stores the ns/call in *ns and returns 0; on failure writes a one-line reason into
+ * why and returns -1. */
+static int run_case(const struct bench_case *c, const char *sg_arg, const char *sysgate,
+		    const char *loop, long iters, double *ns, char *why, size_t why_cap)
 {
-	char a_run[] = "run", a_dashes[] = "--", a_flag[32], a_arg[64], a_sys[16], a_iters[24];
+	char a_run[] = "run", a_dashes[] = "--", a_flag[32], a_sys[16], a_iters[24];
 	char *argv[10];
 	int argc = 0;
 	char *sg_path = strdup(sysgate), *loop_path = strdup(loop);
+	char *a_arg = sg_arg ? strdup(sg_arg) : NULL;
 	int out_pipe[2] = { -1, -1 }, err_pipe[2] = { -1, -1 };
 	posix_spawn_file_actions_t fa;
 	int fa_ok = 0, rc = -1;
@@ -177,7 +225,7 @@ static int run_case(const struct bench_case *c, const char *sysgate, const char 
 	char out[OUT_CAP] = "", err[OUT_CAP] = "";
 	size_t out_len = 0, err_len = 0;
 
-	if (!sg_path || !loop_path) {
+	if (!sg_path || !loop_path || (sg_arg && !a_arg)) {
 		snprintf(why, why_cap, "out of memory");
 		goto done;
 	}
@@ -188,7 +236,6 @@ static int run_case(const struct bench_case *c, const char *sysgate, const char 
 		argv[argc++] = a_run;
 		if (c->sg_flag[0]) {
 			snprintf(a_flag, sizeof(a_flag), "%s", c->sg_flag);
-			snprintf(a_arg, sizeof(a_arg), "%s", c->sg_arg);
 			argv[argc++] = a_flag;
 			argv[argc++] = a_arg;
 		}
@@ -295,6 +342,7 @@ done:
 		posix_spawn_file_actions_destroy(&fa);
 	free(sg_path);
 	free(loop_path);
+	free(a_arg);
 	return rc;
 }
 
@@ -303,22 +351,22 @@ done:
 static void print_ratio(double num, double den)
 {
 	if (den > 0)
-		printf(" %11.3fx", num / den);
+		printf(" %9.2fx", num / den);
 	else
-		printf(" %12s", "n/a");
+		printf(" %10s", "n/a");
 }
 
 static void print_summary(const char *label, double num, double den)
 {
 	if (den > 0)
-		printf("%s: %.2fx\n", label, num / den);
+		printf("%-44s %8.2fx\n", label, num / den);
 	else
-		printf("%s: n/a\n", label);
+		printf("%-44s %9s\n", label, "n/a");
 }
 
 static int print_json(const struct stats *st)
 {
-	char buf[1024];
+	char buf[2048];
 	size_t off = 0;
 	int n = snprintf(buf, sizeof(buf), "{\"cases\":{");
 	if (n < 0 || (size_t)n >= sizeof(buf))
@@ -339,8 +387,8 @@ static int print_json(const struct stats *st)
 	return 0;
 }
 
-static void print_context(const char *sysgate, const char *loop, long reps, long iters,
-			  long trapped_iters)
+static void print_context(const char *sysgate, const char *loop, const char *worker, long reps,
+			  const long *iters)
 {
 	struct utsname u;
 	cpu_set_t set;
@@ -354,27 +402,81 @@ static void print_context(const char *sysgate, const char *loop, long reps, long
 	printf("\n");
 	printf("sysgate:  %s\n", sysgate);
 	printf("loop:     %s\n", loop);
-	printf("runs:     %ld reps, interleaved; %ld iterations untrapped, %ld trapped\n", reps,
-	       iters, trapped_iters);
+	printf("worker:   %s\n", worker);
+	printf("runs:     %ld reps, interleaved; iterations: %ld untrapped, %ld trapped inline, "
+	       "%ld worker\n",
+	       reps, iters[ITERS_UNTRAPPED], iters[ITERS_TRAPPED], iters[ITERS_WORKER]);
 	printf("\n");
 	fflush(stdout);
 }
 
+static void print_table(const struct stats *st)
+{
+	const double ref_inline = st[C_INLINE_CONTINUE].median, ref_plain = st[C_PLAIN].median;
+	printf("%-16s %10s %10s %10s %10s %10s %10s\n", "case", "median_ns", "min_ns", "max_ns",
+	       "x_inline", "x_plain", "x_own");
+	for (int c = 0; c < C_COUNT; c++) {
+		printf("%-16s %10.1f %10.1f %10.1f", cases[c].name, st[c].median, st[c].min,
+		       st[c].max);
+		print_ratio(st[c].median, ref_inline);
+		print_ratio(st[c].median, ref_plain);
+		if (cases[c].counterpart >= 0)
+			print_ratio(st[c].median, st[cases[c].counterpart].median);
+		else
+			printf(" %10s", "-");
+		printf("\n");
+	}
+	printf("(x_inline: median / inline-continue median; x_plain: median / plain median;\n"
+	       " x_own: median / median of the inline case trapping the same syscall)\n");
+	printf("\n");
+	print_summary("untrapped under sysgate vs plain", st[C_UNTRAPPED].median, ref_plain);
+	print_summary("trapped inline vs untrapped", ref_inline, st[C_UNTRAPPED].median);
+	print_summary("C worker continue vs inline", st[C_WORKER_CONTINUE].median, ref_inline);
+	print_summary("pre-read path vs worker continue", st[C_WORKER_PATH].median,
+		      st[C_WORKER_CONTINUE].median);
+	print_summary("proxied 256-byte read vs worker continue", st[C_WORKER_READ].median,
+		      st[C_WORKER_CONTINUE].median);
+}
+
 /* --- main ------------------------------------------------------------------- */
+
+/* Where a binary is: the option if given, else name in dir; malloc'd or NULL. */
+static char *locate(const char *opt, const char *dir, const char *name)
+{
+	return opt ? strdup(opt) : join_path(dir, name);
+}
+
+static int check_executable(const char *what, const char *path, const char *option)
+{
+	if (access(path, X_OK) == 0)
+		return 0;
+	fprintf(stderr, "sysgate-bench: %s not executable at %s: %s (use %s)\n", what, path,
+		strerror(errno), option);
+	return -1;
+}
 
 int main(int argc, char **argv)
 {
-	enum { OPT_SYSGATE = 256, OPT_LOOP, OPT_REPS, OPT_ITERS, OPT_QUICK, OPT_HELP };
+	enum {
+		OPT_SYSGATE = 256,
+		OPT_LOOP,
+		OPT_WORKER_BIN,
+		OPT_REPS,
+		OPT_ITERS,
+		OPT_QUICK,
+		OPT_HELP
+	};
 	static const struct option opts[] = {
 		{ "sysgate", required_argument, NULL, OPT_SYSGATE },
 		{ "loop", required_argument, NULL, OPT_LOOP },
+		{ "worker-bin", required_argument, NULL, OPT_WORKER_BIN },
 		{ "reps", required_argument, NULL, OPT_REPS },
 		{ "iters", required_argument, NULL, OPT_ITERS },
 		{ "quick", no_argument, NULL, OPT_QUICK },
 		{ "help", no_argument, NULL, OPT_HELP },
 		{ NULL, 0, NULL, 0 },
 	};
-	const char *sysgate_opt = NULL, *loop_opt = NULL;
+	const char *sysgate_opt = NULL, *loop_opt = NULL, *worker_opt = NULL;
 	long reps = -1, iters = -1;
 	int quick = 0, opt;
 
@@ -385,6 +487,9 @@ int main(int argc, char **argv)
 			break;
 		case OPT_LOOP:
 			loop_opt = optarg;
+			break;
+		case OPT_WORKER_BIN:
+			worker_opt = optarg;
 			break;
 		case OPT_REPS:
 			if (parse_long(optarg, 1, MAX_REPS, &reps) < 0) {
@@ -421,10 +526,17 @@ int main(int argc, char **argv)
 		reps = quick ? QUICK_REPS : DEFAULT_REPS;
 	if (iters < 0)
 		iters = quick ? QUICK_ITERS : DEFAULT_ITERS;
-	long trapped_iters = iters / 10 > MIN_TRAPPED_ITERS ? iters / 10 : MIN_TRAPPED_ITERS;
+	long case_iters[] = {
+		[ITERS_UNTRAPPED] = iters,
+		[ITERS_TRAPPED] = iters / 10 > MIN_TRAPPED_ITERS ? iters / 10 : MIN_TRAPPED_ITERS,
+		[ITERS_WORKER] = iters / 10 / WORKER_ITERS_DIV > MIN_WORKER_ITERS
+					 ? iters / 10 / WORKER_ITERS_DIV
+					 : MIN_WORKER_ITERS,
+	};
 
 	int ret = 1;
-	char *dir = NULL, *sysgate = NULL, *loop = NULL;
+	char *dir = NULL, *sysgate = NULL, *loop = NULL, *loop_dir = NULL, *worker = NULL;
+	char *sg_args[C_COUNT] = { NULL };
 	double *samples = NULL, *scratch = NULL;
 
 	if (!sysgate_opt || !loop_opt) {
@@ -438,42 +550,61 @@ int main(int argc, char **argv)
 	if (sysgate_opt) {
 		sysgate = strdup(sysgate_opt);
 	} else {
-		char *parent = strdup(dir);
+		char *parent = dir_of(dir);
 		if (parent) {
-			char *slash = strrchr(parent, '/');
-			if (slash && slash != parent)
-				*slash = '\0';
-			else if (slash)
-				slash[1] = '\0';
 			sysgate = join_path(parent, "sysgate");
 			free(parent);
 		}
 	}
-	loop = loop_opt ? strdup(loop_opt) : join_path(dir, "sg_bench_loop");
+	loop = locate(loop_opt, dir, "sg_bench_loop");
+	loop_dir = loop ? dir_of(loop) : NULL;
+	worker = loop_dir ? locate(worker_opt, loop_dir, "sg_bench_worker") : NULL;
 	samples = calloc((size_t)(C_COUNT * reps), sizeof(*samples));
 	scratch = calloc((size_t)reps, sizeof(*scratch));
-	if (!sysgate || !loop || !samples || !scratch) {
+	if (!sysgate || !loop || !worker || !samples || !scratch) {
 		fprintf(stderr, "sysgate-bench: out of memory\n");
 		goto out;
 	}
-	if (access(sysgate, X_OK) < 0) {
-		fprintf(stderr, "sysgate-bench: sysgate not executable at %s: %s (use --sysgate)\n",
-			sysgate, strerror(errno));
+	if (check_executable("sysgate", sysgate, "--sysgate") < 0 ||
+	    check_executable("loop", loop, "--loop") < 0 ||
+	    check_executable("worker", worker, "--worker-bin") < 0)
+		goto out;
+	/* sysgate looks a name without a slash up in PATH: pass what was checked here. */
+	char *worker_abs = realpath(worker, NULL);
+	if (worker_abs) {
+		free(worker);
+		worker = worker_abs;
+	}
+	/* --worker takes a command split on blanks, with no quoting. */
+	if (strpbrk(worker, " \t\n")) {
+		fprintf(stderr,
+			"sysgate-bench: worker path '%s' contains blanks, which "
+			"`sysgate --worker` cannot pass; use --worker-bin\n",
+			worker);
 		goto out;
 	}
-	if (access(loop, X_OK) < 0) {
-		fprintf(stderr, "sysgate-bench: loop not executable at %s: %s (use --loop)\n", loop,
-			strerror(errno));
-		goto out;
+	for (int c = 0; c < C_COUNT; c++) {
+		if (!cases[c].sg_arg)
+			continue;
+		if (strcmp(cases[c].sg_flag, "--worker") == 0) {
+			if (asprintf(&sg_args[c], "%s %s", worker, cases[c].sg_arg) < 0)
+				sg_args[c] = NULL;
+		} else {
+			sg_args[c] = strdup(cases[c].sg_arg);
+		}
+		if (!sg_args[c]) {
+			fprintf(stderr, "sysgate-bench: out of memory\n");
+			goto out;
+		}
 	}
 
-	print_context(sysgate, loop, reps, iters, trapped_iters);
+	print_context(sysgate, loop, worker, reps, case_iters);
 
 	for (long r = 0; r < reps; r++) {
 		for (int c = 0; c < C_COUNT; c++) {
 			char why[512];
-			long n = cases[c].trapped ? trapped_iters : iters;
-			if (run_case(&cases[c], sysgate, loop, n, &samples[c * reps + r], why,
+			if (run_case(&cases[c], sg_args[c], sysgate, loop,
+				     case_iters[cases[c].iters], &samples[c * reps + r], why,
 				     sizeof(why)) < 0) {
 				fflush(stdout);
 				fprintf(stderr, "sysgate-bench: case %s failed (rep %ld): %s\n",
@@ -486,21 +617,7 @@ int main(int argc, char **argv)
 	struct stats st[C_COUNT];
 	for (int c = 0; c < C_COUNT; c++)
 		st[c] = compute_stats(&samples[c * reps], reps, scratch);
-
-	const double ref_inline = st[C_INLINE_CONTINUE].median, ref_plain = st[C_PLAIN].median;
-	printf("%-16s %10s %10s %10s %12s %12s\n", "case", "median_ns", "min_ns", "max_ns",
-	       "x_inline", "x_plain");
-	for (int c = 0; c < C_COUNT; c++) {
-		printf("%-16s %10.1f %10.1f %10.1f", cases[c].name, st[c].median, st[c].min,
-		       st[c].max);
-		print_ratio(st[c].median, ref_inline);
-		print_ratio(st[c].median, ref_plain);
-		printf("\n");
-	}
-	printf("(x_inline: median / inline-continue median; x_plain: median / plain median)\n");
-	printf("\n");
-	print_summary("untrapped under sysgate vs plain", st[C_UNTRAPPED].median, ref_plain);
-	print_summary("trapped inline vs untrapped", ref_inline, st[C_UNTRAPPED].median);
+	print_table(st);
 	if (print_json(st) < 0) {
 		fprintf(stderr, "sysgate-bench: JSON line too long\n");
 		goto out;
@@ -512,10 +629,14 @@ int main(int argc, char **argv)
 	ret = 0;
 
 out:
+	for (int c = 0; c < C_COUNT; c++)
+		free(sg_args[c]);
 	free(samples);
 	free(scratch);
 	free(sysgate);
 	free(loop);
+	free(loop_dir);
+	free(worker);
 	free(dir);
 	return ret;
 }
