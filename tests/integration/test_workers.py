@@ -413,3 +413,23 @@ def test_workers_without_root(sysgate_bin, pubdir):
     assert r.returncode == 0, r.stderr
     assert r.stdout.split()[0] == "99"
     assert os.listdir(tmp) == []
+
+
+def test_queue_bound_per_worker_overflows_into_the_policy(sysgate_bin, rundir_base):
+    """70 threads block in getppid on a worker that never answers: 64 are
+    pending with it (the per-worker bound), the other 6 get the policy at once;
+    the 64 get it when --handler-timeout expires."""
+    code = ("import ctypes, threading, time\n"
+            "libc = ctypes.CDLL(None, use_errno=True)\n"
+            "res = []\n"
+            "def call():\n"
+            "    t = time.monotonic(); r = libc.syscall(110)\n"
+            "    res.append((r, ctypes.get_errno(), time.monotonic() - t))\n"
+            "ts = [threading.Thread(target=call) for _ in range(70)]\n"
+            "[t.start() for t in ts]; [t.join() for t in ts]\n"
+            "print(sorted(set((r, e) for r, e, _ in res)), sum(d < 1.0 for _, _, d in res))\n")
+    r = run("-v", "--handler-timeout", "1500", "--worker", f"{MISBEHAVE} --policy eperm hang",
+            "--", PY, "-c", code, env=env_with(rundir_base))
+    assert r.returncode == 0, r.stderr
+    assert r.stdout == f"[(-1, {EPERM})] 6\n"
+    assert r.stderr.count("has too many notifications pending") == 6
