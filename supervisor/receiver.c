@@ -24,9 +24,13 @@ static void handle_one(struct receiver *r, const struct seccomp_notif *req, uint
 	if (!decider && r->router && req->data.nr >= 0 && req->data.nr < SYSCALLS_MAX &&
 	    r->chains->by_nr[req->data.nr].n_hops) {
 		/* Every builtin continued: the workers decide, off this thread. */
-		router_submit(r->router, req, &r->chains->by_nr[req->data.nr], t0);
-		atomic_fetch_add_explicit(&r->handled, 1, memory_order_relaxed);
-		return;
+		if (router_submit(r->router, req, &r->chains->by_nr[req->data.nr], t0) == 0) {
+			atomic_fetch_add_explicit(&r->handled, 1, memory_order_relaxed);
+			return;
+		}
+		log_error("out of memory handing %s to the workers: denied",
+			  syscalls_name(req->data.nr));
+		a = (struct action){ .kind = ACTION_ERRNO, .value = EPERM }; /* fail closed */
 	}
 	struct audit_syscall rec;
 	if (r->audit) {

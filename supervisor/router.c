@@ -530,8 +530,9 @@ static void on_message(struct router *rt, struct worker *w, nng_msg *msg)
 	if (w->state == WORKER_STARTING && w->pipe_id == 0) {
 		/* The first peer to speak must be the process we started. */
 		uint64_t peer = 0;
-		if (nng_pipe_get_uint64(pipe, NNG_OPT_IPC_PEER_PID, &peer) != 0 ||
-		    peer != (uint64_t)w->pid) {
+		if (nng_pipe_get_uint64(pipe, NNG_OPT_IPC_PEER_PID, &peer) != 0)
+			return; /* gone already: an earlier instance's leftovers */
+		if (peer != (uint64_t)w->pid) {
 			log_error("worker '%s': refused a connection from pid %llu", w->spec,
 				  (unsigned long long)peer);
 			nng_pipe_close(pipe);
@@ -996,15 +997,12 @@ void router_go(struct router *rt, int listener)
 	pthread_mutex_unlock(&rt->lock);
 }
 
-void router_submit(struct router *rt, const struct seccomp_notif *req, const struct chain *chain,
-		   uint64_t t0)
+int router_submit(struct router *rt, const struct seccomp_notif *req, const struct chain *chain,
+		  uint64_t t0)
 {
 	struct pending *p = calloc(1, sizeof(*p));
-	if (!p) {
-		/* Cannot hand it on: fail closed, here. */
-		log_error("router: out of memory: notification denied");
-		return;
-	}
+	if (!p)
+		return -ENOMEM;
 	p->req = *req;
 	p->t0 = t0;
 	p->chain = chain;
@@ -1019,6 +1017,7 @@ void router_submit(struct router *rt, const struct seccomp_notif *req, const str
 	pthread_mutex_unlock(&rt->lock);
 	uint64_t one = 1;
 	(void)!write(rt->kick_fd, &one, sizeof(one));
+	return 0;
 }
 
 void router_stop(struct router *rt)

@@ -45,9 +45,10 @@ int router_add_hops(struct router *rt, struct chain_table *t, struct sg_err *err
 /* The child is about to run: notifications may now arrive on listener. */
 void router_go(struct router *rt, int listener);
 
-/* Called on the receiver thread: the router answers req from now on. */
-void router_submit(struct router *rt, const struct seccomp_notif *req, const struct chain *chain,
-		   uint64_t t0);
+/* Called on the receiver thread: the router answers req from now on.
+ * -ENOMEM: not taken; the caller must answer it. */
+int router_submit(struct router *rt, const struct seccomp_notif *req, const struct chain *chain,
+		  uint64_t t0);
 
 /* Pids of the worker processes (not sandbox processes), into out[0..cap). */
 size_t router_worker_pids(struct router *rt, pid_t *out, size_t cap);
