@@ -550,22 +550,21 @@ static void on_message(struct router *rt, struct worker *w, nng_msg *msg)
 		worker_failed(rt, w, "violation", "sent a malformed message: %s", err.msg);
 		return;
 	}
-	bool ready = w->state == WORKER_READY;
+	bool per_notification = m->body_case == SYSGATE__V1__ENVELOPE__BODY_ACTION ||
+				m->body_case == SYSGATE__V1__ENVELOPE__BODY_MEM_REQUEST;
+	if (per_notification && w->state != WORKER_READY) {
+		worker_failed(rt, w, "violation", "spoke out of turn, before its handshake");
+		return;
+	}
 	switch (m->body_case) {
 	case SYSGATE__V1__ENVELOPE__BODY_HELLO:
 		on_hello(rt, w, m->hello);
 		break;
 	case SYSGATE__V1__ENVELOPE__BODY_ACTION:
-		if (ready)
-			on_action(rt, w, m->action);
-		else
-			worker_failed(rt, w, "violation", "answered before its handshake");
+		on_action(rt, w, m->action);
 		break;
 	case SYSGATE__V1__ENVELOPE__BODY_MEM_REQUEST:
-		if (ready)
-			on_mem_request(rt, w, m->mem_request);
-		else
-			worker_failed(rt, w, "violation", "asked for memory before its handshake");
+		on_mem_request(rt, w, m->mem_request);
 		break;
 	case SYSGATE__V1__ENVELOPE__BODY_GOODBYE:
 		worker_failed(rt, w, "exit", "said goodbye (%s)",
