@@ -212,6 +212,184 @@ static void test_trap(void **state)
 	table_delete(t);
 }
 
+/* ---- Worker hops -------------------------------------------------------- */
+
+/* Stand-ins for workers: the chain only stores the pointer. */
+static char fake_workers[3];
+#define FAKE_WORKER(i) ((struct worker *)&fake_workers[(i)])
+
+struct append_hop_case {
+	const char *name;
+	long nr;
+	bool null_hop;
+	bool null_worker;
+	int want;
+};
+
+static struct append_hop_case append_hop_cases[] = {
+	{ "append hop nr 0", 0, false, false, 0 },
+	{ "append hop nr SYSCALLS_MAX-1", SYSCALLS_MAX - 1, false, false, 0 },
+	{ "append hop nr -1", -1, false, false, -EINVAL },
+	{ "append hop nr SYSCALLS_MAX", SYSCALLS_MAX, false, false, -EINVAL },
+	{ "append NULL hop", SYS_openat, true, false, -EINVAL },
+	{ "append hop without worker", SYS_openat, false, true, -EINVAL },
+};
+
+static void test_append_hop(void **state)
+{
+	const struct append_hop_case *c = *state;
+	struct chain_table *t = table_new();
+	struct chain_hop hop = { c->null_worker ? NULL : FAKE_WORKER(0), 5, 2 };
+
+	assert_int_equal(chain_append_hop(t, c->nr, c->null_hop ? NULL : &hop), c->want);
+	if (c->want == 0) {
+		const struct chain *ch = &t->by_nr[c->nr];
+		assert_int_equal(ch->n_hops, 1);
+		assert_ptr_equal(ch->hops[0].worker, FAKE_WORKER(0));
+		assert_int_equal(ch->hops[0].reg, 5);
+		assert_int_equal(ch->hops[0].policy, 2);
+		assert_int_equal(ch->n, 0); /* a hop is not a builtin link */
+		assert_true(t->trapped[c->nr]);
+	}
+	for (long nr = 0; nr < SYSCALLS_MAX; nr++) {
+		if (c->want == 0 && nr == c->nr)
+			continue;
+		assert_int_equal(t->by_nr[nr].n_hops, 0);
+		assert_null(t->by_nr[nr].hops);
+		assert_false(t->trapped[nr]);
+	}
+
+	table_delete(t);
+}
+
+/* Hops of several workers stay in the order they were appended, apart from
+ * the builtin links and per syscall. */
+static void test_hops_in_order(void **state)
+{
+	(void)state;
+	static const struct chain_hop hops[] = {
+		{ FAKE_WORKER(0), 0, 0 },
+		{ FAKE_WORKER(1), 3, 1 },
+		{ FAKE_WORKER(0), 1, 2 },
+		{ FAKE_WORKER(2), 0, 3 },
+	};
+	struct chain_table *t = table_new();
+	unsigned clock = 0;
+	struct fake f = { .answer = CONTINUE, .clock = &clock };
+	struct chain_link link = { "first", fake_handler, &f };
+
+	assert_int_equal(chain_append_hop(t, SYS_openat, &hops[0]), 0);
+	assert_int_equal(chain_append(t, SYS_openat, &link), 0);
+	for (size_t i = 1; i < ARRAY_SIZE(hops); i++)
+		assert_int_equal(chain_append_hop(t, SYS_openat, &hops[i]), 0);
+	assert_int_equal(chain_append_hop(t, SYS_getpid, &hops[3]), 0);
+
+	const struct chain *c = &t->by_nr[SYS_openat];
+	assert_int_equal(c->n, 1);
+	assert_int_equal(c->n_hops, ARRAY_SIZE(hops));
+	for (size_t i = 0; i < ARRAY_SIZE(hops); i++) {
+		assert_ptr_equal(c->hops[i].worker, hops[i].worker);
+		assert_int_equal(c->hops[i].reg, hops[i].reg);
+		assert_int_equal(c->hops[i].policy, hops[i].policy);
+	}
+	assert_true(t->trapped[SYS_openat]);
+	assert_int_equal(t->by_nr[SYS_getpid].n_hops, 1);
+	assert_ptr_equal(t->by_nr[SYS_getpid].hops[0].worker, FAKE_WORKER(2));
+	assert_true(t->trapped[SYS_getpid]);
+
+	table_delete(t);
+}
+
+struct hops_run_case {
+	const char *name;
+	unsigned n_links;
+	struct action answers[MAX_LINKS];
+	int decider; /* index of the deciding link, -1: none (NULL) */
+	struct action want;
+};
+
+/* chain_run answers from the builtin links only: hops are the router's. */
+static struct hops_run_case hops_run_cases[] = {
+	{ "hops only: run continues", 0, { CONTINUE }, -1, CONTINUE },
+	{ "hops after a continuing link: run continues", 1, { CONTINUE }, -1, CONTINUE },
+	{ "hops after a deciding link: the link decides", 2, { CONTINUE, ERRNO(EACCES) }, 1,
+	  ERRNO(EACCES) },
+	{ "hops after an invalid link: fails closed", 1, { KILL(0) }, 0, ERRNO(EPERM) },
+};
+
+static void test_run_with_hops(void **state)
+{
+	const struct hops_run_case *c = *state;
+	struct chain_table *t = table_new();
+	struct fake fakes[MAX_LINKS];
+	unsigned clock = 0;
+	struct chain_hop hop = { FAKE_WORKER(0), 0, 0 };
+
+	assert_int_equal(chain_append_hop(t, SYS_openat, &hop), 0);
+	for (unsigned i = 0; i < c->n_links; i++) {
+		fakes[i] = (struct fake){ .answer = c->answers[i], .clock = &clock };
+		struct chain_link link = { link_names[i], fake_handler, &fakes[i] };
+		assert_int_equal(chain_append(t, SYS_openat, &link), 0);
+	}
+	hop.reg = 1;
+	assert_int_equal(chain_append_hop(t, SYS_openat, &hop), 0);
+
+	struct seccomp_notif req = { .id = 7, .pid = 42 };
+	req.data.nr = SYS_openat;
+	struct action out = { ACTION_KILL, 99 };
+	const struct chain_link *decider = chain_run(t, &req, NULL, &out);
+
+	if (c->decider < 0) {
+		assert_null(decider);
+	} else {
+		assert_non_null(decider);
+		assert_ptr_equal(decider, &t->by_nr[SYS_openat].links[c->decider]);
+	}
+	assert_int_equal(out.kind, c->want.kind);
+	assert_int_equal(out.value, c->want.value);
+	/* Running does not consume or reorder the hops. */
+	assert_int_equal(t->by_nr[SYS_openat].n_hops, 2);
+	assert_int_equal(t->by_nr[SYS_openat].hops[0].reg, 0);
+	assert_int_equal(t->by_nr[SYS_openat].hops[1].reg, 1);
+
+	table_delete(t);
+}
+
+/* chain_table_free releases hops and links on every syscall (the sanitizer
+ * build reports a leak otherwise) and leaves an empty table that can be
+ * filled again. */
+static void test_free_hops(void **state)
+{
+	(void)state;
+	static const long nrs[] = { 0, SYS_openat, SYS_getpid, SYSCALLS_MAX - 1 };
+	struct chain_table *t = table_new();
+	unsigned clock = 0;
+	struct fake f = { .answer = CONTINUE, .clock = &clock };
+	struct chain_link link = { "first", fake_handler, &f };
+
+	for (size_t i = 0; i < ARRAY_SIZE(nrs); i++) {
+		for (uint32_t k = 0; k < 5; k++) {
+			struct chain_hop hop = { FAKE_WORKER(k % 3), k, k % 4 };
+			assert_int_equal(chain_append_hop(t, nrs[i], &hop), 0);
+		}
+		if (i % 2)
+			assert_int_equal(chain_append(t, nrs[i], &link), 0);
+	}
+	chain_table_free(t);
+	for (long nr = 0; nr < SYSCALLS_MAX; nr++) {
+		assert_null(t->by_nr[nr].hops);
+		assert_int_equal(t->by_nr[nr].n_hops, 0);
+		assert_null(t->by_nr[nr].links);
+		assert_int_equal(t->by_nr[nr].n, 0);
+		assert_false(t->trapped[nr]);
+	}
+
+	struct chain_hop hop = { FAKE_WORKER(1), 9, 1 };
+	assert_int_equal(chain_append_hop(t, SYS_openat, &hop), 0);
+	assert_int_equal(t->by_nr[SYS_openat].n_hops, 1);
+	table_delete(t);
+}
+
 struct valid_case {
 	const char *name;
 	struct action action;
@@ -263,16 +441,21 @@ static const struct CMUnitTest fixed_tests[] = {
 	cmocka_unit_test(test_run_other_nr),
 	cmocka_unit_test(test_trap),
 	cmocka_unit_test(test_action_name),
+	cmocka_unit_test(test_hops_in_order),
+	cmocka_unit_test(test_free_hops),
 };
 
 int main(void)
 {
 	struct CMUnitTest tests[ARRAY_SIZE(fixed_tests) + ARRAY_SIZE(run_cases) +
-				ARRAY_SIZE(append_cases) + ARRAY_SIZE(valid_cases)];
+				ARRAY_SIZE(append_cases) + ARRAY_SIZE(append_hop_cases) +
+				ARRAY_SIZE(hops_run_cases) + ARRAY_SIZE(valid_cases)];
 	size_t n = 0;
 	UNIT_TESTS(tests, n, fixed_tests);
 	UNIT_ROWS(tests, n, test_run, run_cases);
 	UNIT_ROWS(tests, n, test_append, append_cases);
+	UNIT_ROWS(tests, n, test_append_hop, append_hop_cases);
+	UNIT_ROWS(tests, n, test_run_with_hops, hops_run_cases);
 	UNIT_ROWS(tests, n, test_action_valid, valid_cases);
 	return cmocka_run_group_tests_name("chain", tests, NULL, NULL);
 }
