@@ -66,22 +66,68 @@ ssize_t childmem_read_cstr(const struct childmem *m, uint64_t addr, char *buf, s
 	return -ENAMETOOLONG;
 }
 
-/* Writes must not land in a recycled pid: open the process's memory first,
- * validate the notification, then write through that handle. */
+/* Is [addr, addr+len) covered by writable mappings of the process whose
+ * maps file is fd? /proc/PID/mem would write through read-only mappings
+ * (it forces access, like a debugger); a worker may only write what the
+ * process itself could. */
+static int range_writable(int fd, uint64_t addr, size_t len)
+{
+	FILE *f = fdopen(fd, "r");
+	if (!f) {
+		int e = errno;
+		close(fd);
+		return -e;
+	}
+	uint64_t at = addr, end = addr + len;
+	char line[512];
+	int r = -EFAULT;
+	while (at < end && fgets(line, sizeof(line), f)) {
+		unsigned long long lo, hi;
+		char perms[5];
+		if (sscanf(line, "%llx-%llx %4s", &lo, &hi, perms) != 3)
+			continue;
+		if (hi <= at)
+			continue;
+		if (lo > at || perms[1] != 'w')
+			break; /* a hole or a read-only page at `at` */
+		at = hi;
+	}
+	if (at >= end)
+		r = 0;
+	fclose(f);
+	return r;
+}
+
+/* Writes must not land in a recycled pid: open the process's memory (and
+ * its map) first, validate the notification, then write through that
+ * handle, all or nothing as far as the kernel lets us tell. */
 ssize_t childmem_write(const struct childmem *m, uint64_t addr, const void *buf, size_t len)
 {
 	if (len > CHILDMEM_MAX)
 		return -E2BIG;
+	if (addr > INT64_MAX - len)
+		return -EFAULT; /* not an offset pwrite could take */
 	char path[64];
 	snprintf(path, sizeof(path), "/proc/%d/mem", (int)m->pid);
 	_cleanup_close_ int fd = open(path, O_WRONLY | O_CLOEXEC);
 	if (fd < 0)
 		return errno == ENOENT || errno == ESRCH ? -ENOENT : -errno;
+	snprintf(path, sizeof(path), "/proc/%d/maps", (int)m->pid);
+	int maps = open(path, O_RDONLY | O_CLOEXEC);
+	if (maps < 0)
+		return errno == ENOENT || errno == ESRCH ? -ENOENT : -errno;
 	int v = childmem_id_valid(m->listener, m->id);
+	if (v < 0) {
+		close(maps);
+		return v;
+	}
+	v = range_writable(maps, addr, len); /* closes maps */
 	if (v < 0)
 		return v;
 	ssize_t n = pwrite(fd, buf, len, (off_t)addr);
 	if (n < 0)
 		return errno == EIO ? -EFAULT : -errno;
+	if ((size_t)n < len)
+		return -EFAULT; /* ran into an unmapped page: not all written */
 	return n;
 }

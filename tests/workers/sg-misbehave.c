@@ -3,7 +3,9 @@
  * closed (SPEC 4 "exception policies", docs/protocol.md "What the supervisor
  * enforces"): it crashes, exits, hangs, answers twice or with a seq it does
  * not hold, sends garbage, no action, a failure or a wrong version, or
- * registers what the supervisor must refuse.
+ * registers what the supervisor must refuse. Its mem* modes use the memory
+ * proxy (docs/protocol.md "What the supervisor enforces") rightly and
+ * wrongly, and print what the supervisor answered.
  *
  * It speaks the protocol with the codec (common/protocol.h), not the SDK:
  * the SDK is built never to send any of this.
@@ -16,7 +18,33 @@
  * answers continue after that until Goodbye or the end of the link (exit 0).
  * MODE register sends only the --register names, prints the supervisor's
  * answer and exits. With --once, only the first start (SYSGATE_WORKER_RESTART
- * absent or 0) misbehaves; restarts behave as MODE ok. */
+ * absent or 0) misbehaves; restarts behave as MODE ok.
+ *
+ * The memory modes act on every snapshot after the first N and print what
+ * they were answered on stdout, a line per request (flushed):
+ *	memread    READ_CSTR of 4096 bytes at args[1]: "memread: STRING" or
+ *	           "memread: error=N"; then a READ of 4 bytes there:
+ *	           "memread4: HEX" or "memread4: error=N"; answers continue
+ *	           (use with --syscall openat)
+ *	memwrite   WRITE "/virtual\0" at args[0] when args[1] >= 9:
+ *	           "memwrite: error=N", answers return 9 (use with --syscall
+ *	           getcwd), or continue if the write failed; a smaller buffer
+ *	           gets ERANGE
+ *	memstale   READ of 8 bytes at args[0] for seq+1000, which it does not
+ *	           hold: "memstale: error=N"; answers continue
+ *	memafter   answers continue, then READs 8 bytes at args[0] for the seq
+ *	           it just answered: "memafter: error=N"
+ *	membad     READ of 8 bytes at address 0: "membad: error=N"; answers
+ *	           continue
+ *	membig     READ of PROTO_MAX_MEM + 1 bytes at args[0], which the codec
+ *	           refuses: "membig: requesting N bytes", then "membig: error=N"
+ *	           if a reply comes, "membig: link closed" if the link ends
+ *	memreadat  READ of 8 bytes at args[0]: "memreadat: HEX" (as many bytes
+ *	           as came) or "memreadat: error=N"; answers continue
+ *	memwriteat WRITE "sysgate!" (8 bytes) at args[0]: "memwriteat:
+ *	           error=N"; answers continue
+ * A reply's text is printed with bytes outside printable ASCII as '?'.
+ * Snapshots arriving while a memory request waits are served after it. */
 #include <errno.h>
 #include <getopt.h>
 #include <inttypes.h>
@@ -48,6 +76,16 @@
 #define WRONG_SEQ_OFFSET 1000u
 /* The errno of MODE errno (EACCES): any valid one would do. */
 #define ERRNO_ANSWER 13
+/* What MODE memread asks for: a path's worth (PATH_MAX), then a word. */
+#define MEMREAD_LENGTH 4096u
+#define MEMREAD_WORD 4u
+/* What MODE memstale, memafter, membad and memreadat read. */
+#define MEMPROBE_LENGTH 8u
+/* The directory MODE memwrite makes getcwd return, with its NUL (getcwd
+ * returns the length including it). */
+static const char virtual_cwd[] = "/virtual";
+/* What MODE memwriteat writes: MEMPROBE_LENGTH bytes, no NUL. */
+static const char probe_bytes[MEMPROBE_LENGTH] = { 's', 'y', 's', 'g', 'a', 't', 'e', '!' };
 
 enum { EXIT_USAGE = 2, EXIT_ON_PURPOSE = 3 };
 
@@ -65,6 +103,14 @@ enum mode {
 	MODE_ERRNO,
 	MODE_WRONGVERSION,
 	MODE_REGISTER,
+	MODE_MEMREAD,
+	MODE_MEMWRITE,
+	MODE_MEMSTALE,
+	MODE_MEMAFTER,
+	MODE_MEMBAD,
+	MODE_MEMBIG,
+	MODE_MEMREADAT,
+	MODE_MEMWRITEAT,
 };
 
 static const char *const mode_names[] = {
@@ -81,6 +127,14 @@ static const char *const mode_names[] = {
 	[MODE_ERRNO] = "errno",
 	[MODE_WRONGVERSION] = "wrongversion",
 	[MODE_REGISTER] = "register",
+	[MODE_MEMREAD] = "memread",
+	[MODE_MEMWRITE] = "memwrite",
+	[MODE_MEMSTALE] = "memstale",
+	[MODE_MEMAFTER] = "memafter",
+	[MODE_MEMBAD] = "membad",
+	[MODE_MEMBIG] = "membig",
+	[MODE_MEMREADAT] = "memreadat",
+	[MODE_MEMWRITEAT] = "memwriteat",
 };
 
 static const struct {
@@ -127,7 +181,8 @@ static void usage(FILE *f)
 	fprintf(f, "usage: " PROG " [--once] [--policy kill|eperm|eio|continue] [--syscall NAME]\n"
 		   "       [--after N] [--register NAME ...] MODE\n"
 		   "MODE: ok segv abort exit hang twice wrongseq garbage noaction fail errno\n"
-		   "      wrongversion register\n");
+		   "      wrongversion register memread memwrite memstale memafter membad\n"
+		   "      membig memreadat memwriteat\n");
 }
 
 /* ---- Options and environment ------------------------------------------- */
@@ -485,6 +540,7 @@ struct answer {
 	Sysgate__V1__Action action;
 	Sysgate__V1__Action__Continue do_continue;
 	Sysgate__V1__Action__Errno do_errno;
+	Sysgate__V1__Action__Return do_return;
 	Sysgate__V1__Action__Failed do_fail;
 };
 
@@ -495,6 +551,7 @@ static void answer_init(struct answer *a, uint64_t seq)
 	sysgate__v1__action__init(&a->action);
 	sysgate__v1__action__continue__init(&a->do_continue);
 	sysgate__v1__action__errno__init(&a->do_errno);
+	sysgate__v1__action__return__init(&a->do_return);
 	sysgate__v1__action__failed__init(&a->do_fail);
 	a->env.version = SYSGATE_PROTOCOL_VERSION;
 	a->env.body_case = SYSGATE__V1__ENVELOPE__BODY_ACTION;
@@ -546,10 +603,279 @@ __attribute__((noinline, no_sanitize("null"))) static void crash_segv(void)
 	*p = 1;
 }
 
-/* Answers snapshot seq as mode, saying so on stderr when announce is set.
- * The crashing and hanging modes do not return. */
-static enum link_result misbehave(struct link *l, enum mode mode, uint64_t seq, bool announce)
+static enum link_result send_errno(struct link *l, uint64_t seq, int errnum)
 {
+	struct answer a;
+	answer_init(&a, seq);
+	a.action.kind_case = SYSGATE__V1__ACTION__KIND_DO_ERRNO;
+	a.action.do_errno = &a.do_errno;
+	a.do_errno.errnum = errnum;
+	return link_send(l, &a.env);
+}
+
+static enum link_result send_return(struct link *l, uint64_t seq, int64_t value)
+{
+	struct answer a;
+	answer_init(&a, seq);
+	a.action.kind_case = SYSGATE__V1__ACTION__KIND_DO_RETURN;
+	a.action.do_return = &a.do_return;
+	a.do_return.value = value;
+	return link_send(l, &a.env);
+}
+
+/* ---- The session and the memory proxy ----------------------------------- */
+
+/* A snapshot that arrived while a memory request waited. */
+struct deferred {
+	struct deferred *next;
+	Sysgate__V1__Envelope *m;
+};
+
+struct session {
+	struct link *link;
+	enum mode mode;
+	unsigned long after; /* --after */
+	unsigned long seen;  /* snapshots so far */
+	uint64_t last_request_id;
+	struct deferred *backlog, *backlog_tail; /* to serve next, oldest first */
+};
+
+static bool mode_uses_memory(enum mode mode)
+{
+	return mode >= MODE_MEMREAD && mode <= MODE_MEMWRITEAT;
+}
+
+static enum link_result backlog_push(struct session *s, Sysgate__V1__Envelope *m)
+{
+	struct deferred *d = malloc(sizeof(*d));
+	if (!d) {
+		fprintf(stderr, PROG ": out of memory\n");
+		proto_envelope_free(m);
+		return LINK_ERROR;
+	}
+	*d = (struct deferred){ .m = m };
+	if (s->backlog_tail)
+		s->backlog_tail->next = d;
+	else
+		s->backlog = d;
+	s->backlog_tail = d;
+	return LINK_OK;
+}
+
+/* The oldest deferred snapshot (the caller frees it), or NULL. */
+static Sysgate__V1__Envelope *backlog_pop(struct session *s)
+{
+	struct deferred *d = s->backlog;
+	if (!d)
+		return NULL;
+	s->backlog = d->next;
+	if (!s->backlog)
+		s->backlog_tail = NULL;
+	Sysgate__V1__Envelope *m = d->m;
+	free(d);
+	return m;
+}
+
+static void session_done(struct session *s)
+{
+	Sysgate__V1__Envelope *m;
+	while ((m = backlog_pop(s)))
+		proto_envelope_free(m);
+}
+
+/* Sends a MemRequest for seq and waits for the MemReply with its
+ * request_id: LINK_OK with that reply in *out (the caller frees it),
+ * LINK_CLOSED when the link ended or the supervisor said Goodbye or Error
+ * first, else LINK_ERROR. Snapshots arriving meanwhile join the backlog; a
+ * MemReply for another request_id is reported on stderr and dropped. */
+static enum link_result mem_call(struct session *s, uint64_t seq, Sysgate__V1__MemRequest__Op op,
+				 uint64_t addr, uint32_t length, const void *data,
+				 Sysgate__V1__Envelope **out)
+{
+	Sysgate__V1__Envelope env;
+	Sysgate__V1__MemRequest req;
+	sysgate__v1__envelope__init(&env);
+	sysgate__v1__mem_request__init(&req);
+	env.version = SYSGATE_PROTOCOL_VERSION;
+	env.body_case = SYSGATE__V1__ENVELOPE__BODY_MEM_REQUEST;
+	env.mem_request = &req;
+	req.request_id = ++s->last_request_id;
+	req.seq = seq;
+	req.op = op;
+	req.addr = addr;
+	req.length = length;
+	if (data) /* WRITE: exactly length bytes */
+		req.data =
+			(ProtobufCBinaryData){ .len = length, .data = (uint8_t *)(uintptr_t)data };
+	enum link_result r = link_send(s->link, &env);
+	if (r != LINK_OK)
+		return r;
+	for (;;) {
+		Sysgate__V1__Envelope *m _cleanup_envelope_ = NULL;
+		r = link_recv(s->link, &m);
+		if (r != LINK_OK)
+			return r;
+		switch (m->body_case) {
+		case SYSGATE__V1__ENVELOPE__BODY_MEM_REPLY:
+			if (m->mem_reply->request_id == req.request_id) {
+				*out = steal_ptr(&m);
+				return LINK_OK;
+			}
+			fprintf(stderr,
+				PROG ": a MemReply for request %" PRIu64
+				     " while waiting for %" PRIu64 "\n",
+				m->mem_reply->request_id, req.request_id);
+			break;
+		case SYSGATE__V1__ENVELOPE__BODY_SNAPSHOT:
+			r = backlog_push(s, steal_ptr(&m));
+			if (r != LINK_OK)
+				return r;
+			break;
+		case SYSGATE__V1__ENVELOPE__BODY_GOODBYE:
+			return LINK_CLOSED;
+		case SYSGATE__V1__ENVELOPE__BODY_ERROR:
+			fprintf(stderr, PROG ": the supervisor sent Error: %s\n",
+				m->error->message);
+			return LINK_CLOSED;
+		default:
+			fprintf(stderr, PROG ": unexpected message kind %d\n", (int)m->body_case);
+			return LINK_ERROR;
+		}
+	}
+}
+
+/* One line on stdout for the test, flushed: "WHAT: error=N" for a failed
+ * request, else the reply's data as text (bytes outside printable ASCII as
+ * '?') or as hex. */
+static void print_reply(const char *what, const Sysgate__V1__MemReply *q, bool hex)
+{
+	printf("%s: ", what);
+	if (q->error) {
+		printf("error=%d", q->error);
+	} else {
+		for (size_t i = 0; i < q->data.len; i++) {
+			uint8_t c = q->data.data[i];
+			if (hex)
+				printf("%02x", c);
+			else
+				putchar(c >= 0x20 && c < 0x7f ? c : '?');
+		}
+	}
+	putchar('\n');
+	fflush(stdout);
+}
+
+static void print_error(const char *what, const Sysgate__V1__MemReply *q)
+{
+	printf("%s: error=%d\n", what, q->error);
+	fflush(stdout);
+}
+
+/* The memory modes on snapshot snap (docs at the top). */
+static enum link_result misbehave_memory(struct session *s, const Sysgate__V1__Snapshot *snap)
+{
+	const uint64_t seq = snap->seq;
+	const uint64_t *args = snap->args; /* PROTO_ARGS of them, validated */
+	Sysgate__V1__Envelope *m _cleanup_envelope_ = NULL;
+	enum link_result r;
+	switch (s->mode) {
+	case MODE_MEMREAD:
+		r = mem_call(s, seq, SYSGATE__V1__MEM_REQUEST__OP__READ_CSTR, args[1],
+			     MEMREAD_LENGTH, NULL, &m);
+		if (r != LINK_OK)
+			return r;
+		print_reply("memread", m->mem_reply, false);
+		proto_envelope_free(steal_ptr(&m));
+		r = mem_call(s, seq, SYSGATE__V1__MEM_REQUEST__OP__READ, args[1], MEMREAD_WORD,
+			     NULL, &m);
+		if (r != LINK_OK)
+			return r;
+		print_reply("memread4", m->mem_reply, true);
+		return send_continue(s->link, seq);
+	case MODE_MEMWRITE:
+		if (args[1] < sizeof(virtual_cwd)) {
+			printf("memwrite: size=%" PRIu64 " too small\n", args[1]);
+			fflush(stdout);
+			return send_errno(s->link, seq, ERANGE);
+		}
+		r = mem_call(s, seq, SYSGATE__V1__MEM_REQUEST__OP__WRITE, args[0],
+			     sizeof(virtual_cwd), virtual_cwd, &m);
+		if (r != LINK_OK)
+			return r;
+		print_error("memwrite", m->mem_reply);
+		/* Unwritten, the buffer holds no path: let the real getcwd run. */
+		if (m->mem_reply->error)
+			return send_continue(s->link, seq);
+		return send_return(s->link, seq, (int64_t)sizeof(virtual_cwd));
+	case MODE_MEMSTALE:
+		r = mem_call(s, seq + WRONG_SEQ_OFFSET, SYSGATE__V1__MEM_REQUEST__OP__READ, args[0],
+			     MEMPROBE_LENGTH, NULL, &m);
+		if (r != LINK_OK)
+			return r;
+		print_error("memstale", m->mem_reply);
+		return send_continue(s->link, seq);
+	case MODE_MEMAFTER:
+		r = send_continue(s->link, seq);
+		if (r != LINK_OK)
+			return r;
+		r = mem_call(s, seq, SYSGATE__V1__MEM_REQUEST__OP__READ, args[0], MEMPROBE_LENGTH,
+			     NULL, &m);
+		if (r != LINK_OK)
+			return r;
+		print_error("memafter", m->mem_reply);
+		return LINK_OK;
+	case MODE_MEMBAD:
+		/* The codec refuses a length of 0 and a write whose data is not
+		 * `length` bytes (a violation, not a reply): the bad request
+		 * that passes it is a bad address. */
+		r = mem_call(s, seq, SYSGATE__V1__MEM_REQUEST__OP__READ, 0, MEMPROBE_LENGTH, NULL,
+			     &m);
+		if (r != LINK_OK)
+			return r;
+		print_error("membad", m->mem_reply);
+		return send_continue(s->link, seq);
+	case MODE_MEMBIG:
+		printf("membig: requesting %u bytes\n", PROTO_MAX_MEM + 1u);
+		fflush(stdout);
+		r = mem_call(s, seq, SYSGATE__V1__MEM_REQUEST__OP__READ, args[0],
+			     PROTO_MAX_MEM + 1u, NULL, &m);
+		if (r == LINK_CLOSED) {
+			printf("membig: link closed\n");
+			fflush(stdout);
+		}
+		if (r != LINK_OK)
+			return r;
+		printf("membig: error=%d length=%zu\n", m->mem_reply->error,
+		       m->mem_reply->data.len);
+		fflush(stdout);
+		return send_continue(s->link, seq);
+	case MODE_MEMREADAT:
+		r = mem_call(s, seq, SYSGATE__V1__MEM_REQUEST__OP__READ, args[0], MEMPROBE_LENGTH,
+			     NULL, &m);
+		if (r != LINK_OK)
+			return r;
+		print_reply("memreadat", m->mem_reply, true);
+		return send_continue(s->link, seq);
+	case MODE_MEMWRITEAT:
+		r = mem_call(s, seq, SYSGATE__V1__MEM_REQUEST__OP__WRITE, args[0], MEMPROBE_LENGTH,
+			     probe_bytes, &m);
+		if (r != LINK_OK)
+			return r;
+		print_error("memwriteat", m->mem_reply);
+		return send_continue(s->link, seq);
+	default:
+		return send_continue(s->link, seq);
+	}
+}
+
+/* Answers snapshot snap as the session's mode, saying so on stderr when
+ * announce is set. The crashing and hanging modes do not return. */
+static enum link_result misbehave(struct session *s, const Sysgate__V1__Snapshot *snap,
+				  bool announce)
+{
+	struct link *l = s->link;
+	enum mode mode = s->mode;
+	uint64_t seq = snap->seq;
 	if (announce && mode != MODE_OK)
 		fprintf(stderr, PROG ": %s on seq %" PRIu64 "\n", mode_names[mode], seq);
 	struct answer a;
@@ -590,13 +916,18 @@ static enum link_result misbehave(struct link *l, enum mode mode, uint64_t seq, 
 		a.do_fail.reason = (char *)(uintptr_t) "test failure"; /* not written to */
 		return link_send(l, &a.env);
 	case MODE_ERRNO:
-		answer_init(&a, seq);
-		a.action.kind_case = SYSGATE__V1__ACTION__KIND_DO_ERRNO;
-		a.action.do_errno = &a.do_errno;
-		a.do_errno.errnum = ERRNO_ANSWER;
-		return link_send(l, &a.env);
+		return send_errno(l, seq, ERRNO_ANSWER);
 	case MODE_WRONGVERSION:
 		return send_wrong_version(l, seq);
+	case MODE_MEMREAD:
+	case MODE_MEMWRITE:
+	case MODE_MEMSTALE:
+	case MODE_MEMAFTER:
+	case MODE_MEMBAD:
+	case MODE_MEMBIG:
+	case MODE_MEMREADAT:
+	case MODE_MEMWRITEAT:
+		return misbehave_memory(s, snap);
 	case MODE_OK:
 	case MODE_REGISTER:
 	default:
@@ -607,28 +938,30 @@ static enum link_result misbehave(struct link *l, enum mode mode, uint64_t seq, 
 /* ---- Serving ------------------------------------------------------------- */
 
 /* Serves until Goodbye or the end of the link: an exit status. */
-static int serve(struct link *l, enum mode mode, unsigned long after)
+static int serve(struct session *s)
 {
-	unsigned long seen = 0;
 	for (;;) {
-		Sysgate__V1__Envelope *m _cleanup_envelope_ = NULL;
-		enum link_result r = link_recv(l, &m);
+		/* Snapshots put aside while a memory request waited come first. */
+		Sysgate__V1__Envelope *m _cleanup_envelope_ = backlog_pop(s);
+		enum link_result r = LINK_OK;
+		if (!m)
+			r = link_recv(s->link, &m);
 		if (r == LINK_CLOSED)
 			return EXIT_SUCCESS;
 		if (r != LINK_OK)
 			return EXIT_FAILURE;
 		switch (m->body_case) {
 		case SYSGATE__V1__ENVELOPE__BODY_SNAPSHOT: {
-			uint64_t seq = m->snapshot->seq;
-			seen++;
-			if (seen <= after)
-				r = send_continue(l, seq);
-			else if (seen == after + 1)
-				r = misbehave(l, mode, seq, true);
-			else if (mode == MODE_ERRNO) /* a policy, not a one-off */
-				r = misbehave(l, mode, seq, false);
+			const Sysgate__V1__Snapshot *snap = m->snapshot;
+			s->seen++;
+			if (s->seen <= s->after)
+				r = send_continue(s->link, snap->seq);
+			else if (s->seen == s->after + 1)
+				r = misbehave(s, snap, true);
+			else if (s->mode == MODE_ERRNO || mode_uses_memory(s->mode))
+				r = misbehave(s, snap, false); /* a policy, not a one-off */
 			else
-				r = send_continue(l, seq);
+				r = send_continue(s->link, snap->seq);
 			break;
 		}
 		case SYSGATE__V1__ENVELOPE__BODY_GOODBYE:
@@ -661,7 +994,10 @@ static int run(struct link *l, const struct options *o, const struct env *e, enu
 	int status;
 	if (!await_welcome(l, o, &status))
 		return status;
-	return serve(l, mode, o->after);
+	struct session s = { .link = l, .mode = mode, .after = o->after };
+	status = serve(&s);
+	session_done(&s);
+	return status;
 }
 
 int main(int argc, char **argv)
