@@ -69,33 +69,43 @@ ssize_t childmem_read_cstr(const struct childmem *m, uint64_t addr, char *buf, s
 /* Is [addr, addr+len) covered by writable mappings of the process whose
  * maps file is fd? /proc/PID/mem would write through read-only mappings
  * (it forces access, like a debugger); a worker may only write what the
- * process itself could. */
-static int range_writable(int fd, uint64_t addr, size_t len)
+ * process itself could. PROCMAP_QUERY asks the kernel for one mapping at a
+ * time; older kernels get the text of the whole map parsed. */
+static int range_writable_text(int fd, uint64_t addr, size_t len)
 {
-	FILE *f = fdopen(fd, "r");
-	if (!f) {
-		int e = errno;
-		close(fd);
-		return -e;
-	}
+	FILE *f = fdopen(dup(fd), "r");
+	if (!f)
+		return -errno;
 	uint64_t at = addr, end = addr + len;
 	char line[512];
-	int r = -EFAULT;
 	while (at < end && fgets(line, sizeof(line), f)) {
 		unsigned long long lo, hi;
 		char perms[5];
-		if (sscanf(line, "%llx-%llx %4s", &lo, &hi, perms) != 3)
-			continue;
-		if (hi <= at)
+		if (sscanf(line, "%llx-%llx %4s", &lo, &hi, perms) != 3 || hi <= at)
 			continue;
 		if (lo > at || perms[1] != 'w')
 			break; /* a hole or a read-only page at `at` */
 		at = hi;
 	}
-	if (at >= end)
-		r = 0;
 	fclose(f);
-	return r;
+	return at >= end ? 0 : -EFAULT;
+}
+
+static int range_writable(int fd, uint64_t addr, size_t len)
+{
+	uint64_t at = addr, end = addr + len;
+	while (at < end) {
+		struct procmap_query q = { .size = sizeof(q), .query_addr = at };
+		if (ioctl(fd, PROCMAP_QUERY, &q) < 0) {
+			if (errno == ENOTTY || errno == EINVAL)
+				return range_writable_text(fd, addr, len);
+			return errno == ENOENT ? -EFAULT : -errno; /* ENOENT: no mapping */
+		}
+		if (!(q.vma_flags & PROCMAP_QUERY_VMA_WRITABLE) || q.vma_start > at)
+			return -EFAULT;
+		at = q.vma_end;
+	}
+	return 0;
 }
 
 /* Writes must not land in a recycled pid: open the process's memory (and
@@ -113,16 +123,11 @@ ssize_t childmem_write(const struct childmem *m, uint64_t addr, const void *buf,
 	if (fd < 0)
 		return errno == ENOENT || errno == ESRCH ? -ENOENT : -errno;
 	snprintf(path, sizeof(path), "/proc/%d/maps", (int)m->pid);
-	int maps = open(path, O_RDONLY | O_CLOEXEC);
+	_cleanup_close_ int maps = open(path, O_RDONLY | O_CLOEXEC);
 	if (maps < 0)
 		return errno == ENOENT || errno == ESRCH ? -ENOENT : -errno;
 	int v = childmem_id_valid(m->listener, m->id);
-	if (v < 0) {
-		close(maps);
-		return v;
-	}
-	v = range_writable(maps, addr, len); /* closes maps */
-	if (v < 0)
+	if (v < 0 || (v = range_writable(maps, addr, len)) < 0)
 		return v;
 	ssize_t n = pwrite(fd, buf, len, (off_t)addr);
 	if (n < 0)
