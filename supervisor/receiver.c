@@ -28,7 +28,7 @@ static void handle_one(struct receiver *r, const struct seccomp_notif *req, uint
 			atomic_fetch_add_explicit(&r->handled, 1, memory_order_relaxed);
 			return;
 		}
-		log_error("out of memory handing %s to the workers: denied",
+		log_error("too many notifications with the workers: %s denied",
 			  syscalls_name(req->data.nr));
 		a = (struct action){ .kind = ACTION_ERRNO, .value = EPERM }; /* fail closed */
 	}

@@ -31,7 +31,6 @@
 
 /* A notification the workers decide. */
 struct pending {
-	struct pending *next; /* submission queue */
 	struct seccomp_notif req;
 	uint64_t t0;
 	const struct chain *chain;
@@ -40,6 +39,40 @@ struct pending {
 	uint64_t deadline;         /* --handler-timeout of that hand-off */
 	struct audit_syscall rec;  /* pre-read paths: the snapshot's and the audit's */
 };
+
+/* Pending notifications live in a fixed pool and travel between the
+ * receiver and the router through two single-producer single-consumer
+ * rings: the receiver, at real-time priority, never takes a lock or calls
+ * malloc to hand one over (a lock held by a preempted router thread would
+ * delay the next receive, and a signal in that delay turns a trapped
+ * close() into EINTR). */
+#define POOL_SIZE 4096u /* a power of two */
+
+struct ring {
+	_Alignas(64) _Atomic uint32_t head; /* the consumer's */
+	_Alignas(64) _Atomic uint32_t tail; /* the producer's */
+	struct pending *slot[POOL_SIZE];
+};
+
+static bool ring_push(struct ring *r, struct pending *p)
+{
+	uint32_t t = atomic_load_explicit(&r->tail, memory_order_relaxed);
+	if (t - atomic_load_explicit(&r->head, memory_order_acquire) == POOL_SIZE)
+		return false;
+	r->slot[t % POOL_SIZE] = p;
+	atomic_store_explicit(&r->tail, t + 1, memory_order_release);
+	return true;
+}
+
+static struct pending *ring_pop(struct ring *r)
+{
+	uint32_t h = atomic_load_explicit(&r->head, memory_order_relaxed);
+	if (h == atomic_load_explicit(&r->tail, memory_order_acquire))
+		return NULL;
+	struct pending *p = r->slot[h % POOL_SIZE];
+	atomic_store_explicit(&r->head, h + 1, memory_order_release);
+	return p;
+}
 
 struct router {
 	const struct config *cfg;
@@ -61,8 +94,11 @@ struct router {
 	bool start_done;
 	int start_result;
 	struct sg_err start_err;
-	struct pending *queue, *queue_tail;
 	pid_t pids[WORKER_MAX];
+
+	struct pending *pool;
+	struct ring submitted; /* receiver -> router */
+	struct ring spare;     /* router -> receiver */
 
 	/* The router thread's own. */
 	bool starting;
@@ -195,7 +231,7 @@ static void finish(struct router *rt, struct pending *p, const struct action *a,
 	} else {
 		audit_syscall_release(&p->rec);
 	}
-	free(p);
+	ring_push(&rt->spare, p); /* never full: it holds at most the pool */
 }
 
 /* Every sandbox process, never a worker: the KILL policy. */
@@ -614,18 +650,13 @@ static void take_submissions(struct router *rt)
 {
 	uint64_t n;
 	(void)!read(rt->kick_fd, &n, sizeof(n));
-	pthread_mutex_lock(&rt->lock);
-	struct pending *p = rt->queue;
-	rt->queue = rt->queue_tail = NULL;
-	pthread_mutex_unlock(&rt->lock);
-	while (p) {
-		struct pending *next = p->next;
+	struct pending *p;
+	while ((p = ring_pop(&rt->submitted))) {
 		struct childmem mem = { .listener = rt->listener, .id = p->req.id,
 					.pid = (pid_t)p->req.pid };
 		/* Path arguments travel with the snapshot: no round trip. */
 		audit_preread_paths(&p->rec, &p->req, &mem);
 		route(rt, p);
-		p = next;
 	}
 }
 
@@ -826,21 +857,11 @@ static void release_pending(struct router *rt)
 {
 	for (size_t i = 0; i < rt->n_workers; i++) {
 		struct worker *w = &rt->workers[i];
-		for (size_t k = 0; k < w->n_inflight; k++) {
+		for (size_t k = 0; k < w->n_inflight; k++)
 			audit_syscall_release(&w->inflight[k]->rec);
-			free(w->inflight[k]);
-		}
 		w->n_inflight = 0;
 	}
-	pthread_mutex_lock(&rt->lock);
-	struct pending *p = rt->queue;
-	rt->queue = rt->queue_tail = NULL;
-	pthread_mutex_unlock(&rt->lock);
-	while (p) {
-		struct pending *next = p->next;
-		free(p);
-		p = next;
-	}
+	/* Queued ones have no paths yet; the pool goes with the router. */
 }
 
 static void *router_main(void *arg)
@@ -927,7 +948,12 @@ int router_start(struct router **out, const struct router_config *c, struct sg_e
 	rt->audit = c->audit;
 	rt->listener = -1;
 	rt->kick_fd = rt->stop_fd = -1;
-	pthread_mutex_init(&rt->lock, NULL);
+	/* The receiver (real-time) asks for worker pids under this lock. */
+	pthread_mutexattr_t ma;
+	pthread_mutexattr_init(&ma);
+	pthread_mutexattr_setprotocol(&ma, PTHREAD_PRIO_INHERIT);
+	pthread_mutex_init(&rt->lock, &ma);
+	pthread_mutexattr_destroy(&ma);
 	pthread_cond_init(&rt->cond, NULL);
 	rt->handler_timeout_ns = (uint64_t)c->cfg->handler_timeout_ms * MS;
 	rt->start_timeout_ns = (uint64_t)c->cfg->worker_start_timeout_ms * MS;
@@ -937,6 +963,11 @@ int router_start(struct router **out, const struct router_config *c, struct sg_e
 	if ((r = answer_buf_init(&rt->answer, err)) < 0)
 		return r;
 	rt->proxy_buf = malloc(PROXY_BUF_SIZE);
+	rt->pool = calloc(POOL_SIZE, sizeof(*rt->pool));
+	if (!rt->pool)
+		return err_set(err, ENOMEM, "out of memory for the router");
+	for (size_t i = 0; i < POOL_SIZE; i++)
+		ring_push(&rt->spare, &rt->pool[i]);
 	rt->kick_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
 	rt->stop_fd = eventfd(0, EFD_CLOEXEC);
 	if (!rt->proxy_buf || rt->kick_fd < 0 || rt->stop_fd < 0)
@@ -999,21 +1030,16 @@ void router_go(struct router *rt, int listener)
 int router_submit(struct router *rt, const struct seccomp_notif *req, const struct chain *chain,
 		  uint64_t t0)
 {
-	struct pending *p = calloc(1, sizeof(*p));
+	struct pending *p = ring_pop(&rt->spare);
 	if (!p)
-		return -ENOMEM;
+		return -EBUSY;
+	memset(p, 0, sizeof(*p));
 	p->req = *req;
 	p->t0 = t0;
 	p->chain = chain;
 	if (rt->audit)
 		clock_gettime(CLOCK_REALTIME, &p->rec.when);
-	pthread_mutex_lock(&rt->lock);
-	if (rt->queue_tail)
-		rt->queue_tail->next = p;
-	else
-		rt->queue = p;
-	rt->queue_tail = p;
-	pthread_mutex_unlock(&rt->lock);
+	ring_push(&rt->submitted, p); /* room: at most the pool is out */
 	uint64_t one = 1;
 	(void)!write(rt->kick_fd, &one, sizeof(one));
 	return 0;
@@ -1042,6 +1068,7 @@ void router_free(struct router *rt)
 		return;
 	answer_buf_free(&rt->answer);
 	free(rt->proxy_buf);
+	free(rt->pool);
 	for (size_t i = 0; i < ARRAY_SIZE(rt->extra_read); i++)
 		free(rt->extra_read[i]);
 	if (rt->kick_fd >= 0)

@@ -46,7 +46,8 @@ int router_add_hops(struct router *rt, struct chain_table *t, struct sg_err *err
 void router_go(struct router *rt, int listener);
 
 /* Called on the receiver thread: the router answers req from now on.
- * -ENOMEM: not taken; the caller must answer it. */
+ * Takes no lock and allocates nothing. -EBUSY: every slot is taken (4096
+ * notifications with the workers); the caller must answer it. */
 int router_submit(struct router *rt, const struct seccomp_notif *req, const struct chain *chain,
 		  uint64_t t0);
 
