@@ -105,3 +105,23 @@ def landlock_abi():
     libc = ctypes.CDLL(None, use_errno=True)
     r = libc.syscall(444, None, 0, 1)  # landlock_create_ruleset(VERSION)
     return max(r, 0)
+
+
+@pytest.fixture
+def rundir_base():
+    """TMPDIR for sysgate: its private runtime directory goes below it and
+    must be gone once sysgate exits."""
+    d = tempfile.mkdtemp(prefix="sg-run-")
+    os.chmod(d, 0o755)  # workers run as nobody under root: they must get through
+    yield d
+    left = os.listdir(d)
+    os.rmdir(d) if not left else None
+    assert not left, f"runtime directory left behind: {left}"
+
+
+def pid_alive(pid):
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False

@@ -6,11 +6,10 @@ snapshot, which reaches sysgate's stderr), what the program observed, that
 sysgate exits with the program's status and that no worker outlives it."""
 import os
 import re
-import tempfile
 
 import pytest
 
-from conftest import PY, read_audit, run
+from conftest import PY, pid_alive, read_audit, run
 
 BUILD = os.environ.get("SYSGATE_BUILD_DIR", "")
 MISBEHAVE = os.path.join(BUILD, "tests", "workers", "sg-misbehave")
@@ -31,26 +30,6 @@ ctypes.set_errno(0)
 r = libc.syscall(121, 0)
 print(ctypes.get_errno() if r < 0 else 0, flush=True)
 """
-
-
-@pytest.fixture
-def rundir_base():
-    """TMPDIR for sysgate: its private runtime directory goes below it and
-    must be gone once sysgate exits."""
-    d = tempfile.mkdtemp(prefix="sg-run-")
-    os.chmod(d, 0o755)  # workers run as nobody under root: they must get through
-    yield d
-    left = os.listdir(d)
-    os.rmdir(d) if not left else None
-    assert not left, f"runtime directory left behind: {left}"
-
-
-def pid_alive(pid):
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
-    except OSError:
-        return False
 
 
 def sysgate(tmp_path, rundir_base, worker, *argv, **kw):

@@ -9,7 +9,8 @@ import tempfile
 
 import pytest
 
-from conftest import PY, SYSGATE, TIMEOUT, copy_for_nobody, is_root, read_audit, run
+from conftest import (PY, SYSGATE, TIMEOUT, copy_for_nobody, is_root, pid_alive, read_audit,
+                      run)
 
 BUILD = os.environ.get("SYSGATE_BUILD_DIR", "")
 EXAMPLES = os.path.join(BUILD, "examples")
@@ -55,26 +56,6 @@ print(first, e, flush=True)
 
 def errnos(r):
     return json.loads(r.stdout.strip().splitlines()[-1])
-
-
-def pid_alive(pid):
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
-    except OSError:
-        return False
-
-
-@pytest.fixture
-def rundir_base():
-    """TMPDIR for sysgate: its private runtime directory goes below it and
-    must be gone once sysgate exits."""
-    d = tempfile.mkdtemp(prefix="sg-run-")
-    os.chmod(d, 0o755)  # workers run as nobody under root: they must get through
-    yield d
-    left = os.listdir(d)
-    os.rmdir(d) if not left else None
-    assert not left, f"runtime directory left behind: {left}"
 
 
 def env_with(base):
