@@ -68,6 +68,8 @@ static const char *body_name(Sysgate__V1__Envelope__BodyCase body)
 		return "Goodbye";
 	case SYSGATE__V1__ENVELOPE__BODY_ERROR:
 		return "Error";
+	case SYSGATE__V1__ENVELOPE__BODY_RECORD:
+		return "Record";
 	case SYSGATE__V1__ENVELOPE__BODY__NOT_SET:
 	default:
 		return "no body";
@@ -364,6 +366,8 @@ static const void *body_of(const Sysgate__V1__Envelope *m)
 		return m->goodbye;
 	case SYSGATE__V1__ENVELOPE__BODY_ERROR:
 		return m->error;
+	case SYSGATE__V1__ENVELOPE__BODY_RECORD:
+		return m->record;
 	case SYSGATE__V1__ENVELOPE__BODY__NOT_SET:
 	default:
 		return NULL;
@@ -420,6 +424,12 @@ int proto_validate_from_worker(const Sysgate__V1__Envelope *m, struct sg_err *er
 		return check_goodbye(m->goodbye, err);
 	case SYSGATE__V1__ENVELOPE__BODY_ERROR:
 		return check_error(m->error, err);
+	case SYSGATE__V1__ENVELOPE__BODY_RECORD:
+		/* Whether it is JSON is the supervisor's check (jansson). */
+		if (m->record->json.len == 0 || m->record->json.len > PROTO_MAX_RECORD)
+			return err_set(err, EPROTO, "Record: %zu bytes, expected 1..%u",
+				       m->record->json.len, PROTO_MAX_RECORD);
+		return 0;
 	default:
 		return err_set(err, EPROTO, "%s is a supervisor-only message",
 			       body_name(m->body_case));

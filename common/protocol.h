@@ -46,6 +46,7 @@
 #define PROTO_MAX_SYSCALL_NAME 64u    /* Registration syscall_name */
 #define PROTO_MAX_REGISTRATIONS 1024u /* per Hello */
 #define PROTO_MAX_TEXT 1024u          /* Goodbye reason, Error message, Welcome reason */
+#define PROTO_MAX_RECORD (64u << 10)  /* Record json, bytes */
 #define PROTO_TOKEN_SIZE 32u          /* Hello token, exactly */
 #define PROTO_ARGS 6u                 /* Snapshot args, exactly */
 #define PROTO_MAX_PATHS PROTO_ARGS    /* Snapshot paths: at most one per argument */

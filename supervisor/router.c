@@ -559,6 +559,24 @@ static void on_mem_request(struct router *rt, struct worker *w,
 		worker_failed(rt, w, "link", "memory reply: %s", err.msg);
 }
 
+/* A handler's result for whoever runs the sandbox: into the audit log. */
+static void on_record(struct router *rt, struct worker *w, const Sysgate__V1__Record *m)
+{
+	json_error_t jerr;
+	json_t *data = json_loadb((const char *)m->json.data, m->json.len,
+				  JSON_DECODE_ANY | JSON_REJECT_DUPLICATES, &jerr);
+	if (!data) {
+		worker_failed(rt, w, "violation", "sent a Record that is not JSON: %s", jerr.text);
+		return;
+	}
+	if (!rt->audit) {
+		json_decref(data);
+		log_verbose("worker '%s': a record, dropped (no --audit)", w->spec);
+		return;
+	}
+	audit_worker(rt, "record", w, json_pack("{s:o}", "data", data));
+}
+
 static void on_message(struct router *rt, struct worker *w, nng_msg *msg)
 {
 	nng_pipe pipe = nng_msg_get_pipe(msg);
@@ -587,7 +605,8 @@ static void on_message(struct router *rt, struct worker *w, nng_msg *msg)
 		return;
 	}
 	bool per_notification = m->body_case == SYSGATE__V1__ENVELOPE__BODY_ACTION ||
-				m->body_case == SYSGATE__V1__ENVELOPE__BODY_MEM_REQUEST;
+				m->body_case == SYSGATE__V1__ENVELOPE__BODY_MEM_REQUEST ||
+				m->body_case == SYSGATE__V1__ENVELOPE__BODY_RECORD;
 	if (per_notification && w->state != WORKER_READY) {
 		worker_failed(rt, w, "violation", "spoke out of turn, before its handshake");
 		return;
@@ -601,6 +620,9 @@ static void on_message(struct router *rt, struct worker *w, nng_msg *msg)
 		break;
 	case SYSGATE__V1__ENVELOPE__BODY_MEM_REQUEST:
 		on_mem_request(rt, w, m->mem_request);
+		break;
+	case SYSGATE__V1__ENVELOPE__BODY_RECORD:
+		on_record(rt, w, m->record);
 		break;
 	case SYSGATE__V1__ENVELOPE__BODY_GOODBYE:
 		worker_failed(rt, w, "exit", "said goodbye (%s)",

@@ -414,3 +414,22 @@ def test_queue_bound_per_worker_overflows_into_the_policy(sysgate_bin, rundir_ba
     assert r.returncode == 0, r.stderr
     assert r.stdout == f"[(-1, {EPERM})] 6\n"
     assert r.stderr.count("has too many notifications pending") == 6
+
+
+def test_records_a_worker_emits_land_in_the_audit_log(sysgate_bin, rundir_base, tmp_path):
+    audit = tmp_path / "a.jsonl"
+    r = run("--audit", str(audit), "--worker", f"{MISBEHAVE} --syscall getppid record", "--",
+            PY, "-c", GETPPID_ERRNOS, "2", env=env_with(rundir_base))
+    assert r.returncode == 0, r.stderr
+    assert errnos(r) == [0, 0]
+    recs = [x for x in read_audit(audit) if x["type"] == "record"]
+    assert [x["data"] for x in recs] == [{"seq": 1}, {"seq": 2}]
+    assert all(x["worker"] == "sg-misbehave" for x in recs)
+
+
+def test_a_record_that_is_not_json_is_a_violation(sysgate_bin, rundir_base):
+    r = run("--worker", f"{MISBEHAVE} --policy eperm --syscall getppid badrecord", "--", PY,
+            "-c", GETPPID_ERRNOS, "1", env=env_with(rundir_base))
+    assert r.returncode == 0, r.stderr
+    assert errnos(r) == [EPERM]
+    assert "sent a Record that is not JSON" in r.stderr

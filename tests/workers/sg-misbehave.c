@@ -111,6 +111,8 @@ enum mode {
 	MODE_MEMBIG,
 	MODE_MEMREADAT,
 	MODE_MEMWRITEAT,
+	MODE_RECORD,
+	MODE_BADRECORD,
 };
 
 static const char *const mode_names[] = {
@@ -135,6 +137,8 @@ static const char *const mode_names[] = {
 	[MODE_MEMBIG] = "membig",
 	[MODE_MEMREADAT] = "memreadat",
 	[MODE_MEMWRITEAT] = "memwriteat",
+	[MODE_RECORD] = "record",
+	[MODE_BADRECORD] = "badrecord",
 };
 
 static const struct {
@@ -928,6 +932,24 @@ static enum link_result misbehave(struct session *s, const Sysgate__V1__Snapshot
 	case MODE_MEMREADAT:
 	case MODE_MEMWRITEAT:
 		return misbehave_memory(s, snap);
+	case MODE_RECORD:
+	case MODE_BADRECORD: {
+		/* A record for the audit log, then continue; badrecord's is not
+		 * JSON. */
+		char json[64];
+		int n = mode == MODE_RECORD ? snprintf(json, sizeof(json), "{\"seq\":%" PRIu64 "}", seq)
+					    : snprintf(json, sizeof(json), "{not json");
+		Sysgate__V1__Envelope env;
+		Sysgate__V1__Record rec;
+		sysgate__v1__envelope__init(&env);
+		sysgate__v1__record__init(&rec);
+		env.version = SYSGATE_PROTOCOL_VERSION;
+		env.body_case = SYSGATE__V1__ENVELOPE__BODY_RECORD;
+		env.record = &rec;
+		rec.json = (ProtobufCBinaryData){ .len = (size_t)n, .data = (uint8_t *)json };
+		enum link_result r = link_send(l, &env);
+		return r == LINK_OK ? send_continue(l, seq) : r;
+	}
 	case MODE_OK:
 	case MODE_REGISTER:
 	default:
@@ -958,7 +980,8 @@ static int serve(struct session *s)
 				r = send_continue(s->link, snap->seq);
 			else if (s->seen == s->after + 1)
 				r = misbehave(s, snap, true);
-			else if (s->mode == MODE_ERRNO || mode_uses_memory(s->mode))
+			else if (s->mode == MODE_ERRNO || s->mode == MODE_RECORD ||
+				 mode_uses_memory(s->mode))
 				r = misbehave(s, snap, false); /* a policy, not a one-off */
 			else
 				r = send_continue(s->link, snap->seq);

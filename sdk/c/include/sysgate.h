@@ -91,6 +91,13 @@ SG_API int sg_worker_on_nr(sg_worker *w, long nr, sg_handler_fn fn, void *ud,
  * returns once every handler call in progress has returned. Call once. */
 SG_API int sg_worker_run(sg_worker *w);
 
+/* Sends one record (JSON text, 1..65536 bytes, not NUL-terminated
+ * necessarily) to whoever runs the sandbox: sysgate writes it to its
+ * --audit log as {"type":"record","worker":NAME,"data":VALUE}; text that
+ * is not JSON ends the worker's run as a protocol violation. For results
+ * of handlers (their state lives in this process). Any thread, while
+ * sg_worker_run runs: 0, -ENOTCONN otherwise, -EMSGSIZE too long, -EINVAL. */
+SG_API int sg_worker_emit(sg_worker *w, const char *json, size_t len);
 /* Closes the link and frees the worker (NULL is fine). */
 SG_API void sg_worker_free(sg_worker *w);
 
@@ -102,6 +109,8 @@ SG_API pid_t sg_ctx_pid(const sg_ctx *c);
 SG_API long sg_ctx_syscall(const sg_ctx *c);
 /* The AUDIT_ARCH_* value of the syscall. */
 SG_API uint32_t sg_ctx_arch(const sg_ctx *c);
+/* The notification's flags (struct seccomp_notif.flags). */
+SG_API uint32_t sg_ctx_flags(const sg_ctx *c);
 /* The instruction pointer of the trapped process. */
 SG_API uint64_t sg_ctx_ip(const sg_ctx *c);
 /* Syscall argument i (0..5); 0 for any other i. */

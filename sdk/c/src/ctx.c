@@ -47,6 +47,7 @@ int ctx_begin(struct sg_ctx *c, const Sysgate__V1__Snapshot *s)
 	c->pid = (pid_t)s->pid;
 	c->syscall_nr = (long)s->syscall_nr;
 	c->arch = s->arch;
+	c->flags = s->flags;
 	c->instruction_pointer = s->instruction_pointer;
 	for (size_t i = 0; i < PROTO_ARGS; i++)
 		c->args[i] = i < s->n_args ? s->args[i] : 0;
@@ -104,6 +105,12 @@ uint32_t sg_ctx_arch(const sg_ctx *c)
 {
 	struct sg_ctx f;
 	return ctx_fields(c, &f) ? f.arch : 0;
+}
+
+uint32_t sg_ctx_flags(const sg_ctx *c)
+{
+	struct sg_ctx f;
+	return ctx_fields(c, &f) ? f.flags : 0;
 }
 
 uint64_t sg_ctx_ip(const sg_ctx *c)

@@ -87,6 +87,7 @@ struct sg_ctx {
 	long syscall_nr;
 	pid_t pid;
 	uint32_t arch;
+	uint32_t flags;
 	char *paths[PROTO_ARGS]; /* pre-read paths, NUL-terminated, or NULL */
 };
 

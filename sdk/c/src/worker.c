@@ -547,6 +547,30 @@ static int worker_serve(sg_worker *w, struct sg_err *err)
 	return w->result;
 }
 
+int sg_worker_emit(sg_worker *w, const char *json, size_t len)
+{
+	if (!w || !json || len == 0)
+		return -EINVAL;
+	if (len > PROTO_MAX_RECORD)
+		return -EMSGSIZE;
+	pthread_mutex_lock(&w->lock);
+	/* Welcomed (Welcome set the limits) and not ended. */
+	bool running = w->started && w->max_inflight && !w->ended;
+	pthread_mutex_unlock(&w->lock);
+	if (!running)
+		return -ENOTCONN;
+	Sysgate__V1__Envelope env;
+	Sysgate__V1__Record rec;
+	sysgate__v1__envelope__init(&env);
+	sysgate__v1__record__init(&rec);
+	env.version = SYSGATE_PROTOCOL_VERSION;
+	env.body_case = SYSGATE__V1__ENVELOPE__BODY_RECORD;
+	env.record = &rec;
+	rec.json = (ProtobufCBinaryData){ .len = len, .data = (uint8_t *)(uintptr_t)json };
+	struct sg_err err;
+	return link_send(&w->link, &env, &err);
+}
+
 int sg_worker_run(sg_worker *w)
 {
 	if (!w)
