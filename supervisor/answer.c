@@ -1,9 +1,11 @@
 #include "answer.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <signal.h>
 #include <string.h>
 #include <sys/ioctl.h>
+#include <sys/mman.h>
 #include <sys/syscall.h>
 
 #include "childmem.h"
@@ -75,8 +77,34 @@ void answer_send(int listener, struct answer_buf *b, const struct seccomp_notif 
 		kill_trapped(req, listener, (int)a->value);
 		resp->error = -EPERM; /* resolves the notification if it survives */
 		break;
+	case ACTION_INJECT:
+		return; /* answered by answer_inject's ADDFD_FLAG_SEND */
 	}
 	if (ioctl(listener, SECCOMP_IOCTL_NOTIF_SEND, resp) < 0 && errno != ENOENT)
 		log_verbose("answering notification %llu: %s", (unsigned long long)req->id,
 			    strerror(errno));
+}
+
+int answer_inject(int listener, const struct seccomp_notif *req, const void *data, size_t len,
+		  bool writable, bool cloexec)
+{
+	_cleanup_close_ int fd = memfd_create("sysgate-inject", MFD_CLOEXEC | MFD_ALLOW_SEALING);
+	if (fd < 0)
+		return -errno;
+	int r = write_all(fd, data, len);
+	if (r < 0)
+		return r;
+	if (lseek(fd, 0, SEEK_SET) < 0)
+		return -errno;
+	if (!writable &&
+	    fcntl(fd, F_ADD_SEALS, F_SEAL_WRITE | F_SEAL_GROW | F_SEAL_SHRINK | F_SEAL_SEAL) < 0)
+		return -errno;
+	struct seccomp_notif_addfd add = {
+		.id = req->id,
+		.flags = SECCOMP_ADDFD_FLAG_SEND,
+		.srcfd = (uint32_t)fd,
+		.newfd_flags = cloexec ? O_CLOEXEC : 0,
+	};
+	int newfd = ioctl(listener, SECCOMP_IOCTL_NOTIF_ADDFD, &add);
+	return newfd < 0 ? -errno : newfd;
 }

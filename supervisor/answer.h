@@ -5,6 +5,7 @@
 #define SYSGATE_ANSWER_H
 
 #include <linux/seccomp.h>
+#include <stdbool.h>
 #include <stddef.h>
 
 #include "chain.h"
@@ -29,5 +30,14 @@ void answer_buf_free(struct answer_buf *b);
  * error. */
 void answer_send(int listener, struct answer_buf *b, const struct seccomp_notif *req,
 		 const struct action *a);
+
+/* inject_bytes (SPEC 4): a memfd holding data, rewound and (unless
+ * writable) sealed against writing, growing, shrinking and further seals,
+ * installed in the trapped process with SECCOMP_IOCTL_NOTIF_ADDFD and
+ * SECCOMP_ADDFD_FLAG_SEND, which also answers the notification: the
+ * syscall returns the new fd (close-on-exec if cloexec). Returns that fd,
+ * or -errno with the notification still to be answered (-ENOENT: gone). */
+int answer_inject(int listener, const struct seccomp_notif *req, const void *data, size_t len,
+		  bool writable, bool cloexec);
 
 #endif

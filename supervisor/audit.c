@@ -96,6 +96,8 @@ json_t *audit_syscall_json(const struct audit_syscall *rec, const char *sandbox)
 		json_object_set_new(o, "value", json_integer(rec->action.value));
 	else if (rec->action.kind == ACTION_KILL)
 		json_object_set_new(o, "signal", json_integer(rec->action.value));
+	else if (rec->action.kind == ACTION_INJECT)
+		json_object_set_new(o, "fd", json_integer(rec->action.value));
 	json_object_set_new(o, "latency_us", json_real((double)rec->latency_ns / 1000.0));
 	return o;
 }

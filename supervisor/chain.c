@@ -65,6 +65,8 @@ bool action_valid(const struct action *a)
 		return a->value >= 1 && a->value <= 4095;
 	case ACTION_KILL:
 		return a->value >= 1 && a->value < NSIG;
+	case ACTION_INJECT:
+		return a->value >= 0;
 	}
 	return false;
 }
@@ -80,6 +82,8 @@ const char *action_name(enum action_kind kind)
 		return "return";
 	case ACTION_KILL:
 		return "kill";
+	case ACTION_INJECT:
+		return "inject_bytes";
 	}
 	return "invalid";
 }

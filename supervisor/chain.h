@@ -16,6 +16,7 @@ enum action_kind {
 	ACTION_ERRNO,  /* value: positive errno, 1..4095 */
 	ACTION_RETURN, /* value: the syscall's return value */
 	ACTION_KILL,   /* value: signal for the trapped process */
+	ACTION_INJECT, /* value: the fd the child got (workers' inject_bytes, once installed) */
 };
 
 struct action {

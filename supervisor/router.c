@@ -523,8 +523,23 @@ static void on_action(struct router *rt, struct worker *w, const Sysgate__V1__Ac
 		apply_policy(rt, p, "reported a handler failure");
 		return;
 	}
+	case SYSGATE__V1__ACTION__KIND_DO_INJECT_BYTES: {
+		const Sysgate__V1__Action__InjectBytes *ib = m->do_inject_bytes;
+		int fd = answer_inject(rt->listener, &p->req, ib->data.data, ib->data.len,
+				       ib->flags & SYSGATE__V1__ACTION__INJECT_BYTES__FLAG__WRITABLE,
+				       !(ib->flags & SYSGATE__V1__ACTION__INJECT_BYTES__FLAG__NO_CLOEXEC));
+		if (fd >= 0) {
+			a = (struct action){ .kind = ACTION_INJECT, .value = fd };
+		} else {
+			/* Never continue: the syscall fails with why. */
+			log_verbose("worker '%s': inject_bytes for %s: %s", w->spec,
+				    syscall_label(p->req.data.nr), strerror(-fd));
+			a = (struct action){ .kind = ACTION_ERRNO, .value = -fd };
+		}
+		break;
+	}
 	default:
-		/* inject_bytes is not served yet: never a silent continue. */
+		/* A kind this version does not know: never a silent continue. */
 		apply_policy(rt, p, "answered with an action this supervisor does not serve");
 		return;
 	}

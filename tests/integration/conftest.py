@@ -125,3 +125,9 @@ def pid_alive(pid):
             return f.read().rsplit(")", 1)[1].split()[0] != "Z"
     except OSError:
         return False
+
+
+def env_with(base):
+    """The environment, with TMPDIR (where sysgate makes its runtime
+    directory) set to base."""
+    return dict(os.environ, TMPDIR=base)

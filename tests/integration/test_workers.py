@@ -9,8 +9,8 @@ import tempfile
 
 import pytest
 
-from conftest import (PY, SYSGATE, TIMEOUT, copy_for_nobody, is_root, pid_alive, read_audit,
-                      run)
+from conftest import (PY, SYSGATE, TIMEOUT, copy_for_nobody, env_with, is_root, pid_alive,
+                      read_audit, run)
 
 BUILD = os.environ.get("SYSGATE_BUILD_DIR", "")
 EXAMPLES = os.path.join(BUILD, "examples")
@@ -56,10 +56,6 @@ print(first, e, flush=True)
 
 def errnos(r):
     return json.loads(r.stdout.strip().splitlines()[-1])
-
-
-def env_with(base):
-    return dict(os.environ, TMPDIR=base)
 
 
 # --- what the audit worker sees vs a reference trace -----------------------

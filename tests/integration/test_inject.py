@@ -1,0 +1,72 @@
+"""inject_bytes end to end (SPEC 4): a worker serves a virtual file; the
+trapped openat returns a new fd of a memfd holding the worker's bytes,
+sealed unless the writable flag is set, close-on-exec unless the
+no-cloexec flag is set; if installing it fails, the program gets an error,
+never the real syscall."""
+import os
+
+import pytest
+
+from conftest import PY, env_with, read_audit, run
+
+INJECT = os.path.join(os.environ.get("SYSGATE_BUILD_DIR", ""), "tests", "workers", "sg-inject")
+
+# Opens the virtual file read-write, reads it, tries to write, and prints
+# what it saw and the fd's flags from /proc/self/fdinfo (octal).
+PROBE = """
+import os
+fd = os.open("/virtual/file", os.O_RDWR)
+data = os.read(fd, 100)
+try:
+    os.write(fd, b"!")
+    wrote = "ok"
+except OSError as e:
+    wrote = e.errno
+with open(f"/proc/self/fdinfo/{fd}") as f:
+    flags = int(dict(l.split(":", 1) for l in f.read().splitlines())["flags"], 8)
+print(data.decode(), wrote, bool(flags & os.O_CLOEXEC), flush=True)
+"""
+
+
+def test_cat_prints_the_injected_content(sysgate_bin, rundir_base, tmp_path):
+    audit = tmp_path / "a.jsonl"
+    r = run("--audit", str(audit), "--worker", f"{INJECT} /virtual/file hello-from-the-worker",
+            "--", "cat", "/virtual/file", "/etc/hostname", env=env_with(rundir_base))
+    assert r.returncode == 0, r.stderr
+    with open("/etc/hostname") as f:
+        assert r.stdout == "hello-from-the-worker" + f.read()
+    rec = [x for x in read_audit(audit) if x["type"] == "syscall"
+           and x.get("paths", {}).get("arg1") == "/virtual/file"]
+    assert len(rec) == 1 and rec[0]["action"] == "inject_bytes" and rec[0]["fd"] >= 3
+    assert rec[0]["decided_by"] == "sg-inject"
+
+
+@pytest.mark.parametrize("flags,wrote,cloexec", [
+    ("", 1, True),                                 # sealed: EPERM; O_CLOEXEC
+    ("--writable", "ok", True),
+    ("--no-cloexec", 1, False),
+    ("--writable --no-cloexec", "ok", False),
+])
+def test_seal_and_cloexec_flags(sysgate_bin, rundir_base, flags, wrote, cloexec):
+    r = run("--worker", f"{INJECT} {flags} /virtual/file abc", "--", PY, "-c", PROBE,
+            env=env_with(rundir_base))
+    assert r.returncode == 0, r.stderr
+    assert r.stdout == f"abc {wrote} {cloexec}\n"
+
+
+def test_failed_install_is_an_error_never_the_real_syscall(sysgate_bin, rundir_base):
+    # No fd left in the child: ADDFD fails with EMFILE, and the program must
+    # see that, not the ENOENT the real openat would give.
+    code = ("import os, resource\n"
+            "fds = [int(x) for x in os.listdir('/proc/self/fd')]\n"
+            "resource.setrlimit(resource.RLIMIT_NOFILE, (max(fds) + 1, max(fds) + 1))\n"
+            "while True:\n"
+            "    try: os.dup(0)\n"
+            "    except OSError: break\n"
+            "try:\n"
+            "    os.open('/virtual/file', os.O_RDONLY); print('opened')\n"
+            "except OSError as e: print(e.errno)\n")
+    r = run("--worker", f"{INJECT} /virtual/file abc", "--", PY, "-c", code,
+            env=env_with(rundir_base))
+    assert r.returncode == 0, r.stderr
+    assert r.stdout == "24\n"  # EMFILE
