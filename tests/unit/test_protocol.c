@@ -40,6 +40,7 @@ struct msg {
 	Sysgate__V1__MemReply mem_reply;
 	Sysgate__V1__Goodbye goodbye;
 	Sysgate__V1__Error error;
+	Sysgate__V1__Record record;
 	char text[PROTO_MAX_TEXT + 2]; /* scratch for long strings */
 };
 
@@ -59,8 +60,11 @@ static char s_surrogate[] = "x\xed\xa0\x80";
 static char s_cut_utf8[] = "cut\xe2\x82";
 static uint8_t s_path[] = "/etc/passwd";
 static uint8_t s_path_nul[] = "/etc\0passwd";
+static uint8_t s_binary[] = "\0\xff\xc0\xaf";
+static uint8_t s_json[] = "{\"seq\":7,\"path\":\"/etc/passwd\",\"n\":[1,2]}";
 
-/* Data for the large rows: inject and memory at and past their caps. */
+/* Data for the large rows: inject, memory and records at and past their
+ * caps. */
 static uint8_t big[PROTO_MAX_MESSAGE + 1];
 
 static ProtobufCBinaryData bytes(uint8_t *data, size_t len)
@@ -303,6 +307,17 @@ static void build_error(struct msg *m)
 	m->error.message = s_message;
 }
 
+/* A Record is only checked for its size here: whether it is JSON is the
+ * supervisor's business. */
+static void build_record(struct msg *m)
+{
+	envelope(m);
+	sysgate__v1__record__init(&m->record);
+	m->env.body_case = SYSGATE__V1__ENVELOPE__BODY_RECORD;
+	m->env.record = &m->record;
+	m->record.json = bytes(s_json, sizeof(s_json) - 1);
+}
+
 /* A builder that starts from `base` and changes what the row tests. */
 #define VARIANT(fn, base, ...)                                                                     \
 	static void fn(struct msg *m)                                                              \
@@ -452,6 +467,9 @@ static void assert_envelope_equal(const Sysgate__V1__Envelope *got,
 		assert_int_equal(got->error->code, want->error->code);
 		assert_string_equal(got->error->message, want->error->message);
 		break;
+	case SYSGATE__V1__ENVELOPE__BODY_RECORD:
+		assert_bytes_equal(got->record->json, want->record->json);
+		break;
 	case SYSGATE__V1__ENVELOPE__BODY__NOT_SET:
 	default:
 		fail_msg("round trip of an envelope without a body");
@@ -477,6 +495,8 @@ VARIANT(build_inject_writable_empty, build_inject, m->act_inject.data = bytes(NU
 	m->act_inject.flags = PROTO_INJECT_FLAGS)
 VARIANT(build_mem_reply_error, build_mem_reply, m->mem_reply.error = EFAULT,
 	m->mem_reply.data = bytes(NULL, 0))
+VARIANT(build_record_1_byte, build_record, m->record.json = bytes(s_json + 1, 1))
+VARIANT(build_record_at_cap, build_record, m->record.json = bytes(big, PROTO_MAX_RECORD))
 
 struct roundtrip_case {
 	const char *name;
@@ -509,6 +529,9 @@ static struct roundtrip_case roundtrip_cases[] = {
 	{ "round trip Goodbye from the supervisor", build_goodbye, FROM_SUPERVISOR },
 	{ "round trip Error from a worker", build_error, FROM_WORKER },
 	{ "round trip Error from the supervisor", build_error, FROM_SUPERVISOR },
+	{ "round trip Record", build_record, FROM_WORKER },
+	{ "round trip Record, 1 byte", build_record_1_byte, FROM_WORKER },
+	{ "round trip Record at cap", build_record_at_cap, FROM_WORKER },
 };
 
 static void test_roundtrip(void **state)
@@ -618,6 +641,12 @@ VARIANT(error_code_4096, build_error, m->error.code = 4096)
 VARIANT(error_message_over_cap, build_error, m->error.message = long_text(m, PROTO_MAX_TEXT + 1))
 VARIANT(error_message_invalid_utf8, build_error, m->error.message = s_invalid_utf8)
 
+/* Record */
+VARIANT(record_empty, build_record, m->record.json = bytes(NULL, 0))
+VARIANT(record_over_cap, build_record, m->record.json = bytes(big, PROTO_MAX_RECORD + 1))
+/* Not even checked for being text: the supervisor parses it as JSON. */
+VARIANT(record_binary, build_record, m->record.json = bytes(s_binary, sizeof(s_binary)))
+
 /* Snapshot, Welcome, MemReply (what a worker checks) */
 VARIANT(snapshot_seq_0, build_snapshot, m->snapshot.seq = 0)
 VARIANT(snapshot_5_args, build_snapshot, m->snapshot.n_args = PROTO_ARGS - 1)
@@ -667,6 +696,7 @@ static struct validate_case validate_cases[] = {
 	{ "supervisor sends Action", build_errno, S, -EPROTO, "Action is a worker-only" },
 	{ "supervisor sends MemRequest", build_mem_read, S, -EPROTO,
 	  "MemRequest is a worker-only" },
+	{ "supervisor sends Record", build_record, S, -EPROTO, "Record is a worker-only message" },
 
 	{ "Hello protocol version 0", hello_version_0, W, -EPROTO, "protocol version 0" },
 	{ "Hello protocol version 2", hello_version_2, W, -EPROTO, "protocol version 2" },
@@ -745,6 +775,14 @@ static struct validate_case validate_cases[] = {
 	{ "Error message over cap", error_message_over_cap, W, -EPROTO, "message is longer" },
 	{ "Error message invalid UTF-8", error_message_invalid_utf8, W, -EPROTO,
 	  "message is not printable" },
+
+	{ "Record", build_record, W, 0, NULL },
+	{ "Record 1 byte", build_record_1_byte, W, 0, NULL },
+	{ "Record at cap", build_record_at_cap, W, 0, NULL },
+	{ "Record of NUL and invalid UTF-8 bytes", record_binary, W, 0, NULL },
+	{ "Record empty", record_empty, W, -EPROTO, "Record: 0 bytes, expected 1..65536" },
+	{ "Record over cap", record_over_cap, W, -EPROTO,
+	  "Record: 65537 bytes, expected 1..65536" },
 
 	{ "Snapshot seq 0", snapshot_seq_0, S, -EPROTO, "seq 0" },
 	{ "Snapshot 5 args", snapshot_5_args, S, -EPROTO, "5 args, expected 6" },
@@ -899,6 +937,12 @@ static struct wire make_over_cap(void)
 	return goodbye_padded(PROTO_MAX_MESSAGE + 1);
 }
 
+/* The largest Record a worker may send, as it arrives. */
+static struct wire make_record_at_cap(void)
+{
+	return wire_of(build_record_at_cap, SYSGATE_PROTOCOL_VERSION);
+}
+
 static struct wire make_version_0(void)
 {
 	return wire_of(build_goodbye, 0);
@@ -994,6 +1038,7 @@ static struct decode_case decode_cases[] = {
 	{ "decode empty buffer", make_empty, -EBADMSG, "empty message" },
 	{ "decode at the size cap", make_at_cap, 0, NULL },
 	{ "decode over the size cap", make_over_cap, -EMSGSIZE, "exceeds the 1114112-byte cap" },
+	{ "decode Record at its cap", make_record_at_cap, 0, NULL },
 	{ "decode version 0", make_version_0, -EPROTONOSUPPORT, "protocol version 0, expected 1" },
 	{ "decode version 2", make_version_2, -EPROTONOSUPPORT, "protocol version 2, expected 1" },
 	{ "decode without body", make_no_body, -EBADMSG, "without a body" },
@@ -1076,6 +1121,12 @@ static void test_truncated_action(void **state)
 {
 	(void)state;
 	check_prefixes(build_inject, FROM_WORKER);
+}
+
+static void test_truncated_record(void **state)
+{
+	(void)state;
+	check_prefixes(build_record, FROM_WORKER);
 }
 
 static uint64_t xorshift(uint64_t *s)
@@ -1197,6 +1248,47 @@ static void test_action_kind_without_member(void **state)
 	assert_non_null(strstr(err.msg, "kind set without its message"));
 }
 
+/* A Record body case without its message (hand-built): refused both ways,
+ * and not encoded. */
+static void test_record_without_member(void **state)
+{
+	(void)state;
+	struct msg *m _cleanup_msg_ = msg_new(build_record);
+	struct sg_err err = { "" };
+	void *buf = (void *)&err;
+	size_t len = 99;
+	m->env.record = NULL;
+	assert_int_equal(proto_validate_from_worker(&m->env, &err), -EPROTO);
+	assert_non_null(strstr(err.msg, "without a body"));
+	assert_int_equal(proto_validate_from_supervisor(&m->env, &err), -EPROTO);
+	assert_int_equal(proto_encode(&m->env, &buf, &len, &err), -EINVAL);
+	assert_null(buf);
+	assert_int_equal(len, 0);
+}
+
+/* The largest Record fits in a message and in the decode budget, with room
+ * for the envelope around it, and is what the encoder sends. */
+static void test_record_at_cap_encoded(void **state)
+{
+	(void)state;
+	struct msg *m _cleanup_msg_ = msg_new(build_record_at_cap);
+	struct sg_err err = { "" };
+	_cleanup_free_ void *buf = NULL;
+	size_t len = 0;
+	if (proto_encode(&m->env, &buf, &len, &err) < 0)
+		fail_msg("encode: %s", err.msg);
+	/* version (2) + tag and length of Record (1 + 3) + of json (1 + 3). */
+	assert_int_equal(len, PROTO_MAX_RECORD + 10);
+	assert_true(len <= PROTO_MAX_MESSAGE);
+	Sysgate__V1__Envelope *got _cleanup_envelope_ = NULL;
+	if (proto_decode(buf, len, &got, &err) < 0)
+		fail_msg("decode: %s", err.msg);
+	if (proto_validate_from_worker(got, &err) < 0)
+		fail_msg("validate: %s", err.msg);
+	assert_int_equal(got->record->json.len, PROTO_MAX_RECORD);
+	assert_memory_equal(got->record->json.data, big, PROTO_MAX_RECORD);
+}
+
 /* The cleanup helper frees a decoded envelope at scope end, steal_ptr hands
  * it on (the sanitizer build checks for leaks and double frees). */
 static void test_cleanup(void **state)
@@ -1230,6 +1322,17 @@ static void test_protocol_values(void **state)
 	/* A full inject or memory reply fits in a message. */
 	assert_true(PROTO_MAX_INJECT + 64 < PROTO_MAX_MESSAGE);
 	assert_true(PROTO_MAX_MEM + 64 < PROTO_MAX_MESSAGE);
+	assert_true(PROTO_MAX_RECORD + 64 < PROTO_MAX_MESSAGE);
+	assert_int_equal(PROTO_MAX_RECORD, 65536);
+	f = protobuf_c_message_descriptor_get_field_by_name(&sysgate__v1__envelope__descriptor,
+							    "record");
+	assert_non_null(f);
+	assert_int_equal(f->id, 10);
+	f = protobuf_c_message_descriptor_get_field_by_name(&sysgate__v1__record__descriptor,
+							    "json");
+	assert_non_null(f);
+	assert_int_equal(f->id, 1);
+	assert_int_equal(f->type, PROTOBUF_C_TYPE_BYTES);
 }
 
 static const struct CMUnitTest fixed_tests[] = {
@@ -1237,11 +1340,14 @@ static const struct CMUnitTest fixed_tests[] = {
 	cmocka_unit_test(test_truncated_snapshot),
 	cmocka_unit_test(test_truncated_hello),
 	cmocka_unit_test(test_truncated_action),
+	cmocka_unit_test(test_truncated_record),
 	cmocka_unit_test(test_random_garbage),
 	cmocka_unit_test(test_corrupted_hello),
 	cmocka_unit_test(test_encode_refuses),
 	cmocka_unit_test(test_encode_oversized),
 	cmocka_unit_test(test_action_kind_without_member),
+	cmocka_unit_test(test_record_without_member),
+	cmocka_unit_test(test_record_at_cap_encoded),
 	cmocka_unit_test(test_cleanup),
 	cmocka_unit_test(test_protocol_values),
 };

@@ -212,9 +212,9 @@ static void fake_handshake(struct fake *f)
 	fake_handshake_inflight(f, 4);
 }
 
-/* A Snapshot of openat(AT_FDCWD, "/etc/passwd", ...) with seq, for the
- * registration at index reg. */
-static void send_snapshot(struct fake *f, uint64_t seq, uint32_t reg)
+/* A Snapshot of openat(AT_FDCWD, "/etc/passwd", ...) with seq and the
+ * notification flags, for the registration at index reg. */
+static void send_snapshot_flags(struct fake *f, uint64_t seq, uint32_t reg, uint32_t flags)
 {
 	Sysgate__V1__Envelope env;
 	Sysgate__V1__Snapshot s;
@@ -229,6 +229,7 @@ static void send_snapshot(struct fake *f, uint64_t seq, uint32_t reg)
 	s.seq = seq;
 	s.notif_id = 0x1122334455667788u;
 	s.pid = 4242;
+	s.flags = flags;
 	s.syscall_nr = 257;
 	s.arch = AUDIT_ARCH_X86_64_;
 	s.instruction_pointer = 0x7ffff7e9a1b2u;
@@ -243,6 +244,11 @@ static void send_snapshot(struct fake *f, uint64_t seq, uint32_t reg)
 	s.paths = path_ptrs;
 	s.registration = reg;
 	fake_send(f, &env);
+}
+
+static void send_snapshot(struct fake *f, uint64_t seq, uint32_t reg)
+{
+	send_snapshot_flags(f, seq, reg, 0);
 }
 
 static void send_goodbye(struct fake *f)
@@ -1062,6 +1068,152 @@ static void test_link_closed(void **state)
 	assert_int_equal(fake_join(f), 0);
 }
 
+/* ---- Records and notification flags ------------------------------------------ */
+
+static const char s_record[] = "{\"path\":\"/etc/passwd\",\"n\":[1,2]}";
+/* A JSON string of exactly PROTO_MAX_RECORD bytes, and one byte more. */
+static char big_record[PROTO_MAX_RECORD + 1];
+
+/* What h_emit's sg_worker_emit calls returned, and the context it saw. */
+struct emitted {
+	sg_worker *w;
+	int ok, at_cap, over_cap, null_json, empty, null_worker;
+	uint32_t flags;
+	const sg_ctx *ctx;
+};
+
+/* Emits s_record and the record at the cap (in that order, before its
+ * Action), and tries what is refused. */
+static int h_emit(const sg_ctx *ctx, sg_action *out, void *ud)
+{
+	struct emitted *e = ud;
+	e->ctx = ctx;
+	e->flags = sg_ctx_flags(ctx);
+	e->null_worker = sg_worker_emit(NULL, s_record, strlen(s_record));
+	e->null_json = sg_worker_emit(e->w, NULL, 5);
+	e->empty = sg_worker_emit(e->w, s_record, 0);
+	e->over_cap = sg_worker_emit(e->w, big_record, PROTO_MAX_RECORD + 1);
+	e->ok = sg_worker_emit(e->w, s_record, strlen(s_record));
+	e->at_cap = sg_worker_emit(e->w, big_record, PROTO_MAX_RECORD);
+	sg_continue(out);
+	return 0;
+}
+
+/* The next message, a Record that must carry exactly json[0..len). */
+static void expect_record(struct fake *f, const void *json, size_t len)
+{
+	Sysgate__V1__Envelope *m _cleanup_envelope_ =
+		fake_recv(f, SYSGATE__V1__ENVELOPE__BODY_RECORD);
+	assert_int_equal(m->record->json.len, len);
+	assert_memory_equal(m->record->json.data, json, len);
+}
+
+/* Records a handler emits reach the supervisor byte for byte, before the
+ * handler's Action; what is refused sends nothing. Another thread may emit
+ * while the run lasts, nobody after it. */
+static void test_emit(void **state)
+{
+	(void)state;
+	struct fake *f _cleanup_fake_ = fake_new("w");
+	struct emitted e = { .w = f->worker, .ok = 1, .at_cap = 1 };
+	assert_int_equal(sg_worker_on(f->worker, "openat", h_emit, &e, SG_EXC_KILL), 0);
+	fake_handshake(f);
+	send_snapshot(f, 3, 0);
+
+	expect_record(f, s_record, strlen(s_record));
+	expect_record(f, big_record, PROTO_MAX_RECORD);
+	Sysgate__V1__Envelope *a _cleanup_envelope_ = expect_action(f, 3);
+	assert_int_equal(a->action->kind_case, SYSGATE__V1__ACTION__KIND_DO_CONTINUE);
+	assert_int_equal(e.ok, 0);
+	assert_int_equal(e.at_cap, 0);
+	assert_int_equal(e.over_cap, -EMSGSIZE);
+	assert_int_equal(e.null_json, -EINVAL);
+	assert_int_equal(e.empty, -EINVAL);
+	assert_int_equal(e.null_worker, -EINVAL);
+
+	/* From the test's thread, outside any handler: the length counts, not
+	 * a NUL. */
+	assert_int_equal(sg_worker_emit(f->worker, "[1,2][3]", 5), 0);
+	expect_record(f, "[1,2]", 5);
+
+	fake_finish(f);
+	assert_int_equal(sg_worker_emit(f->worker, s_record, strlen(s_record)), -ENOTCONN);
+	assert_int_equal(sg_worker_emit(f->worker, NULL, 1), -EINVAL);
+}
+
+/* Before sg_worker_run, and while it waits for Welcome: not connected.
+ * The arguments are checked first. */
+static void test_emit_before_welcome(void **state)
+{
+	(void)state;
+	struct fake *f _cleanup_fake_ = fake_new("w");
+	assert_int_equal(sg_worker_on(f->worker, "openat", h_errno, NULL, SG_EXC_KILL), 0);
+	assert_int_equal(sg_worker_emit(f->worker, s_record, strlen(s_record)), -ENOTCONN);
+	assert_int_equal(sg_worker_emit(f->worker, NULL, 5), -EINVAL);
+	assert_int_equal(sg_worker_emit(f->worker, s_record, 0), -EINVAL);
+	assert_int_equal(sg_worker_emit(f->worker, big_record, PROTO_MAX_RECORD + 1), -EMSGSIZE);
+	assert_int_equal(sg_worker_emit(NULL, s_record, strlen(s_record)), -EINVAL);
+
+	fake_start(f);
+	Sysgate__V1__Envelope *hello _cleanup_envelope_ =
+		fake_recv(f, SYSGATE__V1__ENVELOPE__BODY_HELLO);
+	/* Hello sent, no Welcome yet. */
+	assert_int_equal(sg_worker_emit(f->worker, s_record, strlen(s_record)), -ENOTCONN);
+	send_welcome(f, true);
+	/* Nothing was sent meanwhile: the next message is the Action. */
+	send_snapshot(f, 1, 0);
+	Sysgate__V1__Envelope *a _cleanup_envelope_ = expect_action(f, 1);
+	assert_int_equal(a->action->kind_case, SYSGATE__V1__ACTION__KIND_DO_ERRNO);
+	fake_finish(f);
+	assert_int_equal(sg_worker_emit(f->worker, s_record, strlen(s_record)), -ENOTCONN);
+}
+
+/* A run the supervisor refused never connects. */
+static void test_emit_not_accepted(void **state)
+{
+	(void)state;
+	struct fake *f _cleanup_fake_ = fake_new("w");
+	fake_start(f);
+	Sysgate__V1__Envelope *hello _cleanup_envelope_ =
+		fake_recv(f, SYSGATE__V1__ENVELOPE__BODY_HELLO);
+	send_welcome(f, false);
+	assert_int_equal(fake_join(f), -EPERM);
+	assert_int_equal(sg_worker_emit(f->worker, s_record, strlen(s_record)), -ENOTCONN);
+}
+
+/* sg_ctx_flags: the Snapshot's flags in the handler call, 0 once it
+ * returned. */
+struct flags_case {
+	const char *name;
+	uint32_t flags;
+};
+
+static struct flags_case flags_cases[] = {
+	{ "sg_ctx_flags 1", 1 },
+	{ "sg_ctx_flags 0", 0 },
+	{ "sg_ctx_flags UINT32_MAX", UINT32_MAX },
+};
+
+static void test_ctx_flags(void **state)
+{
+	const struct flags_case *c = *state;
+	struct emitted e = { .flags = ~c->flags };
+	struct fake *f _cleanup_fake_ = fake_new("w");
+	e.w = f->worker;
+	assert_int_equal(sg_worker_on(f->worker, "openat", h_emit, &e, SG_EXC_KILL), 0);
+	fake_handshake(f);
+	send_snapshot_flags(f, 4, 0, c->flags);
+	expect_record(f, s_record, strlen(s_record));
+	expect_record(f, big_record, PROTO_MAX_RECORD);
+	Sysgate__V1__Envelope *a _cleanup_envelope_ = expect_action(f, 4);
+	assert_true(e.flags == c->flags);
+	/* The context the test kept is stale now. */
+	assert_non_null(e.ctx);
+	assert_int_equal(sg_ctx_flags(e.ctx), 0);
+	assert_int_equal(sg_ctx_flags(NULL), 0);
+	fake_finish(f);
+}
+
 static const struct CMUnitTest fixed_tests[] = {
 	cmocka_unit_test(test_hello),
 	cmocka_unit_test(test_hello_name_from_argument),
@@ -1074,6 +1226,9 @@ static const struct CMUnitTest fixed_tests[] = {
 	cmocka_unit_test(test_link_closed),
 	cmocka_unit_test(test_concurrent_handlers),
 	cmocka_unit_test(test_ctx_from_another_thread),
+	cmocka_unit_test(test_emit),
+	cmocka_unit_test(test_emit_before_welcome),
+	cmocka_unit_test(test_emit_not_accepted),
 };
 
 static int teardown_fake(void **state)
@@ -1086,9 +1241,13 @@ static int teardown_fake(void **state)
 
 int main(void)
 {
+	memset(big_record, 'x', sizeof(big_record));
+	big_record[0] = '"';
+	big_record[PROTO_MAX_RECORD - 1] = '"';
 	struct CMUnitTest tests[ARRAY_SIZE(fixed_tests) + ARRAY_SIZE(action_cases) +
 				ARRAY_SIZE(read_cases) + ARRAY_SIZE(pool_cases) +
-				ARRAY_SIZE(end_cases) + ARRAY_SIZE(proto_cases)];
+				ARRAY_SIZE(end_cases) + ARRAY_SIZE(proto_cases) +
+				ARRAY_SIZE(flags_cases)];
 	size_t n = 0;
 	UNIT_TESTS(tests, n, fixed_tests);
 	UNIT_ROWS(tests, n, test_action, action_cases);
@@ -1096,6 +1255,7 @@ int main(void)
 	UNIT_ROWS(tests, n, test_pool, pool_cases);
 	UNIT_ROWS(tests, n, test_end_while_waiting, end_cases);
 	UNIT_ROWS(tests, n, test_protocol_error_while_waiting, proto_cases);
+	UNIT_ROWS(tests, n, test_ctx_flags, flags_cases);
 	for (size_t i = 0; i < n; i++)
 		tests[i].teardown_func = teardown_fake;
 	return cmocka_run_group_tests_name("sdk_worker", tests, NULL, NULL);

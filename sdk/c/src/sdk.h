@@ -142,6 +142,7 @@ struct sg_worker {
 	uint32_t outstanding; /* snapshots queued or in a handler call */
 	struct mem_wait *mem_waits;
 	uint64_t last_request_id;
+	bool welcomed; /* the handshake succeeded: records may be sent */
 	/* The run ended: result is what sg_worker_run() returns (0 for the
 	 * supervisor's orderly end), result_err its message. */
 	bool ended;

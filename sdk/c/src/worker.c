@@ -216,6 +216,9 @@ static int worker_welcome(sg_worker *w, struct sg_err *err)
 		w->max_inflight = m->welcome->max_inflight;
 		w->max_mem_request = m->welcome->max_mem_request;
 		w->max_inject = m->welcome->max_inject;
+		pthread_mutex_lock(&w->lock);
+		w->welcomed = true; /* sg_worker_emit may ask from another thread */
+		pthread_mutex_unlock(&w->lock);
 		return 0;
 	case SYSGATE__V1__ENVELOPE__BODY_ERROR:
 		return err_set(err, EPERM, "not accepted by the supervisor: %s",
@@ -554,8 +557,7 @@ int sg_worker_emit(sg_worker *w, const char *json, size_t len)
 	if (len > PROTO_MAX_RECORD)
 		return -EMSGSIZE;
 	pthread_mutex_lock(&w->lock);
-	/* Welcomed (Welcome set the limits) and not ended. */
-	bool running = w->started && w->max_inflight && !w->ended;
+	bool running = w->welcomed && !w->ended;
 	pthread_mutex_unlock(&w->lock);
 	if (!running)
 		return -ENOTCONN;
