@@ -1,16 +1,19 @@
 /* sysgate-bench: measures what a syscall costs under sysgate, as ratios taken in one run.
  *
  * Each case runs sg_bench_loop (directly or under `sysgate run`, possibly with the C
- * handler worker sg_bench_worker), which calls one syscall N times and prints the mean ns
- * per call.  Repetitions are interleaved (rep 1 of every case, then rep 2 of every case,
- * ...) so all cases share the machine's conditions, and every figure is reported against
- * the inline-supervisor path (SPEC section 9).
+ * handler worker sg_bench_worker or the Python one, bench-worker.py), which calls one
+ * syscall N times and prints the mean ns per call.  Repetitions are interleaved (rep 1 of
+ * every case, then rep 2 of every case, ...) so all cases share the machine's conditions,
+ * and every figure is reported against the inline-supervisor path (SPEC section 9).
  *
- *   sysgate-bench [--sysgate PATH] [--loop PATH] [--worker-bin PATH] [--reps N] [--iters N]
- *                 [--quick] [--help]
+ *   sysgate-bench [--sysgate PATH] [--loop PATH] [--worker-bin PATH] [--python PATH]
+ *                 [--py-worker PATH] [--py-sdk DIR] [--sdk-lib PATH] [--no-python]
+ *                 [--reps N] [--iters N] [--quick] [--help]
  */
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <ftw.h>
 #include <getopt.h>
 #include <limits.h>
 #include <math.h>
@@ -18,9 +21,11 @@
 #include <sched.h>
 #include <signal.h>
 #include <spawn.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/utsname.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -34,6 +39,9 @@ extern char **environ;
 #define MIN_TRAPPED_ITERS 1000L
 #define WORKER_ITERS_DIV 4 /* worker cases run trapped iterations / 4 */
 #define MIN_WORKER_ITERS 500L
+#define PYTHON_ITERS_DIV 4 /* Python worker cases run worker iterations / 4 */
+#define MIN_PYTHON_ITERS 100L
+#define DEFAULT_PYTHON "/usr/bin/python3"
 #define MAX_REPS 1000L
 #define MAX_ITERS 1000000000L
 #define OUT_CAP 4096
@@ -48,19 +56,27 @@ enum case_id {
 	C_WORKER_CONTINUE,
 	C_WORKER_PATH,
 	C_WORKER_READ,
+	C_PY_CONTINUE,
+	C_PY_PATH,
+	C_PY_READ,
 	C_COUNT
 };
 
 /* Which iteration count a case uses: the slower the path, the fewer calls. */
-enum case_iters { ITERS_UNTRAPPED, ITERS_TRAPPED, ITERS_WORKER };
+enum case_iters { ITERS_UNTRAPPED, ITERS_TRAPPED, ITERS_WORKER, ITERS_PYTHON, ITERS_COUNT };
+
+/* Which worker answers a --worker case. */
+enum worker_lang { LANG_NONE, LANG_C, LANG_PYTHON };
 
 struct bench_case {
 	const char *name;
 	const char *syscall; /* what the loop calls */
 	const char *sg_flag; /* NULL: run the loop directly; "": sysgate with no extra flag */
-	const char *sg_arg;  /* for --worker: the sg_bench_worker MODE */
+	const char *sg_arg;  /* for --worker: the worker's MODE */
 	enum case_iters iters;
 	int counterpart; /* the inline case trapping the same syscall, or -1 */
+	enum worker_lang lang;
+	int c_twin; /* for a Python worker case: the C worker case with the same MODE */
 };
 
 static const struct bench_case cases[C_COUNT] = {
@@ -72,11 +88,17 @@ static const struct bench_case cases[C_COUNT] = {
 	[C_INLINE_PATH] = { "inline-path", "faccessat", "--trap", "faccessat", ITERS_TRAPPED, -1 },
 	[C_INLINE_READ] = { "inline-read", "pwrite64", "--trap", "pwrite64", ITERS_TRAPPED, -1 },
 	[C_WORKER_CONTINUE] = { "worker-continue", "getppid", "--worker", "continue", ITERS_WORKER,
-				C_INLINE_CONTINUE },
+				C_INLINE_CONTINUE, LANG_C, -1 },
 	[C_WORKER_PATH] = { "worker-path", "faccessat", "--worker", "path", ITERS_WORKER,
-			    C_INLINE_PATH },
+			    C_INLINE_PATH, LANG_C, -1 },
 	[C_WORKER_READ] = { "worker-read", "pwrite64", "--worker", "read", ITERS_WORKER,
-			    C_INLINE_READ },
+			    C_INLINE_READ, LANG_C, -1 },
+	[C_PY_CONTINUE] = { "py-continue", "getppid", "--worker", "continue", ITERS_PYTHON,
+			    C_INLINE_CONTINUE, LANG_PYTHON, C_WORKER_CONTINUE },
+	[C_PY_PATH] = { "py-path", "faccessat", "--worker", "path", ITERS_PYTHON, C_INLINE_PATH,
+			LANG_PYTHON, C_WORKER_PATH },
+	[C_PY_READ] = { "py-read", "pwrite64", "--worker", "read", ITERS_PYTHON, C_INLINE_READ,
+			LANG_PYTHON, C_WORKER_READ },
 };
 
 struct stats {
@@ -84,17 +106,25 @@ struct stats {
 };
 
 static const char usage[] =
-	"Usage: sysgate-bench [--sysgate PATH] [--loop PATH] [--worker-bin PATH] [--reps N]\n"
-	"                     [--iters N] [--quick]\n"
+	"Usage: sysgate-bench [--sysgate PATH] [--loop PATH] [--worker-bin PATH] [--python PATH]\n"
+	"                     [--py-worker PATH] [--py-sdk DIR] [--sdk-lib PATH] [--no-python]\n"
+	"                     [--reps N] [--iters N] [--quick]\n"
 	"Measure the cost per syscall of running under sysgate, as ratios within one run.\n"
 	"\n"
 	"  --sysgate PATH     the sysgate binary (default: ../sysgate next to this program)\n"
 	"  --loop PATH        the sg_bench_loop binary (default: next to this program)\n"
 	"  --worker-bin PATH  the sg_bench_worker binary (default: next to the loop)\n"
+	"  --python PATH      the interpreter of the Python worker (default " DEFAULT_PYTHON ")\n"
+	"  --py-worker PATH   the Python worker (default: bench/bench-worker.py of the source\n"
+	"                     tree this program was built from)\n"
+	"  --py-sdk DIR       the directory holding the sysgate package (default: sdk/python\n"
+	"                     of that source tree)\n"
+	"  --sdk-lib PATH     libsysgate.so for the Python SDK (default: next to sysgate)\n"
+	"  --no-python        leave the Python worker cases out\n"
 	"  --reps N           repetitions of every case (default 7)\n"
 	"  --iters N          syscalls per run for untrapped cases (default 200000);\n"
-	"                     trapped cases use N/10 (at least 1000), worker cases N/40\n"
-	"                     (at least 500)\n"
+	"                     trapped cases use N/10 (at least 1000), C worker cases N/40\n"
+	"                     (at least 500), Python worker cases N/160 (at least 100)\n"
 	"  --quick            reps 3, iters 20000: proves the benchmark works in a few seconds\n"
 	"  --help             show this help and exit\n"
 	"\n"
@@ -103,7 +133,8 @@ static const char usage[] =
 	"(--hostname, uname writes memory), inline-path (--trap faccessat), inline-read\n"
 	"(--trap pwrite64); answered by a C worker: worker-continue (getppid, continue),\n"
 	"worker-path (faccessat, reads the pre-read path), worker-read (pwrite64, reads 256\n"
-	"bytes of the child through the memory proxy).\n";
+	"bytes of the child through the memory proxy); answered by the same handlers in a\n"
+	"Python worker (the Python SDK): py-continue, py-path, py-read.\n";
 
 /* --- small helpers -------------------------------------------------------- */
 
@@ -171,6 +202,164 @@ static char *dir_of(const char *path)
 	if (slash == path)
 		return strdup("/");
 	return strndup(path, (size_t)(slash - path));
+}
+
+/* --- staging the Python worker ---------------------------------------------- */
+
+/* The Python interpreter opens its script, the package and the library itself, inside the
+ * worker sandbox: Landlock lets it read the system directories, sysgate's directory and the
+ * directories of the files on its command line, no more (sdk/python is not among them), and
+ * run as root sysgate makes it nobody, who may not be able to enter the checkout (CI keeps
+ * it under a directory only root may enter).  Like sysgate.run, the benchmark copies what
+ * the worker needs (bench-worker.py, the sysgate package, libsysgate.so) into one fresh
+ * directory every user can read, next to the script, and points PYTHONPATH and SYSGATE_LIB
+ * there: sysgate passes its environment on to its workers. */
+
+static int copy_file(const char *src, const char *dst, char *why, size_t why_cap)
+{
+	char buf[65536];
+	int rc = -1, out = -1;
+	int in = open(src, O_RDONLY | O_CLOEXEC);
+	if (in < 0) {
+		snprintf(why, why_cap, "cannot read %s: %s", src, strerror(errno));
+		return -1;
+	}
+	out = open(dst, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+	if (out < 0 || fchmod(out, 0644) < 0) { /* whatever the umask */
+		snprintf(why, why_cap, "cannot create %s: %s", dst, strerror(errno));
+		goto done;
+	}
+	for (;;) {
+		ssize_t n = read(in, buf, sizeof(buf));
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0) {
+			snprintf(why, why_cap, "reading %s: %s", src, strerror(errno));
+			goto done;
+		}
+		if (n == 0)
+			break;
+		for (ssize_t off = 0; off < n;) {
+			ssize_t w = write(out, buf + off, (size_t)(n - off));
+			if (w < 0 && errno == EINTR)
+				continue;
+			if (w < 0) {
+				snprintf(why, why_cap, "writing %s: %s", dst, strerror(errno));
+				goto done;
+			}
+			off += w;
+		}
+	}
+	rc = 0;
+done:
+	if (out >= 0 && close(out) < 0 && rc == 0) {
+		snprintf(why, why_cap, "writing %s: %s", dst, strerror(errno));
+		rc = -1;
+	}
+	close(in);
+	return rc;
+}
+
+/* Copies the regular files and directories below src into the new directory dst, without
+ * hidden entries and __pycache__. */
+static int copy_tree(const char *src, const char *dst, char *why, size_t why_cap)
+{
+	if (mkdir(dst, 0755) < 0 || chmod(dst, 0755) < 0) {
+		snprintf(why, why_cap, "cannot create %s: %s", dst, strerror(errno));
+		return -1;
+	}
+	DIR *d = opendir(src);
+	if (!d) {
+		snprintf(why, why_cap, "cannot read %s: %s", src, strerror(errno));
+		return -1;
+	}
+	int rc = 0;
+	struct dirent *e;
+	while (rc == 0 && (e = readdir(d)) != NULL) {
+		if (e->d_name[0] == '.' || strcmp(e->d_name, "__pycache__") == 0)
+			continue;
+		char *from = join_path(src, e->d_name), *to = join_path(dst, e->d_name);
+		struct stat st;
+		if (!from || !to) {
+			snprintf(why, why_cap, "out of memory");
+			rc = -1;
+		} else if (stat(from, &st) < 0) {
+			snprintf(why, why_cap, "cannot stat %s: %s", from, strerror(errno));
+			rc = -1;
+		} else if (S_ISDIR(st.st_mode)) {
+			rc = copy_tree(from, to, why, why_cap);
+		} else if (S_ISREG(st.st_mode)) {
+			rc = copy_file(from, to, why, why_cap);
+		}
+		free(from);
+		free(to);
+	}
+	closedir(d);
+	return rc;
+}
+
+static int remove_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
+{
+	(void)st;
+	(void)ftw;
+	(void)(flag == FTW_DP ? rmdir(path) : unlink(path));
+	return 0;
+}
+
+static void remove_tree(const char *dir)
+{
+	nftw(dir, remove_entry, 16, FTW_DEPTH | FTW_PHYS);
+}
+
+/* Stages the Python worker into a new directory (returned, malloc'd, in *stage even on
+ * failure once created, for the caller to remove) and exports PYTHONPATH and SYSGATE_LIB
+ * for it.  *script receives the staged worker's path. */
+static int stage_python(const char *py_worker, const char *py_sdk, const char *sdk_lib,
+			char **stage, char **script, char *why, size_t why_cap)
+{
+	const char *tmp = getenv("TMPDIR");
+	char *templ = NULL, *pkg_src = NULL, *pkg_dst = NULL, *lib = NULL;
+	int rc = -1;
+
+	*stage = *script = NULL;
+	if (asprintf(&templ, "%s/sysgate-bench-XXXXXX", tmp && tmp[0] ? tmp : "/tmp") < 0) {
+		templ = NULL;
+		snprintf(why, why_cap, "out of memory");
+		goto done;
+	}
+	if (!mkdtemp(templ)) {
+		snprintf(why, why_cap, "cannot create %s: %s", templ, strerror(errno));
+		goto done;
+	}
+	*stage = templ;
+	templ = NULL;
+	if (chmod(*stage, 0755) < 0) {
+		snprintf(why, why_cap, "chmod %s: %s", *stage, strerror(errno));
+		goto done;
+	}
+	pkg_src = join_path(py_sdk, "sysgate");
+	pkg_dst = join_path(*stage, "sysgate");
+	lib = join_path(*stage, "libsysgate.so");
+	*script = join_path(*stage, "bench-worker.py");
+	if (!pkg_src || !pkg_dst || !lib || !*script) {
+		snprintf(why, why_cap, "out of memory");
+		goto done;
+	}
+	if (copy_file(py_worker, *script, why, why_cap) < 0 ||
+	    copy_tree(pkg_src, pkg_dst, why, why_cap) < 0 ||
+	    copy_file(sdk_lib, lib, why, why_cap) < 0)
+		goto done;
+	if (setenv("PYTHONPATH", *stage, 1) < 0 || setenv("SYSGATE_LIB", lib, 1) < 0) {
+		snprintf(why, why_cap, "setenv: %s", strerror(errno));
+		goto done;
+	}
+	rc = 0;
+done:
+	free(templ);
+	free(pkg_src);
+	free(pkg_dst);
+	free(lib);
+	return rc;
 }
 
 /* --- running one case ----------------------------------------------------- */
@@ -364,7 +553,7 @@ static void print_summary(const char *label, double num, double den)
 		printf("%-44s %9s\n", label, "n/a");
 }
 
-static int print_json(const struct stats *st)
+static int print_json(const struct stats *st, const bool *skip)
 {
 	char buf[2048];
 	size_t off = 0;
@@ -372,10 +561,13 @@ static int print_json(const struct stats *st)
 	if (n < 0 || (size_t)n >= sizeof(buf))
 		return -1;
 	off = (size_t)n;
-	for (int c = 0; c < C_COUNT; c++) {
+	for (int c = 0, first = 1; c < C_COUNT; c++) {
+		if (skip[c])
+			continue;
 		n = snprintf(buf + off, sizeof(buf) - off,
 			     "%s\"%s\":{\"median_ns\":%.1f,\"min_ns\":%.1f,\"max_ns\":%.1f}",
-			     c ? "," : "", cases[c].name, st[c].median, st[c].min, st[c].max);
+			     first ? "" : ",", cases[c].name, st[c].median, st[c].min, st[c].max);
+		first = 0;
 		if (n < 0 || (size_t)n >= sizeof(buf) - off)
 			return -1;
 		off += (size_t)n;
@@ -387,8 +579,8 @@ static int print_json(const struct stats *st)
 	return 0;
 }
 
-static void print_context(const char *sysgate, const char *loop, const char *worker, long reps,
-			  const long *iters)
+static void print_context(const char *sysgate, const char *loop, const char *worker,
+			  const char *py_worker, long reps, const long *iters)
 {
 	struct utsname u;
 	cpu_set_t set;
@@ -403,19 +595,38 @@ static void print_context(const char *sysgate, const char *loop, const char *wor
 	printf("sysgate:  %s\n", sysgate);
 	printf("loop:     %s\n", loop);
 	printf("worker:   %s\n", worker);
+	printf("python:   %s\n", py_worker ? py_worker : "(left out: --no-python)");
 	printf("runs:     %ld reps, interleaved; iterations: %ld untrapped, %ld trapped inline, "
-	       "%ld worker\n",
-	       reps, iters[ITERS_UNTRAPPED], iters[ITERS_TRAPPED], iters[ITERS_WORKER]);
+	       "%ld C worker, %ld Python worker\n",
+	       reps, iters[ITERS_UNTRAPPED], iters[ITERS_TRAPPED], iters[ITERS_WORKER],
+	       iters[ITERS_PYTHON]);
 	printf("\n");
 	fflush(stdout);
 }
 
-static void print_table(const struct stats *st)
+/* A Python worker case against the C worker case and the inline case of its syscall. */
+static void print_python_summary(const char *mode, const struct stats *st, int py)
+{
+	char label[64];
+	int twin = cases[py].c_twin, own = cases[py].counterpart;
+	snprintf(label, sizeof(label), "Python worker vs C worker, %s", mode);
+	if (st[twin].median > 0 && st[own].median > 0)
+		printf("%-44s %8.2fx  (%.2fx %s)\n", label, st[py].median / st[twin].median,
+		       st[py].median / st[own].median, cases[own].name);
+	else
+		printf("%-44s %9s\n", label, "n/a");
+}
+
+static void print_table(const struct stats *st, const bool *skip)
 {
 	const double ref_inline = st[C_INLINE_CONTINUE].median, ref_plain = st[C_PLAIN].median;
 	printf("%-16s %10s %10s %10s %10s %10s %10s\n", "case", "median_ns", "min_ns", "max_ns",
 	       "x_inline", "x_plain", "x_own");
 	for (int c = 0; c < C_COUNT; c++) {
+		if (skip[c]) {
+			printf("%-16s %10s\n", cases[c].name, "skipped");
+			continue;
+		}
 		printf("%-16s %10.1f %10.1f %10.1f", cases[c].name, st[c].median, st[c].min,
 		       st[c].max);
 		print_ratio(st[c].median, ref_inline);
@@ -436,6 +647,11 @@ static void print_table(const struct stats *st)
 		      st[C_WORKER_CONTINUE].median);
 	print_summary("proxied 256-byte read vs worker continue", st[C_WORKER_READ].median,
 		      st[C_WORKER_CONTINUE].median);
+	if (skip[C_PY_CONTINUE])
+		return;
+	print_python_summary("continue", st, C_PY_CONTINUE);
+	print_python_summary("path", st, C_PY_PATH);
+	print_python_summary("read", st, C_PY_READ);
 }
 
 /* --- main ------------------------------------------------------------------- */
@@ -461,6 +677,11 @@ int main(int argc, char **argv)
 		OPT_SYSGATE = 256,
 		OPT_LOOP,
 		OPT_WORKER_BIN,
+		OPT_PYTHON,
+		OPT_PY_WORKER,
+		OPT_PY_SDK,
+		OPT_SDK_LIB,
+		OPT_NO_PYTHON,
 		OPT_REPS,
 		OPT_ITERS,
 		OPT_QUICK,
@@ -470,6 +691,11 @@ int main(int argc, char **argv)
 		{ "sysgate", required_argument, NULL, OPT_SYSGATE },
 		{ "loop", required_argument, NULL, OPT_LOOP },
 		{ "worker-bin", required_argument, NULL, OPT_WORKER_BIN },
+		{ "python", required_argument, NULL, OPT_PYTHON },
+		{ "py-worker", required_argument, NULL, OPT_PY_WORKER },
+		{ "py-sdk", required_argument, NULL, OPT_PY_SDK },
+		{ "sdk-lib", required_argument, NULL, OPT_SDK_LIB },
+		{ "no-python", no_argument, NULL, OPT_NO_PYTHON },
 		{ "reps", required_argument, NULL, OPT_REPS },
 		{ "iters", required_argument, NULL, OPT_ITERS },
 		{ "quick", no_argument, NULL, OPT_QUICK },
@@ -477,8 +703,10 @@ int main(int argc, char **argv)
 		{ NULL, 0, NULL, 0 },
 	};
 	const char *sysgate_opt = NULL, *loop_opt = NULL, *worker_opt = NULL;
+	const char *python = DEFAULT_PYTHON, *py_worker_opt = SG_BENCH_PY_WORKER;
+	const char *py_sdk = SG_BENCH_PY_SDK, *sdk_lib_opt = NULL;
 	long reps = -1, iters = -1;
-	int quick = 0, opt;
+	int quick = 0, no_python = 0, opt;
 
 	while ((opt = getopt_long(argc, argv, "", opts, NULL)) != -1) {
 		switch (opt) {
@@ -490,6 +718,21 @@ int main(int argc, char **argv)
 			break;
 		case OPT_WORKER_BIN:
 			worker_opt = optarg;
+			break;
+		case OPT_PYTHON:
+			python = optarg;
+			break;
+		case OPT_PY_WORKER:
+			py_worker_opt = optarg;
+			break;
+		case OPT_PY_SDK:
+			py_sdk = optarg;
+			break;
+		case OPT_SDK_LIB:
+			sdk_lib_opt = optarg;
+			break;
+		case OPT_NO_PYTHON:
+			no_python = 1;
 			break;
 		case OPT_REPS:
 			if (parse_long(optarg, 1, MAX_REPS, &reps) < 0) {
@@ -526,17 +769,22 @@ int main(int argc, char **argv)
 		reps = quick ? QUICK_REPS : DEFAULT_REPS;
 	if (iters < 0)
 		iters = quick ? QUICK_ITERS : DEFAULT_ITERS;
-	long case_iters[] = {
+	long case_iters[ITERS_COUNT] = {
 		[ITERS_UNTRAPPED] = iters,
 		[ITERS_TRAPPED] = iters / 10 > MIN_TRAPPED_ITERS ? iters / 10 : MIN_TRAPPED_ITERS,
 		[ITERS_WORKER] = iters / 10 / WORKER_ITERS_DIV > MIN_WORKER_ITERS
 					 ? iters / 10 / WORKER_ITERS_DIV
 					 : MIN_WORKER_ITERS,
 	};
+	case_iters[ITERS_PYTHON] = case_iters[ITERS_WORKER] / PYTHON_ITERS_DIV > MIN_PYTHON_ITERS
+					   ? case_iters[ITERS_WORKER] / PYTHON_ITERS_DIV
+					   : MIN_PYTHON_ITERS;
 
 	int ret = 1;
 	char *dir = NULL, *sysgate = NULL, *loop = NULL, *loop_dir = NULL, *worker = NULL;
+	char *sdk_lib = NULL, *stage = NULL, *py_script = NULL, *py_cmd = NULL;
 	char *sg_args[C_COUNT] = { NULL };
+	bool skip[C_COUNT] = { false };
 	double *samples = NULL, *scratch = NULL;
 
 	if (!sysgate_opt || !loop_opt) {
@@ -583,11 +831,49 @@ int main(int argc, char **argv)
 			worker);
 		goto out;
 	}
+	if (!no_python) {
+		char why[512];
+		if (sdk_lib_opt) {
+			sdk_lib = strdup(sdk_lib_opt);
+		} else {
+			char *sg_dir = dir_of(sysgate);
+			sdk_lib = sg_dir ? join_path(sg_dir, "libsysgate.so") : NULL;
+			free(sg_dir);
+		}
+		if (!sdk_lib) {
+			fprintf(stderr, "sysgate-bench: out of memory\n");
+			goto out;
+		}
+		if (check_executable("python", python, "--python or --no-python") < 0)
+			goto out;
+		if (stage_python(py_worker_opt, py_sdk, sdk_lib, &stage, &py_script, why,
+				 sizeof(why)) < 0) {
+			fprintf(stderr,
+				"sysgate-bench: cannot stage the Python worker: %s (use --py-worker, "
+				"--py-sdk, --sdk-lib or --no-python)\n",
+				why);
+			goto out;
+		}
+		if (asprintf(&py_cmd, "%s %s", python, py_script) < 0) {
+			py_cmd = NULL;
+			fprintf(stderr, "sysgate-bench: out of memory\n");
+			goto out;
+		}
+		if (strpbrk(python, " \t\n") || strpbrk(py_script, " \t\n")) {
+			fprintf(stderr,
+				"sysgate-bench: Python worker command '%s' contains blanks, which "
+				"`sysgate --worker` cannot pass; use --python or TMPDIR\n",
+				py_cmd);
+			goto out;
+		}
+	}
 	for (int c = 0; c < C_COUNT; c++) {
-		if (!cases[c].sg_arg)
+		skip[c] = no_python && cases[c].lang == LANG_PYTHON;
+		if (!cases[c].sg_arg || skip[c])
 			continue;
 		if (strcmp(cases[c].sg_flag, "--worker") == 0) {
-			if (asprintf(&sg_args[c], "%s %s", worker, cases[c].sg_arg) < 0)
+			const char *cmd = cases[c].lang == LANG_PYTHON ? py_cmd : worker;
+			if (asprintf(&sg_args[c], "%s %s", cmd, cases[c].sg_arg) < 0)
 				sg_args[c] = NULL;
 		} else {
 			sg_args[c] = strdup(cases[c].sg_arg);
@@ -598,11 +884,13 @@ int main(int argc, char **argv)
 		}
 	}
 
-	print_context(sysgate, loop, worker, reps, case_iters);
+	print_context(sysgate, loop, worker, py_cmd, reps, case_iters);
 
 	for (long r = 0; r < reps; r++) {
 		for (int c = 0; c < C_COUNT; c++) {
 			char why[512];
+			if (skip[c])
+				continue;
 			if (run_case(&cases[c], sg_args[c], sysgate, loop,
 				     case_iters[cases[c].iters], &samples[c * reps + r], why,
 				     sizeof(why)) < 0) {
@@ -617,8 +905,8 @@ int main(int argc, char **argv)
 	struct stats st[C_COUNT];
 	for (int c = 0; c < C_COUNT; c++)
 		st[c] = compute_stats(&samples[c * reps], reps, scratch);
-	print_table(st);
-	if (print_json(st) < 0) {
+	print_table(st, skip);
+	if (print_json(st, skip) < 0) {
 		fprintf(stderr, "sysgate-bench: JSON line too long\n");
 		goto out;
 	}
@@ -629,6 +917,12 @@ int main(int argc, char **argv)
 	ret = 0;
 
 out:
+	if (stage)
+		remove_tree(stage);
+	free(stage);
+	free(py_script);
+	free(py_cmd);
+	free(sdk_lib);
 	for (int c = 0; c < C_COUNT; c++)
 		free(sg_args[c]);
 	free(samples);

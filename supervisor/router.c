@@ -398,7 +398,7 @@ static void worker_failed(struct router *rt, struct worker *w, const char *kind,
 			worker_pump_output(w);
 		char tail[400], msg[sizeof(rt->start_err.msg)];
 		worker_tail(w, tail, sizeof(tail));
-		snprintf(msg, sizeof(msg), "--worker '%.100s': %.200s%s%.150s", w->spec, why,
+		snprintf(msg, sizeof(msg), "--worker '%.180s': %.200s%s%.100s", w->spec, why,
 			 *tail ? "; its output: " : "", tail);
 		start_failed(rt, msg);
 		return;

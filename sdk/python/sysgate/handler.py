@@ -1,0 +1,436 @@
+"""Handlers, their registrations, and serving them as a worker (SPEC 6).
+
+A worker process calls :func:`serve`; the C SDK connects to the supervisor,
+receives notifications and calls the registered handlers on its handler
+threads (``SYSGATE_WORKER_THREADS`` of them). Each call enters Python
+through one ctypes callback, which builds a :class:`HandlerCtx`, calls
+``handle`` (waiting for it on an asyncio loop if it is a coroutine), and
+sets the returned :class:`NotifAction` on the C action.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import errno
+import inspect
+import json
+import os
+import re
+import reprlib
+import sys
+import threading
+import traceback
+from typing import (Any, Awaitable, List, NamedTuple, Optional, Sequence,
+                    Tuple, Union)
+
+from . import _native
+from ._errors import SysgateError
+from .action import ExceptionPolicy, NotifAction
+from .ctx import HandlerCtx
+
+#: Handler threads of a Python worker unless told otherwise.
+DEFAULT_THREADS = 16
+#: The C SDK's limit.
+MAX_THREADS = 64
+#: The longest record sg_worker_emit takes, bytes.
+MAX_RECORD_BYTES = 64 << 10
+
+ENV_URL = "SYSGATE_WORKER_URL"
+ENV_THREADS = "SYSGATE_WORKER_THREADS"
+
+Syscall = Union[str, int]
+HandlerList = Sequence[Tuple[Syscall, "Handler"]]
+
+
+class Handler:
+    """Base class of handlers: subclass it and override :meth:`handle`.
+
+    ``on_exception`` (class or instance attribute) is what answers when
+    ``handle`` fails (raises, returns something that is not a valid
+    :class:`NotifAction`), hangs past ``--handler-timeout``, or the worker
+    dies: :attr:`ExceptionPolicy.KILL` by default (fail closed).
+
+    ``handle`` may be ``async def``: it then runs on the worker's asyncio
+    loop, so slow handlers overlap (up to the worker's handler threads).
+
+    Handlers run in the worker process, possibly on several threads at
+    once: state they share must be thread-safe. With :func:`sysgate.run`,
+    the handler objects are copies (pickled into a separate, sandboxed
+    worker process): changes to their state are not seen by the caller.
+    Use :meth:`emit` to send results back.
+    """
+
+    on_exception: ExceptionPolicy = ExceptionPolicy.KILL
+
+    def handle(self, ctx: HandlerCtx) -> Union[NotifAction,
+                                               Awaitable[NotifAction]]:
+        """Decides one trapped syscall: returns the action to take."""
+        raise NotImplementedError(
+            f"{type(self).__name__} does not override Handler.handle")
+
+    def emit(self, obj: Any) -> None:
+        """Sends ``obj`` (JSON-serializable) to whoever runs the sandbox.
+
+        It lands in sysgate's ``--audit`` log as
+        ``{"type": "record", "worker": ..., "data": obj}``, and in
+        ``RunResult.records`` of :func:`sysgate.run`: the supported way to
+        get results out of a worker. At most 64 KiB of JSON; strings must
+        be valid Unicode without NUL (a path with undecodable bytes holds
+        surrogate escapes: convert it, for example with
+        ``os.fsencode(p).decode("utf-8", "backslashreplace")``).
+        Raises SysgateError outside a running worker.
+        """
+        worker = _current_worker
+        if worker is None:
+            raise SysgateError(
+                "Handler.emit: no worker is running in this process (emit "
+                "works in handlers served by serve() or run())")
+        worker.emit(obj)
+
+
+class Registration(NamedTuple):
+    """One checked ``(syscall, handler)`` pair."""
+
+    nr: int
+    name: str
+    handler: Handler
+    on_exception: ExceptionPolicy
+
+
+def resolve_syscall(syscall: Syscall) -> Tuple[int, str]:
+    """``(number, name)`` of a native syscall given by name or number.
+
+    TypeError for anything but str or int (bool included); ValueError for
+    negative numbers and syscalls unknown on this architecture.
+    """
+    if isinstance(syscall, bool):
+        raise TypeError(f"syscall {syscall!r} is a bool, not a name or number")
+    if isinstance(syscall, int):
+        if syscall < 0:
+            raise ValueError(f"syscall number {syscall} is negative")
+        name = _native.syscall_name(syscall)
+        if name is None:
+            raise ValueError(
+                f"syscall number {syscall} is unknown on this architecture")
+        return int(syscall), name
+    if isinstance(syscall, str):
+        nr = _native.syscall_nr(syscall) if syscall and "\0" not in syscall \
+            else -1
+        if nr < 0:
+            raise ValueError(
+                f"unknown syscall {syscall!r} on this architecture")
+        return nr, _native.syscall_name(nr) or syscall
+    raise TypeError(f"syscall must be a name or a number, not "
+                    f"{type(syscall).__name__}")
+
+
+def _policy(handler: Handler) -> ExceptionPolicy:
+    p = handler.on_exception
+    if isinstance(p, bool) or not isinstance(p, int):
+        raise TypeError(f"{type(handler).__name__}.on_exception must be an "
+                        f"ExceptionPolicy, not {type(p).__name__}")
+    try:
+        return ExceptionPolicy(p)
+    except ValueError:
+        raise ValueError(f"{type(handler).__name__}.on_exception is {p}, "
+                         "not an ExceptionPolicy") from None
+
+
+def registrations(handlers: HandlerList) -> List[Registration]:
+    """Checks a ``[(syscall, handler), ...]`` list; its registrations.
+
+    Raises TypeError/ValueError naming the offending entry, before any
+    worker or sandbox starts.
+    """
+    if not isinstance(handlers, (list, tuple)):
+        raise TypeError("handlers must be a list of (syscall, Handler) "
+                        f"pairs, not {type(handlers).__name__}")
+    regs = []
+    for i, pair in enumerate(handlers):
+        if not isinstance(pair, (list, tuple)) or len(pair) != 2:
+            raise TypeError(f"handlers[{i}] must be a (syscall, Handler) "
+                            f"pair, not {reprlib.repr(pair)}")
+        syscall, handler = pair
+        nr, name = resolve_syscall(syscall)
+        if not isinstance(handler, Handler):
+            hint = ""
+            if isinstance(handler, type) and issubclass(handler, Handler):
+                hint = f" (an instance is needed: {handler.__name__}())"
+            raise TypeError(f"handlers[{i}] for {name}: "
+                            f"{reprlib.repr(handler)} is not a "
+                            f"sysgate.Handler instance{hint}")
+        if type(handler).handle is Handler.handle:
+            raise TypeError(f"handlers[{i}] for {name}: "
+                            f"{type(handler).__name__} does not override "
+                            "handle()")
+        regs.append(Registration(nr, name, handler, _policy(handler)))
+    return regs
+
+
+def thread_count(max_concurrency: Optional[int]) -> Optional[int]:
+    """Checks ``max_concurrency`` (None or 1..64)."""
+    if max_concurrency is None:
+        return None
+    if isinstance(max_concurrency, bool) or not isinstance(max_concurrency,
+                                                           int):
+        raise TypeError("max_concurrency must be an int, not "
+                        f"{type(max_concurrency).__name__}")
+    if not 1 <= max_concurrency <= MAX_THREADS:
+        raise ValueError(f"max_concurrency must be 1..{MAX_THREADS}, not "
+                         f"{max_concurrency}")
+    return max_concurrency
+
+
+# ---- the asyncio loop of async handlers -------------------------------------
+
+
+class _AsyncRunner:
+    """One asyncio loop in a daemon thread, started on first use; handler
+    threads submit coroutines and wait for them (without the GIL)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._loop: Optional[asyncio.AbstractEventLoop] = None
+        self._thread: Optional[threading.Thread] = None
+
+    def _start(self) -> asyncio.AbstractEventLoop:
+        with self._lock:
+            if self._loop is None:
+                loop = asyncio.new_event_loop()
+                ready = threading.Event()
+
+                def main() -> None:
+                    asyncio.set_event_loop(loop)
+                    loop.call_soon(ready.set)
+                    loop.run_forever()
+
+                self._thread = threading.Thread(
+                    target=main, name="sysgate-asyncio", daemon=True)
+                self._thread.start()
+                ready.wait()
+                self._loop = loop
+            return self._loop
+
+    def run(self, awaitable: Awaitable) -> Any:
+        """The result of awaitable, run on the loop."""
+        loop = self._loop or self._start()
+        if not asyncio.iscoroutine(awaitable):
+            awaitable = _await(awaitable)
+        return asyncio.run_coroutine_threadsafe(awaitable, loop).result()
+
+    def close(self) -> None:
+        with self._lock:
+            loop, self._loop = self._loop, None
+            thread, self._thread = self._thread, None
+        if loop is not None:
+            loop.call_soon_threadsafe(loop.stop)
+            thread.join(timeout=1.0)
+
+
+async def _await(awaitable: Awaitable) -> Any:
+    return await awaitable
+
+
+# ---- the worker -------------------------------------------------------------
+
+# An escaped NUL in JSON text (not an escaped backslash followed by "u0000").
+_JSON_NUL = re.compile(r'(?<!\\)(?:\\\\)*\\u0000')
+_INT64 = (-(1 << 63), (1 << 63) - 1)
+
+
+def _json_int(text: str) -> int:
+    v = int(text)
+    if not _INT64[0] <= v <= _INT64[1]:
+        raise ValueError(f"integer {text} does not fit in 64 bits")
+    return v
+
+
+def _json_pairs(pairs: List[Tuple[str, Any]]) -> dict:
+    keys = [k for k, _ in pairs]
+    if len(set(keys)) != len(keys):
+        raise ValueError("duplicate keys in an object (mixed int and str "
+                         "keys?)")
+    return dict(pairs)
+
+
+def encode_record(obj: Any) -> bytes:
+    """``obj`` as JSON text the supervisor accepts (jansson: valid UTF-8, no
+    NUL, 64-bit integers, no duplicate keys, at most 64 KiB); ValueError or
+    TypeError otherwise (sending it would end the worker's run)."""
+    text = json.dumps(obj, ensure_ascii=False, allow_nan=False,
+                      separators=(",", ":"))
+    try:
+        data = text.encode("utf-8")
+    except UnicodeEncodeError:
+        raise ValueError(
+            "emit: a string holds undecodable bytes (surrogate escapes, as "
+            "os.fsdecode makes them); convert it first, for example "
+            "os.fsencode(s).decode('utf-8', 'backslashreplace')") from None
+    if len(data) > MAX_RECORD_BYTES:
+        raise ValueError(f"emit: {len(data)} bytes of JSON, more than "
+                         f"{MAX_RECORD_BYTES}")
+    if _JSON_NUL.search(text):
+        raise ValueError("emit: a string holds a NUL character, which the "
+                         "audit log refuses")
+    try:
+        json.loads(text, parse_int=_json_int, object_pairs_hook=_json_pairs)
+    except ValueError as e:
+        raise ValueError(f"emit: {e}") from None
+    return data
+
+
+class _Worker:
+    """The C worker and what its callbacks need, for one serve() call."""
+
+    def __init__(self, native: "_native.Native", ptr: int, name: str,
+                 regs: List[Registration]) -> None:
+        self.native = native
+        self.ptr = ptr
+        self.name = name
+        self.regs = regs
+        self.asyncio = _AsyncRunner()
+        # Referenced for as long as C may call it (until sg_worker_free).
+        self.callback = _native.HANDLER_FN(self._call)
+
+    def emit(self, obj: Any) -> None:
+        data = encode_record(obj)
+        emit = self.native.require("sg_worker_emit")
+        r = emit(self.ptr, data, len(data))
+        if r < 0:
+            over = " (the run is over)" if -r == errno.ENOTCONN else ""
+            raise SysgateError(f"emit: {os.strerror(-r)}{over}")
+
+    def _call(self, ctx_ptr: int, action_ptr: int, ud: Optional[int]) -> int:
+        """The C handler: 0 after setting the action, 1 on failure."""
+        reg = self.regs[ud or 0]
+        ctx = None
+        try:
+            ctx = HandlerCtx._from_native(self.native, ctx_ptr)
+            result = reg.handler.handle(ctx)
+            if type(result) is not NotifAction and inspect.isawaitable(result):
+                result = self.asyncio.run(result)
+            if not isinstance(result, NotifAction):
+                self._report(reg, ctx, f"returned {reprlib.repr(result)}, "
+                             "not a NotifAction")
+                return 1
+            why = result._apply(self.native, action_ptr)
+            if why is not None:
+                self._report(reg, ctx, why)
+                return 1
+            return 0
+        except BaseException as e:  # the worker keeps serving
+            self._report(reg, ctx, None, e)
+            return 1
+        finally:
+            if ctx is not None:
+                ctx._close()
+
+    def _report(self, reg: Registration, ctx: Optional[HandlerCtx],
+                why: Optional[str], exc: Optional[BaseException] = None
+                ) -> None:
+        """One block on stderr: which handler failed, and why."""
+        try:
+            where = f" (pid {ctx.pid})" if ctx is not None else ""
+            head = (f"sysgate worker \"{self.name}\": "
+                    f"{type(reg.handler).__name__} for {reg.name}{where}")
+            if exc is not None:
+                tb = exc.__traceback__
+                if tb is not None and tb.tb_frame.f_code is \
+                        _Worker._call.__code__:
+                    tb = tb.tb_next  # start in the handler, not here
+                body = "".join(traceback.format_exception(type(exc), exc, tb))
+                text = f"{head} raised:\n{body}"
+            else:
+                text = f"{head} failed: {why}\n"
+            text += (f"  -> exception policy "
+                     f"{reg.on_exception.name} applies\n")
+            sys.stderr.write(text)
+            sys.stderr.flush()
+        except BaseException:
+            pass
+
+    def close(self) -> None:
+        self.asyncio.close()
+
+
+_current_worker: Optional[_Worker] = None
+_serving = threading.Lock()
+
+
+def _default_name() -> str:
+    script = os.path.basename(sys.argv[0]) if sys.argv and sys.argv[0] else ""
+    stem = os.path.splitext(script)[0]
+    return stem if stem and stem not in ("-c", "-m") else "python"
+
+
+def serve(handlers: HandlerList, *, max_concurrency: Optional[int] = None,
+          name: Optional[str] = None) -> int:
+    """Runs this process as a sysgate worker serving ``handlers``.
+
+    ``handlers`` is a list of ``(syscall, handler)`` pairs: a syscall name
+    (``"openat"``) or number, and a :class:`Handler` instance; the order is
+    the chain order. For a script started by sysgate::
+
+        sysgate run --worker 'python3 my_worker.py' -- COMMAND
+
+        raise SystemExit(serve([("openat", MyHandler())]))
+
+    Returns when the run ends: the C ``sg_worker_run`` result, 0 for a
+    normal end (a negative errno otherwise, its cause printed on stderr).
+    The worker's name is ``$SYSGATE_WORKER_NAME`` (set by sysgate), else
+    ``name``, else the script's name.
+
+    ``max_concurrency`` (1..64) is the number of handler threads, hence of
+    handler calls (sync or async) in progress at once; beyond it
+    notifications wait. Unset, ``$SYSGATE_WORKER_THREADS`` is kept if set,
+    else 16 is used.
+
+    Raises TypeError/ValueError for bad handlers (before connecting), and
+    SysgateError outside sysgate (no ``$SYSGATE_WORKER_URL``) or if the
+    native library cannot be found.
+    """
+    global _current_worker
+    regs = registrations(handlers)
+    threads = thread_count(max_concurrency)
+    if name is not None and (not isinstance(name, str) or not name
+                             or "\0" in name):
+        raise ValueError(f"bad worker name {name!r}")
+    if not os.environ.get(ENV_URL):
+        raise SysgateError(
+            f"serve(): {ENV_URL} is not set: this process was not started by "
+            "sysgate; run it as `sysgate run --worker 'python3 SCRIPT' -- "
+            "COMMAND`, or use sysgate.run()")
+    native = _native.load()
+    for stream in (sys.stdout, sys.stderr):
+        try:  # sysgate relays them through a pipe: a line at a time
+            stream.reconfigure(line_buffering=True)
+        except (AttributeError, ValueError):
+            pass
+    if threads is not None:
+        os.environ[ENV_THREADS] = str(threads)
+    elif not os.environ.get(ENV_THREADS):
+        os.environ[ENV_THREADS] = str(DEFAULT_THREADS)
+    if not _serving.acquire(blocking=False):
+        raise SysgateError("serve() is already running in this process")
+    try:
+        name = os.environ.get("SYSGATE_WORKER_NAME") or name or _default_name()
+        ptr = native.sg_worker_new(name.encode("utf-8", "surrogateescape"))
+        if not ptr:
+            raise MemoryError("sg_worker_new: out of memory")
+        worker = _Worker(native, ptr, name, regs)
+        try:
+            for i, reg in enumerate(regs):
+                r = native.sg_worker_on_nr(ptr, reg.nr, worker.callback, i,
+                                           int(reg.on_exception))
+                if r < 0:
+                    raise SysgateError(
+                        f"registering {type(reg.handler).__name__} for "
+                        f"{reg.name}: {os.strerror(-r)}")
+            _current_worker = worker
+            return native.sg_worker_run(ptr)
+        finally:
+            _current_worker = None
+            native.sg_worker_free(ptr)  # no callback after this
+            worker.close()
+    finally:
+        _serving.release()
