@@ -31,6 +31,8 @@ const char cli_run_usage[] =
 	"      --worker-user USER       user workers run as when sysgate runs as root\n"
 	"                               (default nobody)\n"
 	"      --worker-start-timeout MS  time a worker may take to register (default 10000)\n"
+	"      --worker-read PATH       let workers read beneath PATH too (their code, a\n"
+	"                               PYTHONPATH); repeatable\n"
 	"\n"
 	"Observability:\n"
 	"      --audit FILE         append one JSON object per trapped syscall and event to\n"
@@ -54,6 +56,7 @@ enum {
 	OPT_HANDLER_TIMEOUT,
 	OPT_WORKER_USER,
 	OPT_WORKER_START_TIMEOUT,
+	OPT_WORKER_READ,
 	OPT_AUDIT,
 	OPT_VERSION,
 };
@@ -72,6 +75,7 @@ static const struct option long_options[] = {
 	{ "handler-timeout", required_argument, NULL, OPT_HANDLER_TIMEOUT },
 	{ "worker-user", required_argument, NULL, OPT_WORKER_USER },
 	{ "worker-start-timeout", required_argument, NULL, OPT_WORKER_START_TIMEOUT },
+	{ "worker-read", required_argument, NULL, OPT_WORKER_READ },
 	{ "audit", required_argument, NULL, OPT_AUDIT },
 	{ "verbose", no_argument, NULL, 'v' },
 	{ "help", no_argument, NULL, 'h' },
@@ -125,6 +129,7 @@ void cli_config_free(struct config *cfg)
 	free(cfg->deny_syscalls.v);
 	free(cfg->trap_syscalls.v);
 	free(cfg->workers.v);
+	free(cfg->worker_read.v);
 	memset(cfg, 0, sizeof(*cfg));
 }
 
@@ -188,6 +193,10 @@ static int parse_option(int c, const char *arg, struct config *cfg, struct sg_er
 				       arg);
 		cfg->handler_timeout_ms = (unsigned long)v;
 		return 0;
+	case OPT_WORKER_READ:
+		if (!*arg)
+			return err_set(err, EINVAL, "--worker-read: empty path");
+		return strvec_push(&cfg->worker_read, arg);
 	case OPT_WORKER_START_TIMEOUT:
 		if (parse_long(arg, 1, 3600000, &v) < 0)
 			return err_set(err, EINVAL,

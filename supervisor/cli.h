@@ -24,6 +24,7 @@ struct config {
 	unsigned long timeout_ms; /* 0: none */
 	const char *name;
 	struct strvec workers;
+	struct strvec worker_read; /* --worker-read */
 	unsigned long handler_timeout_ms;
 	unsigned long worker_start_timeout_ms;
 	const char *worker_user;

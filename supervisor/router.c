@@ -82,6 +82,7 @@ struct router {
 	struct worker_env env;
 	char rundir[PATH_MAX];
 	char *extra_read[2];
+	const char **read_paths; /* extra_read, then --worker-read */
 	struct worker workers[WORKER_MAX];
 	size_t n_workers;
 	int kick_fd, stop_fd;
@@ -970,7 +971,27 @@ static void own_paths(struct router *rt)
 		if (rt->extra_read[i])
 			rt->extra_read[k++] = rt->extra_read[i];
 	rt->env.n_read = k;
-	rt->env.read = (const char *const *)rt->extra_read;
+}
+
+/* Every worker may read sysgate's own paths and each --worker-read. */
+static int read_paths(struct router *rt, const struct config *cfg, struct sg_err *err)
+{
+	own_paths(rt);
+	size_t n = rt->env.n_read + cfg->worker_read.n;
+	rt->read_paths = calloc(n ? n : 1, sizeof(*rt->read_paths));
+	if (!rt->read_paths)
+		return err_set(err, ENOMEM, "out of memory for the workers' read paths");
+	for (size_t i = 0; i < rt->env.n_read; i++)
+		rt->read_paths[i] = rt->extra_read[i];
+	for (size_t i = 0; i < cfg->worker_read.n; i++) {
+		const char *p = cfg->worker_read.v[i];
+		if (access(p, F_OK) < 0)
+			return err_sys(err, errno, "--worker-read %s", p);
+		rt->read_paths[rt->env.n_read + i] = p;
+	}
+	rt->env.n_read = n;
+	rt->env.read = rt->read_paths;
+	return 0;
 }
 
 int router_start(struct router **out, const struct router_config *c, struct sg_err *err)
@@ -1009,9 +1030,8 @@ int router_start(struct router **out, const struct router_config *c, struct sg_e
 	rt->stop_fd = eventfd(0, EFD_CLOEXEC);
 	if (!rt->proxy_buf || rt->kick_fd < 0 || rt->stop_fd < 0)
 		return err_sys(err, rt->proxy_buf ? errno : ENOMEM, "router: cannot set up");
-	if ((r = make_rundir(rt, err)) < 0)
+	if ((r = make_rundir(rt, err)) < 0 || (r = read_paths(rt, c->cfg, err)) < 0)
 		return r;
-	own_paths(rt);
 	rt->env.rundir = rt->rundir;
 	rt->env.user = c->cfg->worker_user;
 	rt->env.sigmask = c->sigmask;
@@ -1106,6 +1126,7 @@ void router_free(struct router *rt)
 	answer_buf_free(&rt->answer);
 	free(rt->proxy_buf);
 	free(rt->pool);
+	free(rt->read_paths);
 	for (size_t i = 0; i < ARRAY_SIZE(rt->extra_read); i++)
 		free(rt->extra_read[i]);
 	if (rt->kick_fd >= 0)

@@ -540,6 +540,36 @@ def test_serve_in_a_worker_script(sysgate_bin, rundir_base, pubdir):
     assert "serve returned 0" in r.stderr
 
 
+def test_worker_read_grants_a_package_outside_the_script_directory(sysgate_bin, rundir_base,
+                                                                  pubdir):
+    """The package lives in pubdir/sdk, the script in pubdir/w: the worker's
+    Landlock domain reads only the script's directory, unless --worker-read
+    adds the package's."""
+    sdk = os.path.join(pubdir, "sdk")
+    os.mkdir(sdk, 0o755)
+    lib = stage_sdk(sdk)
+    wdir = os.path.join(pubdir, "w")
+    os.mkdir(wdir, 0o755)
+    worker = write_script(wdir, "faker.py", textwrap.dedent("""
+        from sysgate import Handler, NotifAction, serve
+
+        class Fake(Handler):
+            def handle(self, ctx):
+                return NotifAction.returns(4321)
+
+        raise SystemExit(serve([("getpid", Fake())]))
+    """))
+    code = "import os; print(os.getpid())"
+    r = run("--worker", f"{PY} {worker}", "--", PY, "-c", code,
+            env=sdk_env(rundir_base, lib, sdk))
+    assert r.returncode == 125
+    assert "PermissionError" in r.stderr or "ModuleNotFoundError" in r.stderr, r.stderr
+    r = run("--worker-read", sdk, "--worker", f"{PY} {worker}", "--", PY, "-c", code,
+            env=sdk_env(rundir_base, lib, sdk))
+    assert r.returncode == 0, r.stderr
+    assert r.stdout == "4321\n"
+
+
 # --- the examples ----------------------------------------------------------------------------
 
 def example(name):
