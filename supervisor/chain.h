@@ -43,6 +43,7 @@ struct chain_hop {
 	struct worker *worker;
 	uint32_t reg;    /* index into the worker's registrations (Hello order) */
 	unsigned policy; /* enum sysgate.v1.ExceptionPolicy */
+	bool observe_only; /* only continue, errno or kill (registry.h) */
 };
 
 struct chain {

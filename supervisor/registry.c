@@ -40,7 +40,21 @@ static int resolve_one(const Sysgate__V1__Registration *r, const bool deny[SYSCA
 		return err_set(err, EPERM, "registration of %s rejected: %s is on the deny list "
 					   "(a handler there would turn a kernel deny into a user "
 					   "decision)", what, syscalls_name(*nr));
+	if (!strcmp(syscalls_name(*nr), "exit") || !strcmp(syscalls_name(*nr), "exit_group"))
+		return err_set(err, EPERM, "registration of %s rejected: a process must always be "
+					   "able to exit (a handler could hold it forever)", what);
 	return 0;
+}
+
+static bool observe_only(long nr)
+{
+	static const char *const names[] = { "execve", "execveat", "clone",
+					     "clone3", "fork",     "vfork" };
+	const char *name = syscalls_name(nr);
+	for (size_t i = 0; name && i < ARRAY_SIZE(names); i++)
+		if (!strcmp(name, names[i]))
+			return true;
+	return false;
 }
 
 int registry_resolve(const Sysgate__V1__Hello *hello, const bool deny[SYSCALLS_MAX],
@@ -59,7 +73,8 @@ int registry_resolve(const Sysgate__V1__Hello *hello, const bool deny[SYSCALLS_M
 		if (e < 0)
 			return e;
 		v[i] = (struct sortable){ .reg = { .nr = nr, .index = (uint32_t)i,
-						   .policy = (unsigned)r->on_exception },
+						   .policy = (unsigned)r->on_exception,
+						   .observe_only = observe_only(nr) },
 					  .order = r->order };
 	}
 	qsort(v, count, sizeof(*v), cmp_order);

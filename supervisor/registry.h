@@ -15,13 +15,20 @@ struct registration {
 	long nr;
 	uint32_t index;  /* position in Hello.registrations: Snapshot.registration */
 	unsigned policy; /* enum sysgate.v1.ExceptionPolicy */
+	bool observe_only; /* answers limited to continue, errno, kill */
 };
 
 /* Resolves hello's registrations into *out (malloc'd, sorted by their
  * `order`, Hello order among equals) and *n. Rejects, naming the syscall:
  * negative numbers, names or numbers unknown for the architecture, and any
  * syscall in deny[] (a handler there would turn a kernel deny into a user
- * decision). A worker may register nothing. */
+ * decision), and exit/exit_group (a process must always be able to exit: a
+ * handler there could hold it forever). Syscalls that create processes or
+ * replace the program (execve, execveat, clone, clone3, fork, vfork) are
+ * observe-or-deny: their registrations are marked observe_only, and an
+ * answer other than continue, errno or kill gets the exception policy (a
+ * faked pid or a faked exec would lie about what runs in the sandbox). A
+ * worker may register nothing. */
 int registry_resolve(const Sysgate__V1__Hello *hello, const bool deny[SYSCALLS_MAX],
 		     struct registration **out, size_t *n, struct sg_err *err);
 

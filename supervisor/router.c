@@ -500,6 +500,17 @@ static void on_action(struct router *rt, struct worker *w, const Sysgate__V1__Ac
 		return;
 	}
 	struct action a;
+	if (p->chain->hops[p->hop].observe_only &&
+	    (m->kind_case == SYSGATE__V1__ACTION__KIND_DO_RETURN ||
+	     m->kind_case == SYSGATE__V1__ACTION__KIND_DO_INJECT_BYTES)) {
+		/* A faked pid or exec would lie about what runs in the sandbox. */
+		log_error("worker '%s' answered %s with %s: only continue, errno or kill may answer "
+			  "it", w->spec, syscall_label(p->req.data.nr),
+			  m->kind_case == SYSGATE__V1__ACTION__KIND_DO_RETURN ? "return"
+									      : "inject_bytes");
+		apply_policy(rt, p, "answered an observe-or-deny syscall with another action");
+		return;
+	}
 	switch (m->kind_case) {
 	case SYSGATE__V1__ACTION__KIND_DO_CONTINUE:
 		p->hop++;
@@ -1067,7 +1078,8 @@ int router_add_hops(struct router *rt, struct chain_table *t, struct sg_err *err
 		struct worker *w = &rt->workers[i];
 		for (size_t k = 0; k < w->n_regs; k++) {
 			struct chain_hop hop = { .worker = w, .reg = w->regs[k].index,
-						 .policy = w->regs[k].policy };
+						 .policy = w->regs[k].policy,
+						 .observe_only = w->regs[k].observe_only };
 			if (chain_append_hop(t, w->regs[k].nr, &hop) < 0)
 				return err_set(err, ENOMEM, "out of memory for chains");
 			log_verbose("worker '%s' handles %s (exception policy %s)", w->spec,

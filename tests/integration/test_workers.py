@@ -179,7 +179,7 @@ def test_continue_hands_on_to_the_next_worker(sysgate_bin, rundir_base, tmp_path
 
 @pytest.mark.parametrize("register,named", [
     ("mount", '"mount"'), ("ptrace", '"ptrace"'), ("nosuchcall", '"nosuchcall"'),
-    ("-5", "-5"), ("99999", "99999"),
+    ("-5", "-5"), ("99999", "99999"), ("exit", '"exit"'), ("exit_group", '"exit_group"'),
 ])
 def test_rejected_registration_stops_before_the_child_starts(sysgate_bin, rundir_base,
                                                              register, named):
@@ -429,3 +429,42 @@ def test_a_record_that_is_not_json_is_a_violation(sysgate_bin, rundir_base):
     assert r.returncode == 0, r.stderr
     assert errnos(r) == [EPERM]
     assert "sent a Record that is not JSON" in r.stderr
+
+
+# --- observe-or-deny syscalls (execve, clone, fork ...) ------------------------------
+
+EXECV = ("import os\n"
+         "try: os.execv('/bin/true', ['true'])\n"
+         "except OSError as e: print('execve', e.errno)\n")
+FORK = ("import os\n"
+        "try:\n"
+        "    pid = os.fork()\n"
+        "    if pid == 0: os._exit(0)\n"
+        "    os.waitpid(pid, 0); print('forked')\n"
+        "except OSError as e: print('fork', e.errno)\n")
+
+
+# --after 1 for execve: the command's own execve by sysgate is let through.
+@pytest.mark.parametrize("syscall,after,code,seen", [
+    ("execve", 1, EXECV, f"execve {EPERM}\n"),  # a faked exec: refused, the policy answers
+    ("clone", 0, FORK, f"fork {EPERM}\n"),      # a faked child pid: refused
+])
+def test_return_on_an_observe_or_deny_syscall_gets_the_policy(sysgate_bin, rundir_base,
+                                                              syscall, after, code, seen):
+    r = run("--worker", f"{MISBEHAVE} --after {after} --policy eperm --syscall {syscall} return",
+            "--", PY, "-c", code, env=env_with(rundir_base))
+    assert r.returncode == 0, r.stderr
+    assert r.stdout == seen
+    assert f"answered {syscall} with return: only continue, errno or kill" in r.stderr
+
+
+@pytest.mark.parametrize("syscall,after,code,seen", [
+    ("execve", 1, EXECV, f"execve {EACCES}\n"),
+    ("clone", 0, FORK, f"fork {EACCES}\n"),
+])
+def test_errno_on_an_observe_or_deny_syscall_is_served(sysgate_bin, rundir_base, syscall, after,
+                                                       code, seen):
+    r = run("--worker", f"{MISBEHAVE} --after {after} --syscall {syscall} errno", "--", PY, "-c",
+            code, env=env_with(rundir_base))
+    assert r.returncode == 0, r.stderr
+    assert r.stdout == seen

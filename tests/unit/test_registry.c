@@ -310,9 +310,51 @@ static void test_every_default_deny(void **state)
 	}
 }
 
+/* exit and exit_group are never registrable; process-creating and exec
+ * syscalls are observe-or-deny; anything else is not. */
+static void test_exit_and_observe_only(void **state)
+{
+	(void)state;
+	bool deny[SYSCALLS_MAX];
+	build_deny(deny, NULL, 0);
+	static const struct {
+		const char *name;
+		int result;
+		bool observe_only;
+	} rows[] = {
+		{ "exit", -EPERM, false },    { "exit_group", -EPERM, false },
+		{ "execve", 0, true },        { "execveat", 0, true },
+		{ "clone", 0, true },         { "clone3", 0, true },
+		{ "fork", 0, true },          { "vfork", 0, true },
+		{ "openat", 0, false },       { "getpid", 0, false },
+	};
+	for (size_t i = 0; i < ARRAY_SIZE(rows); i++) {
+		struct reg_in in = BY_NAME(rows[i].name, 0, KILL);
+		struct hello h;
+		build_hello(&h, &in, 1);
+		struct registration *out = NULL;
+		size_t n = 0;
+		struct sg_err err = { "" };
+		int r = registry_resolve(&h.msg, deny, &out, &n, &err);
+		if (r != rows[i].result)
+			fail_msg("%s: got %d (%s), want %d", rows[i].name, r, err.msg,
+				 rows[i].result);
+		if (r < 0) {
+			assert_non_null(strstr(err.msg, "must always be able to exit"));
+			assert_null(out);
+			continue;
+		}
+		assert_int_equal(n, 1);
+		if (out[0].observe_only != rows[i].observe_only)
+			fail_msg("%s: observe_only %d", rows[i].name, out[0].observe_only);
+		free(out);
+	}
+}
+
 static const struct CMUnitTest fixed_tests[] = {
 	cmocka_unit_test(test_restart_same_hello),
 	cmocka_unit_test(test_every_default_deny),
+	cmocka_unit_test(test_exit_and_observe_only),
 };
 
 int main(void)

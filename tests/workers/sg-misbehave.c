@@ -113,6 +113,7 @@ enum mode {
 	MODE_MEMWRITEAT,
 	MODE_RECORD,
 	MODE_BADRECORD,
+	MODE_RETURN,
 };
 
 static const char *const mode_names[] = {
@@ -139,6 +140,7 @@ static const char *const mode_names[] = {
 	[MODE_MEMWRITEAT] = "memwriteat",
 	[MODE_RECORD] = "record",
 	[MODE_BADRECORD] = "badrecord",
+	[MODE_RETURN] = "return",
 };
 
 static const struct {
@@ -921,6 +923,8 @@ static enum link_result misbehave(struct session *s, const Sysgate__V1__Snapshot
 		return link_send(l, &a.env);
 	case MODE_ERRNO:
 		return send_errno(l, seq, ERRNO_ANSWER);
+	case MODE_RETURN:
+		return send_return(l, seq, 0);
 	case MODE_WRONGVERSION:
 		return send_wrong_version(l, seq);
 	case MODE_MEMREAD:
@@ -981,6 +985,7 @@ static int serve(struct session *s)
 			else if (s->seen == s->after + 1)
 				r = misbehave(s, snap, true);
 			else if (s->mode == MODE_ERRNO || s->mode == MODE_RECORD ||
+				 s->mode == MODE_RETURN ||
 				 mode_uses_memory(s->mode))
 				r = misbehave(s, snap, false); /* a policy, not a one-off */
 			else

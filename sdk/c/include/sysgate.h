@@ -73,7 +73,11 @@ typedef int (*sg_handler_fn)(const sg_ctx *ctx, sg_action *out, void *ud);
 SG_API sg_worker *sg_worker_new(const char *name);
 
 /* Registers fn for the syscall called name (or given as a decimal number),
- * after the earlier ones; -ENOENT unknown syscall, -EINVAL bad argument,
+ * after the earlier ones. The supervisor refuses (at the handshake) syscalls
+ * on its deny lists and exit/exit_group; execve, execveat, clone, clone3,
+ * fork and vfork may only be answered with continue, errno or kill (any
+ * other action gets the exception policy). Returns 0; -ENOENT unknown
+ * syscall, -EINVAL bad argument,
  * -EBUSY once sg_worker_run was called, -ENOSPC too many, -ENOMEM. */
 SG_API int sg_worker_on(sg_worker *w, const char *syscall, sg_handler_fn fn, void *ud,
 			enum sg_exception on_exc);
