@@ -490,6 +490,32 @@ static void on_hello(struct router *rt, struct worker *w, const Sysgate__V1__Hel
 		     json_pack("{s:i}", "registrations", (int)w->n_regs));
 }
 
+/* Is thread tid's process one of the sandbox's: a descendant of the
+ * supervisor outside every worker's subtree, never the supervisor, init or
+ * a worker? The trapped task always is (it carries the sandbox's filter);
+ * this is the guard rail in case it is gone and its pid reused. The kill
+ * itself goes to that one process through a pidfd, re-validated against
+ * the pending notification (answer.c), never to a group. */
+static bool in_sandbox(struct router *rt, pid_t tid)
+{
+	pid_t tgid = procs_tgid(tid), self = getpid();
+	if (tgid <= 1 || tgid == self)
+		return false;
+	pid_t helpers[WORKER_MAX];
+	size_t n = 0;
+	for (size_t i = 0; i < rt->n_workers; i++)
+		if (rt->workers[i].pid > 0)
+			helpers[n++] = rt->workers[i].pid;
+	if (pids_contain(helpers, n, tgid))
+		return false;
+	struct proc_list l;
+	if (procs_scan(self, helpers, n, &l) < 0)
+		return false;
+	bool in = procs_contains(&l, tgid);
+	proc_list_free(&l);
+	return in;
+}
+
 static void on_action(struct router *rt, struct worker *w, const Sysgate__V1__Action *m)
 {
 	struct pending *p = find_inflight(w, m->seq, true);
@@ -524,6 +550,12 @@ static void on_action(struct router *rt, struct worker *w, const Sysgate__V1__Ac
 		break;
 	case SYSGATE__V1__ACTION__KIND_DO_KILL:
 		a = (struct action){ .kind = ACTION_KILL, .value = m->do_kill->signal };
+		if (!in_sandbox(rt, (pid_t)p->req.pid)) {
+			/* Never signal outside the sandbox: resolve it, fail closed. */
+			log_error("worker '%s': kill of pid %u refused: not a sandbox process",
+				  w->spec, p->req.pid);
+			a = (struct action){ .kind = ACTION_ERRNO, .value = EPERM };
+		}
 		break;
 	case SYSGATE__V1__ACTION__KIND_DO_FAIL: {
 		const char *reason = m->do_fail->reason ? m->do_fail->reason : "";

@@ -468,3 +468,44 @@ def test_errno_on_an_observe_or_deny_syscall_is_served(sysgate_bin, rundir_base,
             code, env=env_with(rundir_base))
     assert r.returncode == 0, r.stderr
     assert r.stdout == seen
+
+
+# --- the kill action ---------------------------------------------------------------------
+
+KILL_CHILD = """
+import ctypes, os, signal
+libc = ctypes.CDLL(None, use_errno=True)
+pid = os.fork()
+if pid == 0:
+    libc.syscall(121, 0)          # getpgid: the worker answers kill(SIGTERM)
+    os._exit(7)                   # not reached
+_, status = os.waitpid(pid, 0)
+print("child", "signal" if os.WIFSIGNALED(status) else "exit",
+      os.WTERMSIG(status) if os.WIFSIGNALED(status) else os.WEXITSTATUS(status))
+ctypes.set_errno(0)
+r = libc.syscall(121, 0)          # the same worker answers the next one: continue
+print("parent", r >= 0, ctypes.get_errno(), flush=True)
+"""
+
+
+def test_kill_signals_only_the_trapped_process(sysgate_bin, rundir_base, tmp_path):
+    audit = tmp_path / "a.jsonl"
+    r = run("--audit", str(audit), "--worker", f"{MISBEHAVE} --syscall getpgid kill", "--",
+            PY, "-c", KILL_CHILD, env=env_with(rundir_base))
+    assert r.returncode == 0, r.stderr  # the program (the parent) survived
+    assert r.stdout == "child signal 15\nparent True 0\n"
+    recs = [x for x in read_audit(audit) if x["type"] == "syscall" and x["syscall"] == "getpgid"]
+    assert [x["action"] for x in recs] == ["kill", "continue"]
+    assert recs[0]["signal"] == 15
+    assert not [x for x in read_audit(audit) if x["type"] == "worker_failed"]
+
+
+def test_kill_from_a_thread_ends_its_whole_process(sysgate_bin, rundir_base):
+    code = ("import ctypes, threading, time\n"
+            "libc = ctypes.CDLL(None)\n"
+            "t = threading.Thread(target=lambda: libc.syscall(121, 0)); t.start()\n"
+            "time.sleep(30); print('survived')\n")
+    r = run("--worker", f"{MISBEHAVE} --syscall getpgid kill", "--", PY, "-c", code,
+            env=env_with(rundir_base), timeout=20)
+    assert r.returncode == 128 + 15
+    assert r.stdout == ""

@@ -114,6 +114,7 @@ enum mode {
 	MODE_RECORD,
 	MODE_BADRECORD,
 	MODE_RETURN,
+	MODE_KILL,
 };
 
 static const char *const mode_names[] = {
@@ -141,6 +142,7 @@ static const char *const mode_names[] = {
 	[MODE_RECORD] = "record",
 	[MODE_BADRECORD] = "badrecord",
 	[MODE_RETURN] = "return",
+	[MODE_KILL] = "kill",
 };
 
 static const struct {
@@ -547,6 +549,7 @@ struct answer {
 	Sysgate__V1__Action__Continue do_continue;
 	Sysgate__V1__Action__Errno do_errno;
 	Sysgate__V1__Action__Return do_return;
+	Sysgate__V1__Action__Kill do_kill;
 	Sysgate__V1__Action__Failed do_fail;
 };
 
@@ -925,6 +928,14 @@ static enum link_result misbehave(struct session *s, const Sysgate__V1__Snapshot
 		return send_errno(l, seq, ERRNO_ANSWER);
 	case MODE_RETURN:
 		return send_return(l, seq, 0);
+	case MODE_KILL: {
+		answer_init(&a, seq);
+		a.action.kind_case = SYSGATE__V1__ACTION__KIND_DO_KILL;
+		sysgate__v1__action__kill__init(&a.do_kill);
+		a.action.do_kill = &a.do_kill;
+		a.do_kill.signal = SIGTERM;
+		return link_send(l, &a.env);
+	}
 	case MODE_WRONGVERSION:
 		return send_wrong_version(l, seq);
 	case MODE_MEMREAD:
