@@ -70,6 +70,8 @@ static const char *body_name(Sysgate__V1__Envelope__BodyCase body)
 		return "Error";
 	case SYSGATE__V1__ENVELOPE__BODY_RECORD:
 		return "Record";
+	case SYSGATE__V1__ENVELOPE__BODY_INJECTED:
+		return "Injected";
 	case SYSGATE__V1__ENVELOPE__BODY__NOT_SET:
 	default:
 		return "no body";
@@ -368,6 +370,8 @@ static const void *body_of(const Sysgate__V1__Envelope *m)
 		return m->error;
 	case SYSGATE__V1__ENVELOPE__BODY_RECORD:
 		return m->record;
+	case SYSGATE__V1__ENVELOPE__BODY_INJECTED:
+		return m->injected;
 	case SYSGATE__V1__ENVELOPE__BODY__NOT_SET:
 	default:
 		return NULL;
@@ -537,6 +541,11 @@ int proto_validate_from_supervisor(const Sysgate__V1__Envelope *m, struct sg_err
 		return check_goodbye(m->goodbye, err);
 	case SYSGATE__V1__ENVELOPE__BODY_ERROR:
 		return check_error(m->error, err);
+	case SYSGATE__V1__ENVELOPE__BODY_INJECTED:
+		if (m->injected->seq == 0 || m->injected->fd < 0)
+			return err_set(err, EPROTO, "Injected: seq %llu, fd %d",
+				       (unsigned long long)m->injected->seq, m->injected->fd);
+		return 0;
 	default:
 		return err_set(err, EPROTO, "%s is a worker-only message", body_name(m->body_case));
 	}

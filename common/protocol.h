@@ -55,7 +55,8 @@
 #define PROTO_MAX_SIGNAL 64           /* Kill signal (SIGRTMAX) */
 #define PROTO_INJECT_FLAGS                                                                         \
 	(SYSGATE__V1__ACTION__INJECT_BYTES__FLAG__WRITABLE |                                       \
-	 SYSGATE__V1__ACTION__INJECT_BYTES__FLAG__NO_CLOEXEC)
+	 SYSGATE__V1__ACTION__INJECT_BYTES__FLAG__NO_CLOEXEC |                                     \
+	 SYSGATE__V1__ACTION__INJECT_BYTES__FLAG__TRACK)
 
 /* Decoding allocates at most PROTO_DECODE_BUDGET_BASE + len *
  * PROTO_DECODE_BUDGET_FACTOR bytes for a len-byte message: a legitimate

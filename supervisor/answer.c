@@ -85,8 +85,8 @@ void answer_send(int listener, struct answer_buf *b, const struct seccomp_notif 
 			    strerror(errno));
 }
 
-int answer_inject(int listener, const struct seccomp_notif *req, const void *data, size_t len,
-		  bool writable, bool cloexec)
+static int inject(int listener, const struct seccomp_notif *req, const void *data, size_t len,
+		  bool writable, bool cloexec, bool send)
 {
 	_cleanup_close_ int fd = memfd_create("sysgate-inject", MFD_CLOEXEC | MFD_ALLOW_SEALING);
 	if (fd < 0)
@@ -101,10 +101,22 @@ int answer_inject(int listener, const struct seccomp_notif *req, const void *dat
 		return -errno;
 	struct seccomp_notif_addfd add = {
 		.id = req->id,
-		.flags = SECCOMP_ADDFD_FLAG_SEND,
+		.flags = send ? SECCOMP_ADDFD_FLAG_SEND : 0,
 		.srcfd = (uint32_t)fd,
 		.newfd_flags = cloexec ? O_CLOEXEC : 0,
 	};
 	int newfd = ioctl(listener, SECCOMP_IOCTL_NOTIF_ADDFD, &add);
 	return newfd < 0 ? -errno : newfd;
+}
+
+int answer_inject(int listener, const struct seccomp_notif *req, const void *data, size_t len,
+		  bool writable, bool cloexec)
+{
+	return inject(listener, req, data, len, writable, cloexec, true);
+}
+
+int answer_inject_only(int listener, const struct seccomp_notif *req, const void *data,
+		       size_t len, bool writable, bool cloexec)
+{
+	return inject(listener, req, data, len, writable, cloexec, false);
 }

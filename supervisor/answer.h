@@ -40,4 +40,10 @@ void answer_send(int listener, struct answer_buf *b, const struct seccomp_notif 
 int answer_inject(int listener, const struct seccomp_notif *req, const void *data, size_t len,
 		  bool writable, bool cloexec);
 
+/* The same without answering: the fd is installed and its number returned,
+ * the notification stays pending (answer it with ACTION_RETURN fd). For
+ * tracked injections, which tell the worker the number first. */
+int answer_inject_only(int listener, const struct seccomp_notif *req, const void *data,
+		       size_t len, bool writable, bool cloexec);
+
 #endif

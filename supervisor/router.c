@@ -490,6 +490,25 @@ static void on_hello(struct router *rt, struct worker *w, const Sysgate__V1__Hel
 		     json_pack("{s:i}", "registrations", (int)w->n_regs));
 }
 
+static void send_injected(struct router *rt, struct worker *w, const struct pending *p,
+			  uint64_t cookie, int fd)
+{
+	(void)rt;
+	Sysgate__V1__Envelope env;
+	Sysgate__V1__Injected inj;
+	sysgate__v1__envelope__init(&env);
+	sysgate__v1__injected__init(&inj);
+	env.body_case = SYSGATE__V1__ENVELOPE__BODY_INJECTED;
+	env.injected = &inj;
+	inj.seq = p->seq;
+	inj.pid = p->req.pid;
+	inj.fd = fd;
+	inj.cookie = cookie;
+	struct sg_err err;
+	if (send_envelope(w, &env, &err) < 0)
+		log_verbose("worker '%s': Injected: %s", w->spec, err.msg);
+}
+
 /* Is thread tid's process one of the sandbox's: a descendant of the
  * supervisor outside every worker's subtree, never the supervisor, init or
  * a worker? The trapped task always is (it carries the sandbox's filter);
@@ -569,9 +588,21 @@ static void on_action(struct router *rt, struct worker *w, const Sysgate__V1__Ac
 	}
 	case SYSGATE__V1__ACTION__KIND_DO_INJECT_BYTES: {
 		const Sysgate__V1__Action__InjectBytes *ib = m->do_inject_bytes;
-		int fd = answer_inject(rt->listener, &p->req, ib->data.data, ib->data.len,
-				       ib->flags & SYSGATE__V1__ACTION__INJECT_BYTES__FLAG__WRITABLE,
-				       !(ib->flags & SYSGATE__V1__ACTION__INJECT_BYTES__FLAG__NO_CLOEXEC));
+		bool writable = ib->flags & SYSGATE__V1__ACTION__INJECT_BYTES__FLAG__WRITABLE;
+		bool cloexec = !(ib->flags & SYSGATE__V1__ACTION__INJECT_BYTES__FLAG__NO_CLOEXEC);
+		bool track = ib->flags & SYSGATE__V1__ACTION__INJECT_BYTES__FLAG__TRACK;
+		int fd = track ? answer_inject_only(rt->listener, &p->req, ib->data.data,
+						    ib->data.len, writable, cloexec)
+			       : answer_inject(rt->listener, &p->req, ib->data.data, ib->data.len,
+					       writable, cloexec);
+		if (fd >= 0 && track) {
+			/* The worker hears the number first; the syscall then
+			 * returns it (ADDFD without SEND left it pending). */
+			send_injected(rt, w, p, ib->cookie, fd);
+			a = (struct action){ .kind = ACTION_RETURN, .value = fd };
+			finish(rt, p, &a, w->name, NULL);
+			return;
+		}
 		if (fd >= 0) {
 			a = (struct action){ .kind = ACTION_INJECT, .value = fd };
 		} else {

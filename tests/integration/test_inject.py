@@ -70,3 +70,25 @@ def test_failed_install_is_an_error_never_the_real_syscall(sysgate_bin, rundir_b
             env=env_with(rundir_base))
     assert r.returncode == 0, r.stderr
     assert r.stdout == "24\n"  # EMFILE
+
+
+def test_tracked_injection_tells_the_worker_the_fd_before_its_first_use(sysgate_bin,
+                                                                         rundir_base):
+    """A raw-protocol worker serves /virtual/file with a tracked inject_bytes
+    and counts reads on exactly the fd number the supervisor reported: the
+    Injected message arrives before any read snapshot of that fd."""
+    worker = os.path.join(os.path.dirname(INJECT), "sg-misbehave")
+    code = ("import os\n"
+            "fd = os.open('/virtual/file', os.O_RDONLY)\n"
+            "other = os.open('/etc/hostname', os.O_RDONLY)\n"
+            "got = [os.read(fd, 3) for _ in range(3)]\n"
+            "os.read(other, 2)\n"
+            "print(fd, b''.join(got).decode(), end='', flush=True)\n")
+    r = run("--worker", f"{worker} --register openat --register read injecttrack", "--", PY,
+            "-c", code, env=env_with(rundir_base))
+    assert r.returncode == 0, r.stderr
+    fd, content = r.stdout.split(" ", 1)
+    assert content == "tracked\n"
+    lines = [l for l in r.stderr.splitlines() if l.startswith(("injected:", "tracked read"))]
+    assert lines == [f"injected: fd={fd} cookie=77", "tracked read 1", "tracked read 2",
+                     "tracked read 3"]

@@ -41,6 +41,7 @@ struct msg {
 	Sysgate__V1__Goodbye goodbye;
 	Sysgate__V1__Error error;
 	Sysgate__V1__Record record;
+	Sysgate__V1__Injected injected;
 	char text[PROTO_MAX_TEXT + 2]; /* scratch for long strings */
 };
 
@@ -318,6 +319,19 @@ static void build_record(struct msg *m)
 	m->record.json = bytes(s_json, sizeof(s_json) - 1);
 }
 
+/* A tracked inject_bytes was installed (supervisor -> worker). */
+static void build_injected(struct msg *m)
+{
+	envelope(m);
+	sysgate__v1__injected__init(&m->injected);
+	m->env.body_case = SYSGATE__V1__ENVELOPE__BODY_INJECTED;
+	m->env.injected = &m->injected;
+	m->injected.seq = 7;
+	m->injected.pid = 4242;
+	m->injected.fd = 3;
+	m->injected.cookie = 77;
+}
+
 /* A builder that starts from `base` and changes what the row tests. */
 #define VARIANT(fn, base, ...)                                                                     \
 	static void fn(struct msg *m)                                                              \
@@ -470,6 +484,12 @@ static void assert_envelope_equal(const Sysgate__V1__Envelope *got,
 	case SYSGATE__V1__ENVELOPE__BODY_RECORD:
 		assert_bytes_equal(got->record->json, want->record->json);
 		break;
+	case SYSGATE__V1__ENVELOPE__BODY_INJECTED:
+		assert_int_equal(got->injected->seq, want->injected->seq);
+		assert_int_equal(got->injected->pid, want->injected->pid);
+		assert_int_equal(got->injected->fd, want->injected->fd);
+		assert_int_equal(got->injected->cookie, want->injected->cookie);
+		break;
 	case SYSGATE__V1__ENVELOPE__BODY__NOT_SET:
 	default:
 		fail_msg("round trip of an envelope without a body");
@@ -532,6 +552,7 @@ static struct roundtrip_case roundtrip_cases[] = {
 	{ "round trip Record", build_record, FROM_WORKER },
 	{ "round trip Record, 1 byte", build_record_1_byte, FROM_WORKER },
 	{ "round trip Record at cap", build_record_at_cap, FROM_WORKER },
+	{ "round trip Injected", build_injected, FROM_SUPERVISOR },
 };
 
 static void test_roundtrip(void **state)
@@ -641,6 +662,10 @@ VARIANT(error_code_4096, build_error, m->error.code = 4096)
 VARIANT(error_message_over_cap, build_error, m->error.message = long_text(m, PROTO_MAX_TEXT + 1))
 VARIANT(error_message_invalid_utf8, build_error, m->error.message = s_invalid_utf8)
 
+/* Injected */
+VARIANT(injected_seq_0, build_injected, m->injected.seq = 0)
+VARIANT(injected_fd_negative, build_injected, m->injected.fd = -1)
+
 /* Record */
 VARIANT(record_empty, build_record, m->record.json = bytes(NULL, 0))
 VARIANT(record_over_cap, build_record, m->record.json = bytes(big, PROTO_MAX_RECORD + 1))
@@ -697,6 +722,11 @@ static struct validate_case validate_cases[] = {
 	{ "supervisor sends MemRequest", build_mem_read, S, -EPROTO,
 	  "MemRequest is a worker-only" },
 	{ "supervisor sends Record", build_record, S, -EPROTO, "Record is a worker-only message" },
+	{ "worker sends Injected", build_injected, W, -EPROTO,
+	  "Injected is a supervisor-only message" },
+	{ "Injected", build_injected, S, 0, NULL },
+	{ "Injected seq 0", injected_seq_0, S, -EPROTO, "Injected: seq 0" },
+	{ "Injected fd -1", injected_fd_negative, S, -EPROTO, "fd -1" },
 
 	{ "Hello protocol version 0", hello_version_0, W, -EPROTO, "protocol version 0" },
 	{ "Hello protocol version 2", hello_version_2, W, -EPROTO, "protocol version 2" },

@@ -58,6 +58,7 @@
 #include <string.h>
 
 #include "protocol.h"
+#include "syscalls.h"
 #include "util.h"
 
 #define PROG "sg-misbehave"
@@ -115,6 +116,7 @@ enum mode {
 	MODE_BADRECORD,
 	MODE_RETURN,
 	MODE_KILL,
+	MODE_INJECTTRACK,
 };
 
 static const char *const mode_names[] = {
@@ -143,6 +145,7 @@ static const char *const mode_names[] = {
 	[MODE_BADRECORD] = "badrecord",
 	[MODE_RETURN] = "return",
 	[MODE_KILL] = "kill",
+	[MODE_INJECTTRACK] = "injecttrack",
 };
 
 static const struct {
@@ -455,8 +458,10 @@ static void registration_set(Sysgate__V1__Registration *r, const char *syscall)
 static enum link_result send_hello(struct link *l, const struct options *o, const struct env *e)
 {
 	/* MODE register sends exactly the --register names, even none. */
-	const char *const *names = o->mode == MODE_REGISTER ? o->registers : &o->syscall;
-	size_t n = o->mode == MODE_REGISTER ? o->n_registers : 1;
+	/* injecttrack too, when given --register names (openat and read). */
+	bool listed = o->mode == MODE_REGISTER || (o->mode == MODE_INJECTTRACK && o->n_registers);
+	const char *const *names = listed ? o->registers : &o->syscall;
+	size_t n = listed ? o->n_registers : 1;
 	_cleanup_free_ Sysgate__V1__Registration *regs = calloc(n + 1, sizeof(*regs));
 	_cleanup_free_ Sysgate__V1__Registration **ptrs = calloc(n + 1, sizeof(*ptrs));
 	if (!regs || !ptrs) {
@@ -647,6 +652,9 @@ struct session {
 	unsigned long seen;  /* snapshots so far */
 	uint64_t last_request_id;
 	struct deferred *backlog, *backlog_tail; /* to serve next, oldest first */
+	int tracked_fd; /* injecttrack: the fd the supervisor said it installed */
+	uint32_t tracked_pid;
+	unsigned long tracked_reads;
 };
 
 static bool mode_uses_memory(enum mode mode)
@@ -877,6 +885,36 @@ static enum link_result misbehave_memory(struct session *s, const Sysgate__V1__S
 	}
 }
 
+/* injecttrack: serves /virtual/file with a tracked inject_bytes (cookie 77)
+ * and counts the reads on exactly the fd the supervisor reported. */
+static enum link_result inject_tracked(struct session *s, const Sysgate__V1__Snapshot *snap)
+{
+	static char content[] = "tracked\n";
+	const char *name = syscalls_name(snap->syscall_nr) ? syscalls_name(snap->syscall_nr) : "";
+	if (!strcmp(name, "read") && (int)snap->args[0] == s->tracked_fd &&
+	    snap->pid == s->tracked_pid) {
+		printf("tracked read %lu\n", ++s->tracked_reads);
+		fflush(stdout);
+	}
+	bool virtual_file = false;
+	for (size_t i = 0; i < snap->n_paths; i++)
+		if (snap->paths[i]->path.len == 13 &&
+		    !memcmp(snap->paths[i]->path.data, "/virtual/file", 13))
+			virtual_file = true;
+	if (strcmp(name, "openat") || !virtual_file)
+		return send_continue(s->link, snap->seq);
+	struct answer a;
+	Sysgate__V1__Action__InjectBytes ib;
+	answer_init(&a, snap->seq);
+	sysgate__v1__action__inject_bytes__init(&ib);
+	ib.data = (ProtobufCBinaryData){ .len = sizeof(content) - 1, .data = (uint8_t *)content };
+	ib.flags = SYSGATE__V1__ACTION__INJECT_BYTES__FLAG__TRACK;
+	ib.cookie = 77;
+	a.action.kind_case = SYSGATE__V1__ACTION__KIND_DO_INJECT_BYTES;
+	a.action.do_inject_bytes = &ib;
+	return link_send(s->link, &a.env);
+}
+
 /* Answers snapshot snap as the session's mode, saying so on stderr when
  * announce is set. The crashing and hanging modes do not return. */
 static enum link_result misbehave(struct session *s, const Sysgate__V1__Snapshot *snap,
@@ -928,6 +966,8 @@ static enum link_result misbehave(struct session *s, const Sysgate__V1__Snapshot
 		return send_errno(l, seq, ERRNO_ANSWER);
 	case MODE_RETURN:
 		return send_return(l, seq, 0);
+	case MODE_INJECTTRACK:
+		return inject_tracked(s, snap);
 	case MODE_KILL: {
 		answer_init(&a, seq);
 		a.action.kind_case = SYSGATE__V1__ACTION__KIND_DO_KILL;
@@ -996,13 +1036,20 @@ static int serve(struct session *s)
 			else if (s->seen == s->after + 1)
 				r = misbehave(s, snap, true);
 			else if (s->mode == MODE_ERRNO || s->mode == MODE_RECORD ||
-				 s->mode == MODE_RETURN ||
+				 s->mode == MODE_RETURN || s->mode == MODE_INJECTTRACK ||
 				 mode_uses_memory(s->mode))
 				r = misbehave(s, snap, false); /* a policy, not a one-off */
 			else
 				r = send_continue(s->link, snap->seq);
 			break;
 		}
+		case SYSGATE__V1__ENVELOPE__BODY_INJECTED:
+			s->tracked_fd = m->injected->fd;
+			s->tracked_pid = m->injected->pid;
+			printf("injected: fd=%d cookie=%" PRIu64 "\n", m->injected->fd,
+			       m->injected->cookie);
+			fflush(stdout);
+			break;
 		case SYSGATE__V1__ENVELOPE__BODY_GOODBYE:
 			return EXIT_SUCCESS;
 		case SYSGATE__V1__ENVELOPE__BODY_ERROR:
@@ -1033,7 +1080,7 @@ static int run(struct link *l, const struct options *o, const struct env *e, enu
 	int status;
 	if (!await_welcome(l, o, &status))
 		return status;
-	struct session s = { .link = l, .mode = mode, .after = o->after };
+	struct session s = { .link = l, .mode = mode, .after = o->after, .tracked_fd = -1 };
 	status = serve(&s);
 	session_done(&s);
 	return status;
