@@ -353,19 +353,26 @@ def test_read_path_wants_arg_for_two_paths_and_for_no_known_path(sysgate_bin, ru
 
 # --- exceptions in handlers ----------------------------------------------------------
 
-@pytest.mark.parametrize("body,cause", [
-    ("raise RuntimeError('handler bug')", "RuntimeError: handler bug"),
-    ("return 'not an action'", "returned 'not an action', not a NotifAction"),
-    ("return None", "returned None, not a NotifAction"),
-    ("time.sleep(100)", "did not answer getppid within --handler-timeout 300 ms"),
-], ids=["raises", "wrong-type", "none", "never-returns"])
+@pytest.mark.parametrize("define,body,cause", [
+    ("def", "raise RuntimeError('handler bug')", "RuntimeError: handler bug"),
+    ("def", "return 'not an action'", "returned 'not an action', not a NotifAction"),
+    ("def", "return None", "returned None, not a NotifAction"),
+    ("def", "time.sleep(100)", "did not answer getppid within --handler-timeout 300 ms"),
+    ("async def", "raise RuntimeError('async bug')", "RuntimeError: async bug"),
+    ("async def", "return 'not an action'", "returned 'not an action', not a NotifAction"),
+    ("async def", "await asyncio.sleep(100)",
+     "did not answer getppid within --handler-timeout 300 ms"),
+    ("async def", "await asyncio.Future()",
+     "did not answer getppid within --handler-timeout 300 ms"),
+], ids=["raises", "wrong-type", "none", "never-returns", "async-raises", "async-wrong-type",
+        "async-never-returns", "async-never-completes"])
 def test_failing_handler_gets_the_registration_policy(sysgate_bin, rundir_base, tmp_path,
-                                                      body, cause):
+                                                      define, body, cause):
     r = drive(rundir_base, tmp_path, f"""
         class Bad(Handler):
             on_exception = ExceptionPolicy.DENY_EPERM
 
-            def handle(self, ctx):
+            {define} handle(self, ctx):
                 {body}
 
         report(run([PY, "-c", SYSCALL_ERRNOS, str(GETPPID), "1"], [("getppid", Bad())],
@@ -448,6 +455,88 @@ def test_async_handlers_overlap(sysgate_bin, rundir_base, tmp_path):
     res, elapsed = r["stdout"].rsplit(" ", 1)
     assert json.loads(res) == [0, 0, 0, 0]
     assert 0.5 <= float(elapsed) < 1.5  # one after the other would take 2 s
+
+
+# Calls getppid (syscall argv[1]) in argv[2] threads at once; prints the
+# sorted errnos (0: it succeeded) and the seconds it took, as JSON.
+CONCURRENT_CALLS = """
+import ctypes, json, sys, threading, time
+libc = ctypes.CDLL(None, use_errno=True)
+res = []
+def call():
+    ctypes.set_errno(0)
+    r = libc.syscall(int(sys.argv[1]))
+    res.append(ctypes.get_errno() if r < 0 else 0)
+ts = [threading.Thread(target=call) for _ in range(int(sys.argv[2]))]
+t0 = time.monotonic()
+[t.start() for t in ts]
+[t.join() for t in ts]
+print(json.dumps([sorted(res), time.monotonic() - t0]), flush=True)
+"""
+
+
+def test_async_answers_do_not_hold_handler_threads(sysgate_bin, rundir_base, tmp_path):
+    """24 answers pending at once on the 16 handler threads of the default:
+    an async handler gives its thread back while it waits (holding them
+    would take 1 s)."""
+    r = drive(rundir_base, tmp_path, """
+        class Slow(Handler):
+            on_exception = ExceptionPolicy.DENY_EIO
+
+            async def handle(self, ctx):
+                await asyncio.sleep(0.5)
+                return NotifAction.returns(7)
+
+        report(run([PY, "-c", CALLS, str(GETPPID), "24"], [("getppid", Slow())]))
+    """, CALLS=CONCURRENT_CALLS)
+    assert r["returncode"] == 0, r["stderr"]
+    errnos, seconds = last_json(r["stdout"])
+    assert errnos == [0] * 24
+    assert 0.45 <= seconds < 0.9, seconds
+
+
+def test_async_answers_past_max_concurrency_get_the_policy(sysgate_bin, rundir_base,
+                                                           tmp_path):
+    r = drive(rundir_base, tmp_path, """
+        class Slow(Handler):
+            on_exception = ExceptionPolicy.DENY_EPERM
+
+            async def handle(self, ctx):
+                await asyncio.sleep(1.5)
+                return NotifAction.continue_()
+
+        report(run([PY, "-c", CALLS, str(GETPPID), "5"], [("getppid", Slow())],
+                   max_concurrency=3))
+    """, CALLS=CONCURRENT_CALLS)
+    assert r["returncode"] == 0, r["stderr"]
+    errnos, _ = last_json(r["stdout"])
+    assert errnos == [0, 0, 0, EPERM, EPERM]
+    assert r["stderr"].count("3 async answers are pending already (max_concurrency)") == 2
+
+
+def test_async_handler_reads_memory_after_awaiting(sysgate_bin, rundir_base, tmp_path):
+    """The context stays live until the coroutine answers: a read of the
+    program's memory after an await works, through the deferred answer."""
+    secret, other = tmp_path / "secret", tmp_path / "other"
+    secret.write_text("s")
+    other.write_text("o")
+    r = drive(rundir_base, tmp_path, """
+        class Deny(Handler):
+            on_exception = ExceptionPolicy.DENY_EIO
+
+            async def handle(self, ctx):
+                await asyncio.sleep(0.01)
+                path = ctx.read_cstr(ctx.args[1])
+                if path is None:
+                    raise RuntimeError("read_cstr failed after await")
+                if path == SECRET:
+                    return NotifAction.errno(errno.EACCES)
+                return NotifAction.continue_()
+
+        report(run([PY, "-c", OPEN_ERRNOS, SECRET, OTHER], [("openat", Deny())]))
+    """, SECRET=str(secret), OTHER=str(other))
+    assert r["returncode"] == 0, r["stderr"]
+    assert last_json(r["stdout"]) == [EACCES, 0]
 
 
 # --- argument checks, before anything starts ------------------------------------------

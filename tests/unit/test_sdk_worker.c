@@ -1214,6 +1214,393 @@ static void test_ctx_flags(void **state)
 	fake_finish(f);
 }
 
+/* ---- Deferred answers ----------------------------------------------------------- */
+
+/* The answers h_defer deferred, in the order of its calls, for the test's
+ * thread to complete. */
+struct deferrals {
+	pthread_mutex_t lock;
+	pthread_cond_t cond;
+	sg_deferred *d[8];
+	const sg_ctx *call_ctx[8]; /* the handler call's own context */
+	unsigned n;
+	int defer_errno; /* errno of a failed sg_defer, or 0 */
+};
+
+#define DEFERRALS_INIT                                                                             \
+	{                                                                                          \
+		PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, { 0 }, { 0 }, 0, 0            \
+	}
+
+/* Defers every call. Whatever it sets on out and returns is ignored. */
+static int h_defer(const sg_ctx *ctx, sg_action *out, void *ud)
+{
+	struct deferrals *s = ud;
+	sg_errno(out, EPERM);
+	sg_deferred *d = sg_defer(ctx);
+	pthread_mutex_lock(&s->lock);
+	if (!d) {
+		s->defer_errno = errno;
+	} else if (s->n < ARRAY_SIZE(s->d)) {
+		s->call_ctx[s->n] = ctx;
+		s->d[s->n++] = d;
+	}
+	pthread_cond_broadcast(&s->cond);
+	pthread_mutex_unlock(&s->lock);
+	return d ? 7 : 1;
+}
+
+/* The i-th deferred answer, waiting (bounded) for its handler call. */
+static sg_deferred *deferred_nth(struct deferrals *s, unsigned i)
+{
+	struct timespec deadline;
+	clock_gettime(CLOCK_REALTIME, &deadline);
+	deadline.tv_sec += TIMEOUT_MS / 1000;
+	pthread_mutex_lock(&s->lock);
+	int r = 0;
+	while (s->n <= i && !s->defer_errno && r == 0)
+		r = pthread_cond_timedwait(&s->cond, &s->lock, &deadline);
+	sg_deferred *d = s->n > i ? s->d[i] : NULL;
+	int err = s->defer_errno;
+	pthread_mutex_unlock(&s->lock);
+	if (!d)
+		fail_msg("no deferred answer #%u (sg_defer: %s)", i,
+			 err ? strerror(err) : "not called");
+	return d;
+}
+
+static void a_continue(sg_action *a)
+{
+	sg_continue(a);
+}
+
+static void a_errno(sg_action *a)
+{
+	sg_errno(a, EACCES);
+}
+
+static void a_return(sg_action *a)
+{
+	sg_return(a, -42);
+}
+
+static void a_kill(sg_action *a)
+{
+	sg_kill(a, 15);
+}
+
+static void a_inject(sg_action *a)
+{
+	assert_int_equal(sg_inject_bytes(a, "hello", 5, SG_INJECT_WRITABLE), 0);
+}
+
+static void a_none(sg_action *a)
+{
+	(void)a;
+}
+
+static void a_two(sg_action *a)
+{
+	sg_continue(a);
+	sg_return(a, 1);
+}
+
+struct defer_case {
+	const char *name;
+	void (*answer)(sg_action *a);
+	bool cancel; /* sg_deferred_cancel, not sg_complete */
+	Sysgate__V1__Action__KindCase want;
+	int64_t value;           /* errnum, return value, signal or inject flags */
+	const char *fail_reason; /* part of do_fail's reason */
+};
+
+static struct defer_case defer_cases[] = {
+	{ "deferred continue", a_continue, false, SYSGATE__V1__ACTION__KIND_DO_CONTINUE, 0, NULL },
+	{ "deferred errno(EACCES)", a_errno, false, SYSGATE__V1__ACTION__KIND_DO_ERRNO, EACCES,
+	  NULL },
+	{ "deferred return(-42)", a_return, false, SYSGATE__V1__ACTION__KIND_DO_RETURN, -42, NULL },
+	{ "deferred kill(15)", a_kill, false, SYSGATE__V1__ACTION__KIND_DO_KILL, 15, NULL },
+	{ "deferred inject_bytes", a_inject, false, SYSGATE__V1__ACTION__KIND_DO_INJECT_BYTES,
+	  SG_INJECT_WRITABLE, NULL },
+	{ "deferred, no action set: fail", a_none, false, SYSGATE__V1__ACTION__KIND_DO_FAIL, 0,
+	  "handler for openat set no action (seq 1)" },
+	{ "deferred, two actions set: fail", a_two, false, SYSGATE__V1__ACTION__KIND_DO_FAIL, 0,
+	  "set 2 actions" },
+	{ "deferred, cancelled: fail", a_continue, true, SYSGATE__V1__ACTION__KIND_DO_FAIL, 0,
+	  "handler for openat cancelled its deferred answer (seq 1)" },
+};
+
+/* With one handler thread: the call for seq 1 defers, the thread answers
+ * seq 2 meanwhile, and the test's thread completes seq 1 afterwards. */
+static void test_defer(void **state)
+{
+	const struct defer_case *c = *state;
+	struct deferrals s = DEFERRALS_INIT;
+	struct fake *f _cleanup_fake_ = fake_new_threads("w", "1");
+	assert_int_equal(sg_worker_on(f->worker, "openat", h_defer, &s, SG_EXC_KILL), 0);
+	assert_int_equal(sg_worker_on(f->worker, "getpid", h_errno, NULL, SG_EXC_KILL), 0);
+	fake_handshake(f);
+	send_snapshot(f, 1, 0);
+	send_snapshot(f, 2, 1);
+	Sysgate__V1__Envelope *a2 _cleanup_envelope_ = expect_action(f, 2);
+	assert_int_equal(a2->action->kind_case, SYSGATE__V1__ACTION__KIND_DO_ERRNO);
+
+	sg_deferred *d = deferred_nth(&s, 0);
+	c->answer(sg_deferred_action(d));
+	assert_int_equal(c->cancel ? sg_deferred_cancel(d) : sg_complete(d), 0);
+	Sysgate__V1__Envelope *m _cleanup_envelope_ = expect_action(f, 1);
+	const Sysgate__V1__Action *a = m->action;
+	assert_int_equal(a->kind_case, c->want);
+	switch (c->want) {
+	case SYSGATE__V1__ACTION__KIND_DO_ERRNO:
+		assert_int_equal(a->do_errno->errnum, c->value);
+		break;
+	case SYSGATE__V1__ACTION__KIND_DO_RETURN:
+		assert_true(a->do_return->value == c->value);
+		break;
+	case SYSGATE__V1__ACTION__KIND_DO_KILL:
+		assert_int_equal(a->do_kill->signal, c->value);
+		break;
+	case SYSGATE__V1__ACTION__KIND_DO_INJECT_BYTES:
+		assert_int_equal(a->do_inject_bytes->flags, c->value);
+		assert_int_equal(a->do_inject_bytes->data.len, 5);
+		assert_memory_equal(a->do_inject_bytes->data.data, "hello", 5);
+		break;
+	case SYSGATE__V1__ACTION__KIND_DO_FAIL:
+		if (!strstr(a->do_fail->reason, c->fail_reason))
+			fail_msg("reason \"%s\" lacks \"%s\"", a->do_fail->reason, c->fail_reason);
+		break;
+	default:
+		break;
+	}
+	fake_finish(f);
+}
+
+/* What a completing thread did with a deferred answer's context. */
+struct completer {
+	pthread_t thread;
+	sg_deferred *d;
+	ssize_t read_result;
+	char buf[5];
+	int complete_result;
+};
+
+/* Reads 5 bytes at arg 1 through the deferred context, answers return(what
+ * the read returned) and completes. */
+static void *complete_after_read(void *arg)
+{
+	struct completer *c = arg;
+	const sg_ctx *ctx = sg_deferred_ctx(c->d);
+	c->read_result = sg_ctx_read(ctx, sg_ctx_arg(ctx, 1), c->buf, sizeof(c->buf));
+	sg_return(sg_deferred_action(c->d), c->read_result);
+	c->complete_result = sg_complete(c->d);
+	return NULL;
+}
+
+/* The deferred answer's context is a live copy of its call's: its fields and
+ * paths, and memory reads served for its seq, while the call's own context
+ * is stale. */
+static void test_defer_ctx_is_live(void **state)
+{
+	(void)state;
+	struct deferrals s = DEFERRALS_INIT;
+	struct fake *f _cleanup_fake_ = fake_new_threads("w", "1");
+	assert_int_equal(sg_worker_on(f->worker, "openat", h_defer, &s, SG_EXC_KILL), 0);
+	assert_int_equal(sg_worker_on(f->worker, "getpid", h_errno, NULL, SG_EXC_KILL), 0);
+	fake_handshake(f);
+	send_snapshot_flags(f, 1, 0, 1);
+	send_snapshot(f, 2, 1);
+	Sysgate__V1__Envelope *a2 _cleanup_envelope_ = expect_action(f, 2);
+
+	struct completer c = { .d = deferred_nth(&s, 0), .read_result = 1 };
+	const sg_ctx *ctx = sg_deferred_ctx(c.d);
+	assert_true(sg_ctx_id(ctx) == 0x1122334455667788u);
+	assert_int_equal(sg_ctx_pid(ctx), 4242);
+	assert_int_equal(sg_ctx_syscall(ctx), 257);
+	assert_int_equal(sg_ctx_arch(ctx), AUDIT_ARCH_X86_64_);
+	assert_int_equal(sg_ctx_flags(ctx), 1);
+	assert_true(sg_ctx_ip(ctx) == 0x7ffff7e9a1b2u);
+	assert_true(sg_ctx_arg(ctx, 1) == 0x5555deadbeef);
+	assert_string_equal(sg_ctx_path(ctx, 1), "/etc/passwd");
+	assert_null(sg_ctx_path(ctx, 3));
+	assert_int_equal(sg_ctx_pid(s.call_ctx[0]), 0); /* the call's: stale */
+	/* A deferred answer's context cannot defer again. */
+	errno = 0;
+	assert_null(sg_defer(ctx));
+	assert_int_equal(errno, EINVAL);
+
+	assert_int_equal(pthread_create(&c.thread, NULL, complete_after_read, &c), 0);
+	uint64_t id =
+		expect_mem_request(f, 1, SYSGATE__V1__MEM_REQUEST__OP__READ, 0x5555deadbeef, 5);
+	send_mem_reply(f, id, 0, "abcde", 5);
+	Sysgate__V1__Envelope *a1 _cleanup_envelope_ = expect_action(f, 1);
+	expect_return(a1, 5);
+	assert_int_equal(pthread_join(c.thread, NULL), 0);
+	assert_int_equal(c.read_result, 5);
+	assert_memory_equal(c.buf, "abcde", 5);
+	assert_int_equal(c.complete_result, 0);
+	fake_finish(f);
+}
+
+/* What h_defer_now saw. */
+struct defer_now {
+	const sg_ctx *ctx;
+	int again_errno, complete_result;
+};
+
+/* Defers, tries to defer again, and completes before returning (with an
+ * action and a result of its own, both ignored). */
+static int h_defer_now(const sg_ctx *ctx, sg_action *out, void *ud)
+{
+	struct defer_now *s = ud;
+	s->ctx = ctx;
+	sg_deferred *d = sg_defer(ctx);
+	if (!d)
+		return 1;
+	errno = 0;
+	s->again_errno = sg_defer(ctx) ? 0 : errno;
+	sg_return(sg_deferred_action(d), 7);
+	s->complete_result = sg_complete(d);
+	sg_errno(out, EPERM);
+	return 1;
+}
+
+/* Completed before its handler returned: the answer leaves once it did.
+ * One sg_defer per call; a context whose call is over cannot defer. */
+static void test_defer_completed_in_handler(void **state)
+{
+	(void)state;
+	struct defer_now s = { 0 };
+	struct fake *f _cleanup_fake_ = fake_new("w");
+	assert_int_equal(sg_worker_on(f->worker, "openat", h_defer_now, &s, SG_EXC_KILL), 0);
+	fake_handshake(f);
+	send_snapshot(f, 1, 0);
+	Sysgate__V1__Envelope *a _cleanup_envelope_ = expect_action(f, 1);
+	expect_return(a, 7);
+	assert_int_equal(s.again_errno, EALREADY);
+	assert_int_equal(s.complete_result, 0);
+	errno = 0;
+	assert_null(sg_defer(s.ctx));
+	assert_int_equal(errno, ESTALE);
+	fake_finish(f);
+}
+
+/* A deferred answer outlives the run, and even the worker: its context
+ * still reads its fields, memory calls fail, completing sends nothing and
+ * frees it (the sanitizer build checks for leaks and use after free). */
+struct defer_end_case {
+	const char *name;
+	bool cancel;
+	bool free_first; /* sg_worker_free before completing */
+};
+
+static struct defer_end_case defer_end_cases[] = {
+	{ "deferred answer completed after the run", false, false },
+	{ "deferred answer cancelled after the run", true, false },
+	{ "deferred answer completed after sg_worker_free", false, true },
+	{ "deferred answer cancelled after sg_worker_free", true, true },
+};
+
+static void test_defer_after_end(void **state)
+{
+	const struct defer_end_case *c = *state;
+	struct deferrals s = DEFERRALS_INIT;
+	struct fake *f _cleanup_fake_ = fake_new("w");
+	assert_int_equal(sg_worker_on(f->worker, "openat", h_defer, &s, SG_EXC_KILL), 0);
+	fake_handshake(f);
+	send_snapshot(f, 1, 0);
+	sg_deferred *d = deferred_nth(&s, 0);
+	fake_finish(f);
+	if (c->free_first) {
+		sg_worker_free(f->worker);
+		f->worker = NULL;
+	}
+	const sg_ctx *ctx = sg_deferred_ctx(d);
+	assert_int_equal(sg_ctx_pid(ctx), 4242);
+	char buf[4];
+	assert_int_equal(sg_ctx_read(ctx, 0x1000, buf, sizeof(buf)), -ECONNRESET);
+	sg_continue(sg_deferred_action(d));
+	assert_int_equal(c->cancel ? sg_deferred_cancel(d) : sg_complete(d), -ENOTCONN);
+}
+
+/* A deferred answer counts against max_inflight until it is completed. */
+static void test_defer_counts_in_flight(void **state)
+{
+	(void)state;
+	struct deferrals s = DEFERRALS_INIT;
+	struct fake *f _cleanup_fake_ = fake_new_threads("w", "1");
+	assert_int_equal(sg_worker_on(f->worker, "openat", h_defer, &s, SG_EXC_KILL), 0);
+	fake_handshake_inflight(f, 1);
+	send_snapshot(f, 1, 0);
+	sg_deferred *d = deferred_nth(&s, 0);
+	sg_continue(sg_deferred_action(d));
+	assert_int_equal(sg_complete(d), 0);
+	Sysgate__V1__Envelope *a1 _cleanup_envelope_ = expect_action(f, 1);
+	assert_int_equal(a1->action->kind_case, SYSGATE__V1__ACTION__KIND_DO_CONTINUE);
+	/* Completed: room for the next one, which stays pending. */
+	send_snapshot(f, 2, 0);
+	d = deferred_nth(&s, 1);
+	send_snapshot(f, 3, 0);
+	Sysgate__V1__Envelope *m _cleanup_envelope_ =
+		fake_recv(f, SYSGATE__V1__ENVELOPE__BODY_ERROR);
+	assert_int_equal(m->error->code, EPROTO);
+	assert_non_null(strstr(m->error->message, "max_inflight (1)"));
+	assert_int_equal(fake_join(f), -EPROTO);
+	assert_int_equal(sg_complete(d), -ENOTCONN);
+}
+
+static void *complete_continue(void *arg)
+{
+	sg_deferred *d = arg;
+	sg_continue(sg_deferred_action(d));
+	return (void *)(intptr_t)sg_complete(d);
+}
+
+/* Eight answers pending at once, completed by eight threads at once. */
+static void test_defer_many(void **state)
+{
+	(void)state;
+	enum { N = 8 };
+	struct deferrals s = DEFERRALS_INIT;
+	struct fake *f _cleanup_fake_ = fake_new_threads("w", "2");
+	assert_int_equal(sg_worker_on(f->worker, "openat", h_defer, &s, SG_EXC_KILL), 0);
+	fake_handshake_inflight(f, N);
+	for (uint64_t seq = 1; seq <= N; seq++)
+		send_snapshot(f, seq, 0);
+	pthread_t threads[N];
+	for (unsigned i = 0; i < N; i++)
+		assert_int_equal(
+			pthread_create(&threads[i], NULL, complete_continue, deferred_nth(&s, i)),
+			0);
+	bool answered[N + 1] = { false };
+	for (unsigned i = 0; i < N; i++) {
+		Sysgate__V1__Envelope *m _cleanup_envelope_ =
+			fake_recv(f, SYSGATE__V1__ENVELOPE__BODY_ACTION);
+		uint64_t seq = m->action->seq;
+		assert_true(seq >= 1 && seq <= N && !answered[seq]);
+		answered[seq] = true;
+		assert_int_equal(m->action->kind_case, SYSGATE__V1__ACTION__KIND_DO_CONTINUE);
+	}
+	for (unsigned i = 0; i < N; i++) {
+		void *r = NULL;
+		assert_int_equal(pthread_join(threads[i], &r), 0);
+		assert_int_equal((intptr_t)r, 0);
+	}
+	fake_finish(f);
+}
+
+static void test_defer_null(void **state)
+{
+	(void)state;
+	errno = 0;
+	assert_null(sg_defer(NULL));
+	assert_int_equal(errno, EINVAL);
+	assert_int_equal(sg_complete(NULL), -EINVAL);
+	assert_int_equal(sg_deferred_cancel(NULL), -EINVAL);
+	assert_null(sg_deferred_ctx(NULL));
+	assert_null(sg_deferred_action(NULL));
+}
+
 static const struct CMUnitTest fixed_tests[] = {
 	cmocka_unit_test(test_hello),
 	cmocka_unit_test(test_hello_name_from_argument),
@@ -1229,6 +1616,11 @@ static const struct CMUnitTest fixed_tests[] = {
 	cmocka_unit_test(test_emit),
 	cmocka_unit_test(test_emit_before_welcome),
 	cmocka_unit_test(test_emit_not_accepted),
+	cmocka_unit_test(test_defer_ctx_is_live),
+	cmocka_unit_test(test_defer_completed_in_handler),
+	cmocka_unit_test(test_defer_counts_in_flight),
+	cmocka_unit_test(test_defer_many),
+	cmocka_unit_test(test_defer_null),
 };
 
 static int teardown_fake(void **state)
@@ -1247,7 +1639,8 @@ int main(void)
 	struct CMUnitTest tests[ARRAY_SIZE(fixed_tests) + ARRAY_SIZE(action_cases) +
 				ARRAY_SIZE(read_cases) + ARRAY_SIZE(pool_cases) +
 				ARRAY_SIZE(end_cases) + ARRAY_SIZE(proto_cases) +
-				ARRAY_SIZE(flags_cases)];
+				ARRAY_SIZE(flags_cases) + ARRAY_SIZE(defer_cases) +
+				ARRAY_SIZE(defer_end_cases)];
 	size_t n = 0;
 	UNIT_TESTS(tests, n, fixed_tests);
 	UNIT_ROWS(tests, n, test_action, action_cases);
@@ -1256,6 +1649,8 @@ int main(void)
 	UNIT_ROWS(tests, n, test_end_while_waiting, end_cases);
 	UNIT_ROWS(tests, n, test_protocol_error_while_waiting, proto_cases);
 	UNIT_ROWS(tests, n, test_ctx_flags, flags_cases);
+	UNIT_ROWS(tests, n, test_defer, defer_cases);
+	UNIT_ROWS(tests, n, test_defer_after_end, defer_end_cases);
 	for (size_t i = 0; i < n; i++)
 		tests[i].teardown_func = teardown_fake;
 	return cmocka_run_group_tests_name("sdk_worker", tests, NULL, NULL);

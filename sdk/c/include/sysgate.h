@@ -21,6 +21,8 @@
  * threads (a decimal 1..64 in the worker's environment; 4 if unset or
  * invalid), never more than the supervisor lets the worker hold at once;
  * SYSGATE_WORKER_THREADS=1 calls one handler at a time, in arrival order.
+ * A handler may also answer later, from any thread, while its thread goes
+ * on with other notifications: see sg_defer() below.
  *
  * Errors are negative errno values; nothing here exits or aborts. */
 #ifndef SYSGATE_H
@@ -41,10 +43,13 @@ typedef struct sg_worker sg_worker;
 /* One notification, as a handler sees it; valid only during the handler
  * call, and usable from any thread during it. Afterwards it reads as stale
  * (0, NULL, -ESTALE) until the worker is freed, or, once its thread calls
- * the next handler, as that call's context: do not keep it. */
+ * the next handler, as that call's context: do not keep it (a handler that
+ * answers later uses sg_deferred_ctx(), live until the answer is sent). */
 typedef struct sg_ctx sg_ctx;
 /* The answer a handler fills in with exactly one of the action setters. */
 typedef struct sg_action sg_action;
+/* An answer a handler promised to give later (sg_defer). */
+typedef struct sg_deferred sg_deferred;
 
 /* Exception policy of a registration: what answers a notification when its
  * handler fails, times out, or its worker crashes. */
@@ -62,6 +67,7 @@ enum sg_exception {
 
 /* A handler: return 0 after setting exactly one action on out; non-zero (or
  * no action, or an invalid one) is a failure: the exception policy applies.
+ * A handler that called sg_defer() answers later instead (return 0).
  * May run on several threads at once (see the top of this file): ud must
  * be safe to use concurrently, or set SYSGATE_WORKER_THREADS=1. */
 typedef int (*sg_handler_fn)(const sg_ctx *ctx, sg_action *out, void *ud);
@@ -91,8 +97,9 @@ SG_API int sg_worker_on_nr(sg_worker *w, long nr, sg_handler_fn fn, void *ud,
  * malformed or unexpected input, -ECONNABORTED the supervisor's Error,
  * other negative errno on link errors; the cause is printed to stderr on
  * one line. When the run ends, memory calls still waiting fail
- * (-ECONNRESET, or the run's error) and answers not yet sent are dropped;
- * returns once every handler call in progress has returned. Call once. */
+ * (-ECONNRESET, or the run's error) and answers not yet sent are dropped,
+ * deferred ones included (completing them returns -ENOTCONN); returns once
+ * every handler call in progress has returned. Call once. */
 SG_API int sg_worker_run(sg_worker *w);
 
 /* Sends one record (JSON text, 1..65536 bytes, not NUL-terminated
@@ -102,7 +109,9 @@ SG_API int sg_worker_run(sg_worker *w);
  * of handlers (their state lives in this process). Any thread, while
  * sg_worker_run runs: 0, -ENOTCONN otherwise, -EMSGSIZE too long, -EINVAL. */
 SG_API int sg_worker_emit(sg_worker *w, const char *json, size_t len);
-/* Closes the link and frees the worker (NULL is fine). */
+/* Closes the link and frees the worker (NULL is fine), after
+ * sg_worker_run() returned. Answers still deferred may be completed later
+ * (-ENOTCONN); the worker's last bytes go with the last of them. */
 SG_API void sg_worker_free(sg_worker *w);
 
 /* The kernel's notification id. */
@@ -120,12 +129,12 @@ SG_API uint64_t sg_ctx_ip(const sg_ctx *c);
 /* Syscall argument i (0..5); 0 for any other i. */
 SG_API uint64_t sg_ctx_arg(const sg_ctx *c, unsigned i);
 /* The path the supervisor pre-read for argument arg (owned by ctx, valid
- * until the handler returns), or NULL. */
+ * until the handler returns, or a deferred answer is completed), or NULL. */
 SG_API const char *sg_ctx_path(const sg_ctx *c, unsigned arg);
 
 /* Reads len bytes of the trapped process at addr into buf (through the
  * supervisor, blocking this thread only); bytes read, or -errno (-ESTALE:
- * handler returned, -ECONNRESET: the run ended meanwhile). */
+ * handler returned or answer completed, -ECONNRESET: the run ended). */
 SG_API ssize_t sg_ctx_read(const sg_ctx *c, uint64_t addr, void *buf, size_t len);
 /* Reads a string at addr into buf, always NUL-terminated; its length, or -errno. */
 SG_API ssize_t sg_ctx_read_cstr(const sg_ctx *c, uint64_t addr, char *buf, size_t cap);
@@ -143,6 +152,69 @@ SG_API void sg_kill(sg_action *a, int sig);
 /* Action: the syscall returns a new fd of a memfd holding a copy of data;
  * flags: SG_INJECT_*. -E2BIG over the cap, -EINVAL bad flags, -ENOMEM. */
 SG_API int sg_inject_bytes(sg_action *a, const void *data, size_t len, unsigned flags);
+
+/* ---- Answering later -----------------------------------------------------
+ *
+ * A handler that cannot decide at once (it waits for a timer, an event loop,
+ * another service) calls sg_defer(ctx), hands the sg_deferred to whoever
+ * will decide, and returns 0. The SDK sends nothing for that call, and the
+ * handler's thread goes on with the next notification while the trapped
+ * process waits. Later, from any thread, the decider sets exactly one action
+ * on sg_deferred_action(d) with the usual setters and calls sg_complete(d),
+ * which sends the answer; until then sg_deferred_ctx(d) is a live context
+ * of that notification (fields, paths and memory accessors work).
+ *
+ *	static int later(const sg_ctx *ctx, sg_action *out, void *ud)
+ *	{
+ *		sg_deferred *d = sg_defer(ctx);
+ *		if (!d)
+ *			return 1;
+ *		my_queue_push(ud, d);
+ *		return 0;
+ *	}
+ *
+ * and on the thread that decides, later:
+ *
+ *	sg_continue(sg_deferred_action(d));
+ *	sg_complete(d);
+ *
+ * Bounds: a deferred answer counts against the worker's in-flight limit
+ * (Welcome.max_inflight; sysgate allows 64) until it is completed; past the
+ * limit the supervisor answers new notifications with their exception
+ * policy. --handler-timeout runs from the notification's arrival: an answer
+ * not completed by then gets the exception policy, and sysgate takes the
+ * worker for hung (it is restarted), so complete well within it.
+ *
+ * Ownership: every sg_deferred that sg_defer() returned must be given to
+ * exactly one sg_complete() or sg_deferred_cancel(), which frees it with its
+ * context and action; d must not be used afterwards, nor completed while a
+ * memory call on its context is in progress, and its action must not be set
+ * from two threads at once. Completing stays valid after sg_worker_run()
+ * returned and even after sg_worker_free(): it then sends nothing (the
+ * supervisor settled the notification when the run ended) and returns
+ * -ENOTCONN. A worker freed with answers still deferred keeps the little
+ * memory they need until the last of them is completed. */
+
+/* Called during a handler call, with its ctx (from any thread): the call
+ * will be answered later through the returned sg_deferred, and the
+ * handler's own result and out are then ignored. NULL with errno set:
+ * EINVAL ctx is NULL or a deferred answer's context, ESTALE the handler
+ * returned, EALREADY this call deferred already, ENOMEM. */
+SG_API sg_deferred *sg_defer(const sg_ctx *ctx);
+/* The notification of d: a live context until d is completed (the same
+ * fields as the handler's; its paths are valid until then). NULL for NULL. */
+SG_API const sg_ctx *sg_deferred_ctx(sg_deferred *d);
+/* The action of d, for the action setters; NULL for NULL. */
+SG_API sg_action *sg_deferred_action(sg_deferred *d);
+/* Sends d's answer and frees d: its action if exactly one valid action was
+ * set, else a failure (the exception policy applies), as for a handler.
+ * Called before the deferring handler returned, it leaves the sending to
+ * that handler's return. 0; -ENOTCONN the run ended: nothing is sent;
+ * another negative errno if sending failed (the run ends); -EINVAL NULL. */
+SG_API int sg_complete(sg_deferred *d);
+/* Answers d with a failure (its registration's exception policy applies)
+ * and frees d; returns as sg_complete. */
+SG_API int sg_deferred_cancel(sg_deferred *d);
 
 /* Number of a native syscall by name ("openat") or decimal number ("257");
  * -ENOENT if the architecture has no such syscall, -EINVAL if malformed. */

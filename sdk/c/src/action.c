@@ -89,6 +89,8 @@ int sg_inject_bytes(sg_action *a, const void *data, size_t len, unsigned flags)
 /* Why a handler's answer is no action the supervisor may apply, or NULL. */
 static const char *action_failure(const sg_action *a, int handler_result, char *buf, size_t size)
 {
+	if (handler_result == ACTION_CANCELLED)
+		return "cancelled its deferred answer";
 	if (handler_result != 0) {
 		snprintf(buf, size, "returned %d", handler_result);
 		return buf;

@@ -4,7 +4,8 @@
  * A context belongs to a handler thread's slot and serves one handler call
  * after another; between calls (and after the last) it is stale. Its lock
  * makes every accessor see either the live call or a stale context, even
- * from a thread the handler passed it to.
+ * from a thread the handler passed it to. A deferred answer (sg_defer) has
+ * a context of its own: a copy of its call's, live until it is completed.
  *
  * A memory accessor sends one MemRequest and waits for the MemReply with
  * its request_id, which the worker's receiving thread hands over; other
@@ -19,13 +20,29 @@ void ctx_init(struct sg_ctx *c, sg_worker *w, pthread_mutex_t *lock)
 	*c = (struct sg_ctx){ .worker = w, .lock = lock };
 }
 
+/* dst[i] = a copy of each src[i]; -ENOMEM (nothing kept). */
+static int copy_paths(char *dst[PROTO_ARGS], char *const src[PROTO_ARGS])
+{
+	for (size_t i = 0; i < PROTO_ARGS; i++) {
+		dst[i] = src[i] ? strdup(src[i]) : NULL;
+		if (src[i] && !dst[i]) {
+			while (i--) {
+				free(dst[i]);
+				dst[i] = NULL;
+			}
+			return -ENOMEM;
+		}
+	}
+	return 0;
+}
+
 static void free_paths(char *paths[PROTO_ARGS])
 {
 	for (size_t i = 0; i < PROTO_ARGS; i++)
 		free(paths[i]);
 }
 
-int ctx_begin(struct sg_ctx *c, const Sysgate__V1__Snapshot *s)
+int ctx_begin(struct sg_ctx *c, const Sysgate__V1__Snapshot *s, const char *reg_name)
 {
 	char *paths[PROTO_ARGS] = { NULL };
 	for (size_t i = 0; i < s->n_paths; i++) {
@@ -52,12 +69,47 @@ int ctx_begin(struct sg_ctx *c, const Sysgate__V1__Snapshot *s)
 	for (size_t i = 0; i < PROTO_ARGS; i++)
 		c->args[i] = i < s->n_args ? s->args[i] : 0;
 	memcpy(c->paths, paths, sizeof(paths));
+	c->reg_name = reg_name;
+	c->may_defer = true;
+	c->deferred = NULL;
 	c->live = true;
 	pthread_mutex_unlock(c->lock);
 	return 0;
 }
 
-void ctx_end(struct sg_ctx *c)
+int ctx_defer(struct sg_ctx *c, struct sg_deferred *d)
+{
+	struct sg_ctx *copy = &d->ctx;
+	pthread_mutex_lock(c->lock);
+	int r = 0;
+	if (!c->live)
+		r = -ESTALE;
+	else if (!c->may_defer)
+		r = -EINVAL;
+	else if (c->deferred)
+		r = -EALREADY;
+	else
+		r = copy_paths(copy->paths, c->paths);
+	if (r == 0) {
+		/* copy is d's alone until d is returned: no need for its lock. */
+		copy->seq = c->seq;
+		copy->notif_id = c->notif_id;
+		copy->instruction_pointer = c->instruction_pointer;
+		memcpy(copy->args, c->args, sizeof(copy->args));
+		copy->syscall_nr = c->syscall_nr;
+		copy->pid = c->pid;
+		copy->arch = c->arch;
+		copy->flags = c->flags;
+		copy->reg_name = c->reg_name;
+		copy->may_defer = false;
+		copy->live = true;
+		c->deferred = d;
+	}
+	pthread_mutex_unlock(c->lock);
+	return r;
+}
+
+struct sg_deferred *ctx_end(struct sg_ctx *c)
 {
 	char *paths[PROTO_ARGS];
 	/* Waits for a memory request being sent through c (mem_transact). */
@@ -65,8 +117,11 @@ void ctx_end(struct sg_ctx *c)
 	memcpy(paths, c->paths, sizeof(paths));
 	memset(c->paths, 0, sizeof(c->paths));
 	c->live = false;
+	struct sg_deferred *d = c->deferred;
+	c->deferred = NULL;
 	pthread_mutex_unlock(c->lock);
 	free_paths(paths);
+	return d;
 }
 
 /* The fields of a context in its handler call: true with *out a copy, or
@@ -136,8 +191,8 @@ const char *sg_ctx_path(const sg_ctx *c, unsigned arg)
 
 /* Sends a MemRequest for the context's notification and waits for its
  * MemReply; *reply is the decoded MemReply's envelope (the caller frees
- * it). -ESTALE once the handler returned, -ECONNRESET when the run ends
- * first; other errors end the run. */
+ * it). -ESTALE once the call is over (or the deferred answer completed),
+ * -ECONNRESET when the run ends first; other errors end the run. */
 static int mem_transact(const sg_ctx *c, Sysgate__V1__MemRequest__Op op, uint64_t addr,
 			uint32_t length, const void *data, Sysgate__V1__Envelope **reply)
 {
@@ -175,6 +230,7 @@ static int mem_transact(const sg_ctx *c, Sysgate__V1__MemRequest__Op op, uint64_
 		/* A lost link: the receiving thread sees it too and ends the run. */
 		if (r < 0 && r != -ECONNRESET)
 			worker_end(w, r, &err);
+		worker_link_leave(w);
 	}
 	pthread_mutex_unlock(c->lock);
 	if (r < 0)

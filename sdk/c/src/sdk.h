@@ -4,8 +4,9 @@
  *   link.c    the nng pair1 socket: dial, send (from any thread) and
  *             receive envelopes, noticing when the supervisor's end goes
  *             away;
- *   worker.c  registrations, handshake, the run loop, the handler threads
- *             and the routing of MemReplys to the calls waiting for them;
+ *   worker.c  registrations, handshake, the run loop, the handler threads,
+ *             the routing of MemReplys to the calls waiting for them, and
+ *             deferred answers (sg_defer, sg_complete);
  *   ctx.c     the context accessors and the memory requests;
  *   action.c  the action setters and the Action message they become.
  *
@@ -15,10 +16,17 @@
  * MemReply to the memory call waiting for its request_id, so one handler
  * can wait for memory while another runs. The run ends (Goodbye, Error,
  * lost link, a protocol error) by waking every waiting memory call and idle
- * handler thread; sg_worker_run() returns once the pool is joined.
+ * handler thread; sg_worker_run() returns once the pool is joined and no
+ * other thread (a deferred answer's, an emitter) is still on the link.
+ *
+ * Lifetime: a deferred answer may outlive the run and sg_worker_free(), so
+ * it holds a reference on the worker: sg_worker_free() releases everything
+ * but the struct itself (its lock, ended flag and counters), which goes
+ * with the last reference. After the run nothing touches the link.
  *
  * Locks, always taken in this order: a context's lock (struct
- * handler_slot), the worker's lock, the link's send_lock, the link's lock.
+ * handler_slot's or struct sg_deferred's), the worker's lock, the link's
+ * send_lock, the link's lock.
  * The receiving thread never holds one while it waits on the link. */
 #ifndef SYSGATE_SDK_H
 #define SYSGATE_SDK_H
@@ -76,11 +84,15 @@ struct registration {
  * by the worker until sg_worker_free(), so a context kept past its call is
  * still memory the SDK owns: it reads as stale (live false) rather than
  * freed. Its fields are guarded by *lock (the slot's), since a handler may
- * pass its context to other threads. */
+ * pass its context to other threads. A deferred answer's context is a copy
+ * living in its struct sg_deferred, freed when the answer is completed. */
 struct sg_ctx {
 	sg_worker *worker;
 	pthread_mutex_t *lock;
-	bool live; /* in its handler call */
+	bool live;                    /* in its handler call, or its deferred answer pending */
+	bool may_defer;               /* a handler slot's context (not a deferred answer's) */
+	struct sg_deferred *deferred; /* made by sg_defer in this call, or NULL */
+	const char *reg_name;         /* the registration's syscall (static) */
 	/* The snapshot's fields, copied: valid while live. */
 	uint64_t seq, notif_id, instruction_pointer;
 	uint64_t args[PROTO_ARGS];
@@ -137,9 +149,12 @@ struct sg_worker {
 	pthread_mutex_t lock;
 	pthread_cond_t work_cond;      /* a snapshot queued, or the run ended */
 	pthread_cond_t mem_cond;       /* a mem_wait done */
+	pthread_cond_t link_cond;      /* link_users dropped to 0 */
+	unsigned refs;                 /* the owner's (until sg_worker_free), one per sg_deferred */
+	unsigned link_users;           /* threads sending on the link (worker_link_leave) */
 	Sysgate__V1__Envelope **queue; /* Snapshots no thread took yet, oldest first */
 	size_t queue_len, queue_cap;
-	uint32_t outstanding; /* snapshots queued or in a handler call */
+	uint32_t outstanding; /* snapshots queued, in a handler call or deferred */
 	struct mem_wait *mem_waits;
 	uint64_t last_request_id;
 	bool welcomed; /* the handshake succeeded: records may be sent */
@@ -156,8 +171,16 @@ struct sg_worker {
  * receiver, and for -EPROTO tells the supervisor why. */
 void worker_end(sg_worker *w, int result, const struct sg_err *err);
 
-/* Gives wait a new request_id and links it for the MemReply; the run's
- * error (-ECONNRESET ...) once it ended. */
+/* A thread sg_worker_run() may not join (a deferred answer's, an
+ * emitter's) counts itself in link_users, under the lock and only while the
+ * run has not ended, before it sends; then calls this. sg_worker_run()
+ * returns only once link_users is 0, so sg_worker_free() closes an idle
+ * link. */
+void worker_link_leave(sg_worker *w);
+
+/* Gives wait a new request_id and links it for the MemReply, and enters the
+ * link for the request (worker_link_leave once sent); the run's error
+ * (-ECONNRESET ...) once it ended. */
 int worker_mem_register(sg_worker *w, struct mem_wait *wait);
 /* Unlinks wait, whose request was not sent. */
 void worker_mem_cancel(sg_worker *w, struct mem_wait *wait);
@@ -166,13 +189,19 @@ int worker_mem_wait(sg_worker *w, struct mem_wait *wait);
 
 /* ---- ctx.c ----------------------------------------------------------- */
 
-/* Sets up c, stale until ctx_begin(), guarded by lock. */
+/* Sets up c, stale until ctx_begin() (or ctx_defer()), guarded by lock. */
 void ctx_init(struct sg_ctx *c, sg_worker *w, pthread_mutex_t *lock);
-/* Makes c the context of snapshot s for one handler call; -ENOMEM. */
-int ctx_begin(struct sg_ctx *c, const Sysgate__V1__Snapshot *s);
-/* Ends the call: c reads as stale from now on, and any memory request made
- * through it was sent before this returns (so before the call's Action). */
-void ctx_end(struct sg_ctx *c);
+/* Makes c the context of snapshot s for one handler call of the
+ * registration for reg_name (static); -ENOMEM. */
+int ctx_begin(struct sg_ctx *c, const Sysgate__V1__Snapshot *s, const char *reg_name);
+/* Makes d->ctx (set up with ctx_init) a live copy of the handler call's
+ * context c, and d the answer of that call. -EINVAL c is no handler call's
+ * context, -ESTALE its call is over, -EALREADY it deferred already, -ENOMEM. */
+int ctx_defer(struct sg_ctx *c, struct sg_deferred *d);
+/* Ends the call (or the deferred answer): c reads as stale from now on, and
+ * any memory request made through it was sent before this returns (so
+ * before the Action). The answer the call deferred, or NULL. */
+struct sg_deferred *ctx_end(struct sg_ctx *c);
 
 /* ---- action.c -------------------------------------------------------- */
 
@@ -201,6 +230,9 @@ struct sg_action {
 void action_init(sg_action *a, uint32_t max_inject);
 void action_release(sg_action *a);
 
+/* The handler_result of a cancelled deferred answer (sg_deferred_cancel). */
+#define ACTION_CANCELLED INT32_MIN
+
 /* The Action message for seq built from a and the handler's result, in
  * storage owned by the caller (struct action_msg); the failure reason names
  * syscall. */
@@ -218,5 +250,23 @@ struct action_msg {
 
 void action_to_msg(const sg_action *a, int handler_result, uint64_t seq, const char *syscall,
 		   struct action_msg *out);
+
+/* ---- Deferred answers (worker.c) ------------------------------------- */
+
+/* An answer a handler deferred (sg_defer): a copy of its context, live
+ * until completed, and the action to send. Holds a reference on worker.
+ * The handler call that made it may still run when it is completed: then
+ * that call's thread sends the answer once the handler returned, so memory
+ * requests of the call still leave before the Action. */
+struct sg_deferred {
+	sg_worker *worker;
+	pthread_mutex_t ctx_lock;
+	struct sg_ctx ctx;
+	sg_action action;
+	/* Guarded by the worker's lock. */
+	bool call_returned; /* the handler call that deferred returned */
+	bool completed;     /* sg_complete or sg_deferred_cancel was called */
+	bool cancelled;     /* ... sg_deferred_cancel */
+};
 
 #endif

@@ -1,7 +1,8 @@
 /* The worker (sysgate.h): registrations, the handshake, and the run: the
  * calling thread receives, handler threads call each Snapshot's handler and
- * send the Action it answered, and MemReplys go to the memory calls waiting
- * for them (docs/protocol.md). */
+ * send the Action it answered (or leave it to a deferred answer, completed
+ * later from any thread), and MemReplys go to the memory calls waiting for
+ * them (docs/protocol.md). */
 #include "sdk.h"
 
 #include <errno.h>
@@ -64,10 +65,30 @@ static void worker_free_queue(sg_worker *w)
 	w->queue_len = w->queue_cap = 0;
 }
 
+/* Drops a reference; the last frees what sg_worker_free() left. */
+static void worker_unref(sg_worker *w)
+{
+	pthread_mutex_lock(&w->lock);
+	bool last = --w->refs == 0;
+	pthread_mutex_unlock(&w->lock);
+	if (!last)
+		return;
+	pthread_cond_destroy(&w->link_cond);
+	pthread_cond_destroy(&w->mem_cond);
+	pthread_cond_destroy(&w->work_cond);
+	pthread_mutex_destroy(&w->lock);
+	free(w);
+}
+
 void sg_worker_free(sg_worker *w)
 {
 	if (!w)
 		return;
+	/* Deferred answers completed from now on find the run over, and
+	 * sg_worker_run() returned only once nobody else used the link. */
+	pthread_mutex_lock(&w->lock);
+	w->ended = true;
+	pthread_mutex_unlock(&w->lock);
 	link_close(&w->link);
 	/* sg_worker_run() joined the handler threads. */
 	for (size_t i = 0; i < w->n_slots; i++) {
@@ -75,14 +96,15 @@ void sg_worker_free(sg_worker *w)
 		pthread_mutex_destroy(&w->slots[i].ctx_lock);
 	}
 	free(w->slots);
+	w->slots = NULL;
+	w->n_slots = 0;
 	worker_free_queue(w);
-	pthread_cond_destroy(&w->mem_cond);
-	pthread_cond_destroy(&w->work_cond);
-	pthread_mutex_destroy(&w->lock);
 	free(w->regs);
 	free(w->name);
 	free(w->url);
-	free(w);
+	w->regs = NULL;
+	w->name = w->url = NULL;
+	worker_unref(w); /* the rest goes with the last deferred answer */
 }
 
 sg_worker *sg_worker_new(const char *name)
@@ -90,9 +112,11 @@ sg_worker *sg_worker_new(const char *name)
 	sg_worker *w = calloc(1, sizeof(*w));
 	if (!w)
 		return NULL;
+	w->refs = 1;
 	pthread_mutex_init(&w->lock, NULL);
 	pthread_cond_init(&w->work_cond, NULL);
 	pthread_cond_init(&w->mem_cond, NULL);
+	pthread_cond_init(&w->link_cond, NULL);
 	struct sg_err err;
 	if (link_init(&w->link, &err) < 0) {
 		sg_worker_free(w);
@@ -287,6 +311,7 @@ void worker_end(sg_worker *w, int result, const struct sg_err *err)
 		w->mem_waits = NULL;
 		pthread_cond_broadcast(&w->mem_cond);
 		pthread_cond_broadcast(&w->work_cond);
+		w->link_users++; /* for the Error below, from any thread */
 	}
 	pthread_mutex_unlock(&w->lock);
 	if (!first)
@@ -294,6 +319,25 @@ void worker_end(sg_worker *w, int result, const struct sg_err *err)
 	if (result == -EPROTO)
 		worker_send_error(w, EPROTO, err);
 	link_stop_recv(&w->link);
+	worker_link_leave(w);
+}
+
+void worker_link_leave(sg_worker *w)
+{
+	pthread_mutex_lock(&w->lock);
+	if (--w->link_users == 0)
+		pthread_cond_broadcast(&w->link_cond);
+	pthread_mutex_unlock(&w->lock);
+}
+
+/* Waits until no thread outside the pool uses the link (the run ended:
+ * none enters any more). */
+static void worker_wait_link_idle(sg_worker *w)
+{
+	pthread_mutex_lock(&w->lock);
+	while (w->link_users)
+		pthread_cond_wait(&w->link_cond, &w->lock);
+	pthread_mutex_unlock(&w->lock);
 }
 
 static bool worker_ended(sg_worker *w)
@@ -317,6 +361,7 @@ int worker_mem_register(sg_worker *w, struct mem_wait *wait)
 			++w->last_request_id;
 		*wait = (struct mem_wait){ .request_id = w->last_request_id, .next = w->mem_waits };
 		w->mem_waits = wait;
+		w->link_users++; /* the request's send */
 	}
 	pthread_mutex_unlock(&w->lock);
 	return r;
@@ -364,6 +409,129 @@ static int worker_route_reply(sg_worker *w, Sysgate__V1__Envelope **m, struct sg
 		return err_set(err, EPROTO, "MemReply %llu with no memory request pending",
 			       (unsigned long long)id);
 	return 0;
+}
+
+/* ---- Deferred answers --------------------------------------------------------- */
+
+static void deferred_free(struct sg_deferred *d)
+{
+	sg_worker *w = d->worker;
+	ctx_end(&d->ctx);
+	action_release(&d->action);
+	pthread_mutex_destroy(&d->ctx_lock);
+	free(d);
+	worker_unref(w);
+}
+
+sg_deferred *sg_defer(const sg_ctx *ctx)
+{
+	if (!ctx) {
+		errno = EINVAL;
+		return NULL;
+	}
+	sg_worker *w = ctx->worker;
+	struct sg_deferred *d = calloc(1, sizeof(*d));
+	if (!d) {
+		errno = ENOMEM;
+		return NULL;
+	}
+	d->worker = w;
+	pthread_mutex_init(&d->ctx_lock, NULL);
+	ctx_init(&d->ctx, w, &d->ctx_lock);
+	action_init(&d->action, w->max_inject);
+	pthread_mutex_lock(&w->lock);
+	w->refs++;
+	pthread_mutex_unlock(&w->lock);
+	/* Handlers see their context as const; its call's state is ours. */
+	int r = ctx_defer((struct sg_ctx *)(uintptr_t)ctx, d);
+	if (r < 0) {
+		deferred_free(d);
+		errno = -r;
+		return NULL;
+	}
+	return d;
+}
+
+const sg_ctx *sg_deferred_ctx(sg_deferred *d)
+{
+	return d ? &d->ctx : NULL;
+}
+
+sg_action *sg_deferred_action(sg_deferred *d)
+{
+	return d ? &d->action : NULL;
+}
+
+/* Sends d's answer unless the run ended, and frees d: 0, -ENOTCONN, or
+ * the error that ended the run. */
+static int deferred_finish(struct sg_deferred *d)
+{
+	sg_worker *w = d->worker;
+	pthread_mutex_lock(&w->lock);
+	w->outstanding--; /* as worker_settle: before the Action leaves */
+	bool send = !w->ended;
+	if (send)
+		w->link_users++;
+	pthread_mutex_unlock(&w->lock);
+	int r = -ENOTCONN;
+	if (send) {
+		struct action_msg msg;
+		struct sg_err err = { "" };
+		action_to_msg(&d->action, d->cancelled ? ACTION_CANCELLED : 0, d->ctx.seq,
+			      d->ctx.reg_name, &msg);
+		r = link_send(&w->link, &msg.env, &err);
+		/* A lost link: the receiving thread sees it too and ends the run. */
+		if (r == -ECONNRESET)
+			r = -ENOTCONN;
+		else if (r < 0)
+			worker_end(w, r, &err);
+		worker_link_leave(w);
+	}
+	deferred_free(d);
+	return r;
+}
+
+/* The handler call that made d returned: d's answer may leave once it is
+ * completed, and leaves now if it was. */
+static void deferred_call_returned(struct sg_deferred *d)
+{
+	sg_worker *w = d->worker;
+	pthread_mutex_lock(&w->lock);
+	d->call_returned = true;
+	bool completed = d->completed;
+	pthread_mutex_unlock(&w->lock);
+	if (completed)
+		deferred_finish(d);
+}
+
+/* sg_complete (cancelled false) and sg_deferred_cancel. */
+static int deferred_complete(struct sg_deferred *d, bool cancelled)
+{
+	if (!d)
+		return -EINVAL;
+	sg_worker *w = d->worker;
+	/* Stale from now on, once a memory request being sent through it left. */
+	ctx_end(&d->ctx);
+	pthread_mutex_lock(&w->lock);
+	d->completed = true;
+	d->cancelled = cancelled;
+	bool now = d->call_returned;
+	bool ended = w->ended;
+	pthread_mutex_unlock(&w->lock);
+	if (now)
+		return deferred_finish(d);
+	/* The handler's thread sends it (and frees d) when the handler returns. */
+	return ended ? -ENOTCONN : 0;
+}
+
+int sg_complete(sg_deferred *d)
+{
+	return deferred_complete(d, false);
+}
+
+int sg_deferred_cancel(sg_deferred *d)
+{
+	return deferred_complete(d, true);
 }
 
 /* ---- Handler threads --------------------------------------------------------- */
@@ -436,7 +604,7 @@ static void worker_dispatch(sg_worker *w, struct sg_ctx *c, const Sysgate__V1__S
 {
 	const struct registration *reg = &w->regs[s->registration]; /* checked when queued */
 	struct sg_err err = { "" };
-	if (ctx_begin(c, s) < 0) {
+	if (ctx_begin(c, s, reg->name) < 0) {
 		worker_settle(w);
 		err_set(&err, ENOMEM, "Snapshot %llu: out of memory", (unsigned long long)s->seq);
 		worker_end(w, -ENOMEM, &err);
@@ -445,7 +613,13 @@ static void worker_dispatch(sg_worker *w, struct sg_ctx *c, const Sysgate__V1__S
 	sg_action action;
 	action_init(&action, w->max_inject);
 	int result = reg->fn(c, &action, reg->ud);
-	ctx_end(c);
+	struct sg_deferred *d = ctx_end(c);
+	if (d) {
+		/* Answered later; counted against max_inflight until then. */
+		action_release(&action);
+		deferred_call_returned(d);
+		return;
+	}
 	if (worker_settle(w)) {
 		struct action_msg msg;
 		action_to_msg(&action, result, s->seq, reg->name, &msg);
@@ -531,8 +705,10 @@ static int worker_receive(sg_worker *w, Sysgate__V1__Envelope **m, struct sg_err
 static int worker_serve(sg_worker *w, struct sg_err *err)
 {
 	int r = worker_start_threads(w, err);
-	if (r < 0)
+	if (r < 0) {
+		worker_end(w, r, err);
 		return r;
+	}
 	while (!worker_ended(w)) {
 		Sysgate__V1__Envelope *m _cleanup_envelope_ = NULL;
 		struct sg_err why = { "" };
@@ -545,6 +721,7 @@ static int worker_serve(sg_worker *w, struct sg_err *err)
 			worker_end(w, r, &why);
 	}
 	worker_join_threads(w);
+	worker_wait_link_idle(w);
 	worker_free_queue(w);
 	*err = w->result_err;
 	return w->result;
@@ -558,6 +735,8 @@ int sg_worker_emit(sg_worker *w, const char *json, size_t len)
 		return -EMSGSIZE;
 	pthread_mutex_lock(&w->lock);
 	bool running = w->welcomed && !w->ended;
+	if (running)
+		w->link_users++;
 	pthread_mutex_unlock(&w->lock);
 	if (!running)
 		return -ENOTCONN;
@@ -570,7 +749,9 @@ int sg_worker_emit(sg_worker *w, const char *json, size_t len)
 	env.record = &rec;
 	rec.json = (ProtobufCBinaryData){ .len = len, .data = (uint8_t *)(uintptr_t)json };
 	struct sg_err err;
-	return link_send(&w->link, &env, &err);
+	int r = link_send(&w->link, &env, &err);
+	worker_link_leave(w);
+	return r;
 }
 
 int sg_worker_run(sg_worker *w)

@@ -15,7 +15,9 @@ Rules kept here for the rest of the package: every function has its
 argtypes and restype; ``HANDLER_FN`` callback objects must stay referenced
 for as long as C may call them (the caller keeps them); buffers handed to C
 are Python objects the caller holds until the call returns, and C copies
-what it keeps (``sg_inject_bytes``, ``sg_ctx_write``, ``sg_worker_emit``).
+what it keeps (``sg_inject_bytes``, ``sg_ctx_write``, ``sg_worker_emit``);
+the library is loaded with ``use_errno`` (``sg_defer`` reports through
+errno).
 """
 
 from __future__ import annotations
@@ -68,10 +70,17 @@ _SIGNATURES: Dict[str, Tuple[object, List[object]]] = {
     "sg_inject_bytes": (c_int, [c_void_p, c_char_p, c_size_t, c_uint]),
     "sg_syscall_nr": (c_long, [c_char_p]),
     "sg_syscall_name": (c_char_p, [c_long]),
+    "sg_defer": (c_void_p, [c_void_p]),
+    "sg_deferred_ctx": (c_void_p, [c_void_p]),
+    "sg_deferred_action": (c_void_p, [c_void_p]),
+    "sg_complete": (c_int, [c_void_p]),
+    "sg_deferred_cancel": (c_int, [c_void_p]),
 }
 
 # Newer than the first libsysgate: bound when present, an error when used.
-_OPTIONAL = frozenset({"sg_worker_emit", "sg_ctx_flags"})
+_OPTIONAL = frozenset({"sg_worker_emit", "sg_ctx_flags", "sg_defer",
+                       "sg_deferred_ctx", "sg_deferred_action", "sg_complete",
+                       "sg_deferred_cancel"})
 
 
 class Native:
@@ -154,7 +163,8 @@ def _open() -> Native:
     explicit = os.environ.get(ENV_LIB)
     if explicit:
         try:
-            return Native(ctypes.CDLL(explicit), explicit, ENV_LIB)
+            return Native(ctypes.CDLL(explicit, use_errno=True), explicit,
+                          ENV_LIB)
         except OSError as e:
             raise SysgateError(
                 f"cannot load the native library {ENV_LIB}={explicit}: {e}"
@@ -162,13 +172,15 @@ def _open() -> Native:
     errors = []
     for path in _bundled():
         try:
-            return Native(ctypes.CDLL(path), path, "bundled")
+            return Native(ctypes.CDLL(path, use_errno=True), path,
+                          "bundled")
         except OSError as e:
             errors.append(f"{path}: {e}")
     found = ctypes.util.find_library("sysgate")
     if found:
         try:
-            return Native(ctypes.CDLL(found), found, "find_library")
+            return Native(ctypes.CDLL(found, use_errno=True), found,
+                          "find_library")
         except OSError as e:
             errors.append(f"{found}: {e}")
     why = f" ({'; '.join(errors)})" if errors else ""

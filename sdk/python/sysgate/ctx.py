@@ -55,9 +55,11 @@ class HandlerCtx:
 
     Memory accessors go through the supervisor (the worker never touches
     the trapped process): each is one round trip that blocks the calling
-    thread only, served only for this notification while its handler runs.
-    Failed reads return ``None``, failed writes ``False``; a context used
-    after its handler returned behaves as failed. Strings are decoded with
+    thread only (in an ``async def handle``, the worker's asyncio loop),
+    served only for this notification while its handler runs; for an
+    ``async def handle``, until its coroutine finished. Failed reads return
+    ``None``, failed writes ``False``; a context used after that behaves as
+    failed. Strings are decoded with
     :func:`os.fsdecode` (undecodable bytes become surrogate escapes;
     :func:`os.fsencode` gives the original bytes back).
 
@@ -115,10 +117,18 @@ class HandlerCtx:
         self._live = True
         return self
 
+    def _rebind(self, ptr: int) -> None:
+        """From now on, accessors use the C context ptr (a deferred
+        answer's, live until it is completed), once a memory call in
+        progress on another thread returned."""
+        with self._lock:
+            self._ptr = ptr
+
     def _close(self) -> None:
-        """The handler returned: waits for a memory call in progress on
-        another thread, then turns every accessor into a failure (the C
-        context is reused for the next call of its thread)."""
+        """The handler returned (an async one: its coroutine finished):
+        waits for a memory call in progress on another thread, then turns
+        every accessor into a failure (the C context is reused for the next
+        call of its thread, or freed with its deferred answer)."""
         with self._lock:
             self._live = False
 

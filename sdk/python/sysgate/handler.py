@@ -4,13 +4,19 @@ A worker process calls :func:`serve`; the C SDK connects to the supervisor,
 receives notifications and calls the registered handlers on its handler
 threads (``SYSGATE_WORKER_THREADS`` of them). Each call enters Python
 through one ctypes callback, which builds a :class:`HandlerCtx`, calls
-``handle`` (waiting for it on an asyncio loop if it is a coroutine), and
-sets the returned :class:`NotifAction` on the C action.
+``handle`` and sets the returned :class:`NotifAction` on the C action.
+
+When ``handle`` returns a coroutine (``async def handle``), the callback
+defers the answer (``sg_defer``), schedules the coroutine on the worker's
+asyncio loop and returns at once, so its thread goes on with the next
+notification; when the coroutine finishes, the loop's thread sets its
+result on the deferred answer's action and completes it (``sg_complete``).
 """
 
 from __future__ import annotations
 
 import asyncio
+import ctypes
 import errno
 import inspect
 import json
@@ -32,6 +38,9 @@ from .ctx import HandlerCtx
 DEFAULT_THREADS = 16
 #: The C SDK's limit.
 MAX_THREADS = 64
+#: Async answers a worker keeps pending at once unless told otherwise: as
+#: many as the supervisor lets one worker hold.
+DEFAULT_MAX_PENDING = 64
 #: The longest record sg_worker_emit takes, bytes.
 MAX_RECORD_BYTES = 64 << 10
 
@@ -50,8 +59,16 @@ class Handler:
     :class:`NotifAction`), hangs past ``--handler-timeout``, or the worker
     dies: :attr:`ExceptionPolicy.KILL` by default (fail closed).
 
-    ``handle`` may be ``async def``: it then runs on the worker's asyncio
-    loop, so slow handlers overlap (up to the worker's handler threads).
+    ``handle`` may be ``async def``: its coroutine then runs on the
+    worker's asyncio loop and answers when it finishes, while the worker
+    goes on with other notifications, so slow handlers overlap. At most
+    ``max_concurrency`` answers (default 64, what sysgate lets one worker
+    hold) may be pending at once; past that, a new notification whose
+    handler is async fails at once (``on_exception`` applies). An answer
+    still pending at ``--handler-timeout`` gets ``on_exception`` too (and
+    sysgate restarts the worker as hung). The :class:`HandlerCtx` stays
+    usable until the coroutine finishes; its memory calls block the loop
+    for one round trip each.
 
     Handlers run in the worker process, possibly on several threads at
     once: state they share must be thread-safe. With :func:`sysgate.run`,
@@ -212,19 +229,53 @@ class _AsyncRunner:
             return self._loop
 
     def run(self, awaitable: Awaitable) -> Any:
-        """The result of awaitable, run on the loop."""
+        """The result of awaitable, run on the loop (for a libsysgate
+        without deferred answers)."""
         loop = self._loop or self._start()
         if not asyncio.iscoroutine(awaitable):
             awaitable = _await(awaitable)
         return asyncio.run_coroutine_threadsafe(awaitable, loop).result()
 
+    def submit(self, coro: Awaitable) -> None:
+        """Runs the coroutine coro on the loop, without waiting for it."""
+        loop = self._loop or self._start()
+        asyncio.run_coroutine_threadsafe(coro, loop)
+
     def close(self) -> None:
+        """Cancels what still runs on the loop (waiting up to
+        CLOSE_WAIT seconds for it to finish), then stops the loop."""
         with self._lock:
             loop, self._loop = self._loop, None
             thread, self._thread = self._thread, None
-        if loop is not None:
-            loop.call_soon_threadsafe(loop.stop)
-            thread.join(timeout=1.0)
+        if loop is None:
+            return
+        try:
+            asyncio.run_coroutine_threadsafe(_cancel_all(), loop).result(
+                timeout=CLOSE_WAIT + 1.0)
+        except BaseException:  # noqa: BLE001 - closing goes on regardless
+            pass
+        loop.call_soon_threadsafe(loop.stop)
+        thread.join(timeout=1.0)
+
+
+#: How long closing the loop waits for cancelled coroutines, seconds.
+CLOSE_WAIT = 1.0
+
+
+async def _cancel_all() -> None:
+    me = asyncio.current_task()
+    tasks = [t for t in asyncio.all_tasks() if t is not me]
+    for t in tasks:
+        t.cancel()
+    if tasks:
+        await asyncio.wait(tasks, timeout=CLOSE_WAIT)
+
+
+def _discard(awaitable: Awaitable) -> None:
+    """Drops an awaitable that will never be awaited (without the
+    "never awaited" warning of a coroutine)."""
+    if asyncio.iscoroutine(awaitable):
+        awaitable.close()
 
 
 async def _await(awaitable: Awaitable) -> Any:
@@ -283,12 +334,16 @@ class _Worker:
     """The C worker and what its callbacks need, for one serve() call."""
 
     def __init__(self, native: "_native.Native", ptr: int, name: str,
-                 regs: List[Registration]) -> None:
+                 regs: List[Registration], max_pending: int) -> None:
         self.native = native
         self.ptr = ptr
         self.name = name
         self.regs = regs
         self.asyncio = _AsyncRunner()
+        self.max_pending = max_pending
+        self._pending = 0  # async answers deferred, not completed yet
+        self._pending_lock = threading.Lock()
+        self._closing = False  # the run is over: pending answers are moot
         # Referenced for as long as C may call it (until sg_worker_free).
         self.callback = _native.HANDLER_FN(self._call)
 
@@ -304,10 +359,14 @@ class _Worker:
         """The C handler: 0 after setting the action, 1 on failure."""
         reg = self.regs[ud or 0]
         ctx = None
+        deferred = False
         try:
             ctx = HandlerCtx._from_native(self.native, ctx_ptr)
             result = reg.handler.handle(ctx)
             if type(result) is not NotifAction and inspect.isawaitable(result):
+                if self.native.has("sg_defer"):
+                    deferred = self._defer(reg, ctx, ctx_ptr, result)
+                    return 0 if deferred else 1
                 result = self.asyncio.run(result)
             if not isinstance(result, NotifAction):
                 self._report(reg, ctx, f"returned {reprlib.repr(result)}, "
@@ -322,8 +381,76 @@ class _Worker:
             self._report(reg, ctx, None, e)
             return 1
         finally:
-            if ctx is not None:
+            if ctx is not None and not deferred:
                 ctx._close()
+
+    def _defer(self, reg: Registration, ctx: HandlerCtx, ctx_ptr: int,
+               awaitable: Awaitable) -> bool:
+        """Answers the call later with what awaitable gives: True once the
+        answer is deferred (the coroutine then completes it, exactly
+        once), False if the call must fail now (reported)."""
+        with self._pending_lock:
+            full = self._pending >= self.max_pending
+            if not full:
+                self._pending += 1
+        if full:
+            _discard(awaitable)
+            self._report(reg, ctx, f"{self.max_pending} async answers are "
+                         "pending already (max_concurrency)")
+            return False
+        d = self.native.sg_defer(ctx_ptr)
+        if not d:
+            err = ctypes.get_errno()
+            self._settled()
+            _discard(awaitable)
+            self._report(reg, ctx, f"cannot answer later: sg_defer: "
+                         f"{os.strerror(err) if err else 'failed'}")
+            return False
+        ctx._rebind(self.native.sg_deferred_ctx(d))
+        answer = self._answer(reg, ctx, d, awaitable)
+        try:
+            self.asyncio.submit(answer)
+        except BaseException as e:  # noqa: BLE001 - answered as a failure
+            answer.close()
+            _discard(awaitable)
+            self._report(reg, ctx, None, e)
+            ctx._close()
+            self.native.sg_deferred_cancel(d)
+            self._settled()
+        return True
+
+    def _settled(self) -> None:
+        with self._pending_lock:
+            self._pending -= 1
+
+    async def _answer(self, reg: Registration, ctx: HandlerCtx, d: int,
+                      awaitable: Awaitable) -> None:
+        """Awaits the handler's answer, sets it on the deferred answer d
+        and completes d (a failure if there is no valid answer)."""
+        ok = False
+        why: Optional[str] = None
+        exc: Optional[BaseException] = None
+        try:
+            result = await awaitable
+            if not isinstance(result, NotifAction):
+                why = f"returned {reprlib.repr(result)}, not a NotifAction"
+            else:
+                why = result._apply(self.native,
+                                    self.native.sg_deferred_action(d))
+                ok = why is None
+        except BaseException as e:  # the worker keeps serving
+            exc = e
+        finally:
+            # Once the run is over (its end cancelled us), nobody waits
+            # for the answer: what happened to it is not news.
+            if not ok and not self._closing:
+                self._report(reg, ctx, why, exc)
+            ctx._close()  # waits for a memory call on another thread
+            if ok:
+                self.native.sg_complete(d)
+            else:
+                self.native.sg_deferred_cancel(d)
+            self._settled()
 
     def _report(self, reg: Registration, ctx: Optional[HandlerCtx],
                 why: Optional[str], exc: Optional[BaseException] = None
@@ -335,8 +462,8 @@ class _Worker:
                     f"{type(reg.handler).__name__} for {reg.name}{where}")
             if exc is not None:
                 tb = exc.__traceback__
-                if tb is not None and tb.tb_frame.f_code is \
-                        _Worker._call.__code__:
+                if tb is not None and tb.tb_frame.f_code in (
+                        _Worker._call.__code__, _Worker._answer.__code__):
                     tb = tb.tb_next  # start in the handler, not here
                 body = "".join(traceback.format_exception(type(exc), exc, tb))
                 text = f"{head} raised:\n{body}"
@@ -350,6 +477,9 @@ class _Worker:
             pass
 
     def close(self) -> None:
+        """The run is over: cancels the async answers still pending (their
+        completion finds the run over) and stops the loop."""
+        self._closing = True
         self.asyncio.close()
 
 
@@ -380,10 +510,13 @@ def serve(handlers: HandlerList, *, max_concurrency: Optional[int] = None,
     The worker's name is ``$SYSGATE_WORKER_NAME`` (set by sysgate), else
     ``name``, else the script's name.
 
-    ``max_concurrency`` (1..64) is the number of handler threads, hence of
-    handler calls (sync or async) in progress at once; beyond it
-    notifications wait. Unset, ``$SYSGATE_WORKER_THREADS`` is kept if set,
-    else 16 is used.
+    ``max_concurrency`` (1..64) bounds the handler calls in progress at
+    once: it is the number of handler threads, hence of synchronous calls
+    at once (beyond it notifications wait for a thread), and the number of
+    ``async def handle`` answers that may be pending at once (beyond it a
+    new notification whose handler is async fails at once: its
+    ``on_exception`` applies). Unset, ``$SYSGATE_WORKER_THREADS`` threads
+    (else 16) and 64 pending async answers.
 
     Raises TypeError/ValueError for bad handlers (before connecting), and
     SysgateError outside sysgate (no ``$SYSGATE_WORKER_URL``) or if the
@@ -417,7 +550,8 @@ def serve(handlers: HandlerList, *, max_concurrency: Optional[int] = None,
         ptr = native.sg_worker_new(name.encode("utf-8", "surrogateescape"))
         if not ptr:
             raise MemoryError("sg_worker_new: out of memory")
-        worker = _Worker(native, ptr, name, regs)
+        worker = _Worker(native, ptr, name, regs,
+                         threads or DEFAULT_MAX_PENDING)
         try:
             for i, reg in enumerate(regs):
                 r = native.sg_worker_on_nr(ptr, reg.nr, worker.callback, i,
@@ -430,7 +564,10 @@ def serve(handlers: HandlerList, *, max_concurrency: Optional[int] = None,
             return native.sg_worker_run(ptr)
         finally:
             _current_worker = None
-            native.sg_worker_free(ptr)  # no callback after this
+            # No callback after sg_worker_run returned: cancel the async
+            # answers still pending (completing them after the run is
+            # harmless, and they free their memory), then free the worker.
             worker.close()
+            native.sg_worker_free(ptr)
     finally:
         _serving.release()

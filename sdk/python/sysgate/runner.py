@@ -417,10 +417,12 @@ def run(cmd: Sequence[PathArg], handlers: HandlerList, *,
     waits 10 s more before giving up with SysgateError), ``no_network``,
     ``deny_syscalls`` (``--deny-syscall``), ``trap`` (``--trap``),
     ``max_procs``, ``hostname``, ``name`` (the sandbox's), ``handler_timeout``
-    (milliseconds), ``worker_user``. ``max_concurrency`` (1..64, default 16)
-    is the worker's number of handler threads. ``env``, ``input`` (text for
-    the command's stdin) and ``cwd`` are those of sysgate's process (and so
-    of the command and the worker); stdin is inherited without ``input``.
+    (milliseconds), ``worker_user``. ``max_concurrency`` (1..64) is the
+    worker's, as for :func:`serve`: its handler threads (default 16) and
+    the async answers it keeps pending at once (default 64). ``env``,
+    ``input`` (text for the command's stdin) and ``cwd`` are those of
+    sysgate's process (and so of the command and the worker); stdin is
+    inherited without ``input``.
 
     ``sysgate_bin`` defaults to ``$SYSGATE_BIN``, then ``sysgate`` on PATH;
     ``python`` (the worker's interpreter, same minor version as this one

@@ -333,3 +333,22 @@ def test_missing_optional_function(monkeypatch):
     assert ctx.flags == 0 and ctx.read(1, 1) is None
     with pytest.raises(SysgateError, match="sg_ctx_flags"):
         old.flags
+
+
+# ---- deferred answers (what async handlers use) ----------------------------
+
+
+@needs_lib
+def test_native_binds_deferred_answers():
+    import ctypes
+    native = _native.load()
+    for name in ("sg_defer", "sg_deferred_ctx", "sg_deferred_action",
+                 "sg_complete", "sg_deferred_cancel"):
+        assert native.has(name), name
+    ctypes.set_errno(0)
+    assert native.sg_defer(None) is None
+    assert ctypes.get_errno() == errno.EINVAL  # the library sets errno
+    assert native.sg_complete(None) == -errno.EINVAL
+    assert native.sg_deferred_cancel(None) == -errno.EINVAL
+    assert native.sg_deferred_ctx(None) is None
+    assert native.sg_deferred_action(None) is None

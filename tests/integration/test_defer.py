@@ -1,0 +1,77 @@
+"""Deferred answers end to end (SPEC 4, "a handler may also answer later"):
+sg-defer defers every getppid with sg_defer and completes it from a timer
+thread, on a worker with one handler thread. Answers that overlap in time
+therefore prove the worker went on while one was pending; an answer never
+completed gets the registration's exception policy at --handler-timeout;
+past the supervisor's in-flight limit (64 per worker) the policy answers at
+once."""
+import json
+import os
+import platform
+
+import pytest
+
+from conftest import PY, env_with, run
+
+DEFER = os.path.join(os.environ.get("SYSGATE_BUILD_DIR", ""), "tests", "workers", "sg-defer")
+GETPPID = {"x86_64": 110, "aarch64": 173}[platform.machine()]
+EPERM, EIO = 1, 5
+IN_FLIGHT_LIMIT = 64  # WORKER_MAX_INFLIGHT
+
+# Calls getppid (syscall argv[1]) once in each of argv[2] threads at the same
+# time; prints the sorted errnos (0: it succeeded) and the seconds it took.
+CONCURRENT_CALLS = """
+import ctypes, json, sys, threading, time
+libc = ctypes.CDLL(None, use_errno=True)
+res = []
+def call():
+    ctypes.set_errno(0)
+    r = libc.syscall(int(sys.argv[1]))
+    res.append(ctypes.get_errno() if r < 0 else 0)
+ts = [threading.Thread(target=call) for _ in range(int(sys.argv[2]))]
+t0 = time.monotonic()
+[t.start() for t in ts]
+[t.join() for t in ts]
+print(json.dumps([sorted(res), time.monotonic() - t0]), flush=True)
+"""
+
+
+def calls(rundir_base, threads, worker, *options):
+    """Runs CONCURRENT_CALLS in `threads` threads under sysgate with the
+    worker command line; (sysgate's result, the errnos, the seconds)."""
+    r = run(*options, "--worker", worker, "--", PY, "-c", CONCURRENT_CALLS, str(GETPPID),
+            str(threads), env=env_with(rundir_base))
+    if r.returncode != 0 or not r.stdout.strip():
+        return r, None, None
+    errnos, seconds = json.loads(r.stdout.strip().splitlines()[-1])
+    return r, errnos, seconds
+
+
+def test_two_slow_answers_overlap(sysgate_bin, rundir_base):
+    r, errnos, seconds = calls(rundir_base, 2, f"{DEFER} --delay-ms 500")
+    assert r.returncode == 0, r.stderr
+    assert errnos == [0, 0]
+    # One after the other would take 1 s.
+    assert 0.45 <= seconds < 0.9, seconds
+
+
+@pytest.mark.parametrize("policy,observed", [
+    ("DENY_EPERM", EPERM), ("DENY_EIO", EIO), ("CONTINUE", 0), ("KILL", None)])
+def test_answer_never_completed_gets_the_policy(sysgate_bin, rundir_base, policy, observed):
+    r, errnos, seconds = calls(rundir_base, 1, f"{DEFER} --never --policy {policy}",
+                               "--handler-timeout", "300")
+    assert "did not answer getppid within --handler-timeout 300 ms" in r.stderr, r.stderr
+    if observed is None:
+        assert r.returncode == 128 + 9, r.stderr
+        return
+    assert r.returncode == 0, r.stderr
+    assert errnos == [observed]
+    assert 0.25 <= seconds < 5, seconds
+
+
+def test_past_the_in_flight_limit_the_policy_applies(sysgate_bin, rundir_base):
+    extra = 6
+    r, errnos, _ = calls(rundir_base, IN_FLIGHT_LIMIT + extra,
+                         f"{DEFER} --delay-ms 2000 --policy DENY_EPERM")
+    assert r.returncode == 0, r.stderr
+    assert errnos == [0] * IN_FLIGHT_LIMIT + [EPERM] * extra
