@@ -357,6 +357,16 @@ static struct pending *find_inflight(struct worker *w, uint64_t seq, bool take)
 	return NULL;
 }
 
+/* Did seq time out while its worker was alive (a late answer to ignore)? */
+static bool expired_seq(const struct worker *w, uint64_t seq)
+{
+	size_t n = w->n_expired < WORKER_EXPIRED ? w->n_expired : WORKER_EXPIRED;
+	for (size_t i = 0; i < n; i++)
+		if (w->expired[i] == seq)
+			return true;
+	return false;
+}
+
 /* --- failures ----------------------------------------------------------- */
 
 static void start_failed(struct router *rt, const char *msg)
@@ -538,6 +548,11 @@ static bool in_sandbox(struct router *rt, pid_t tid)
 static void on_action(struct router *rt, struct worker *w, const Sysgate__V1__Action *m)
 {
 	struct pending *p = find_inflight(w, m->seq, true);
+	if (!p && expired_seq(w, m->seq)) {
+		log_verbose("worker '%s': late answer for %llu, which timed out: ignored", w->spec,
+			    (unsigned long long)m->seq);
+		return;
+	}
 	if (!p) {
 		worker_failed(rt, w, "violation",
 			      "answered notification %llu, which it does not hold",
@@ -694,6 +709,7 @@ static void on_message(struct router *rt, struct worker *w, nng_msg *msg)
 		worker_failed(rt, w, "violation", "sent a malformed message: %s", err.msg);
 		return;
 	}
+	w->last_heard_ns = now_ns();
 	bool per_notification = m->body_case == SYSGATE__V1__ENVELOPE__BODY_ACTION ||
 				m->body_case == SYSGATE__V1__ENVELOPE__BODY_MEM_REQUEST ||
 				m->body_case == SYSGATE__V1__ENVELOPE__BODY_RECORD;
@@ -798,6 +814,19 @@ static void restart(struct router *rt, struct worker *w, uint64_t now)
 	audit_worker(rt, "worker_restart", w, json_pack("{s:i}", "restart", (int)w->generation));
 }
 
+/* One notification of a live worker past --handler-timeout: its policy
+ * answers; a late answer for it is ignored, not a violation. */
+static void expire(struct router *rt, struct worker *w, struct pending *p)
+{
+	find_inflight(w, p->seq, true);
+	w->expired[w->n_expired++ % WORKER_EXPIRED] = p->seq;
+	log_error("worker '%s' did not answer %s within --handler-timeout %lu ms", w->spec,
+		  syscall_label(p->req.data.nr), rt->cfg->handler_timeout_ms);
+	audit_worker(rt, "handler_timeout", w,
+		     json_pack("{s:s}", "syscall", syscall_label(p->req.data.nr)));
+	apply_policy(rt, p, "did not answer in time");
+}
+
 /* Deadlines due by now; returns the next one (UINT64_MAX: none). */
 static uint64_t check_deadlines(struct router *rt, uint64_t now)
 {
@@ -820,17 +849,26 @@ static uint64_t check_deadlines(struct router *rt, uint64_t now)
 			}
 			if (w->link_lost_ns)
 				next = next < w->link_lost_ns ? next : w->link_lost_ns;
-			for (size_t k = 0; k < w->n_inflight; k++) {
+			for (size_t k = 0; k < w->n_inflight;) {
 				struct pending *p = w->inflight[k];
-				if (now >= p->deadline) {
-					worker_failed(rt, w, "timeout",
-						      "did not answer %s within "
-						      "--handler-timeout %lu ms",
-						      syscall_label(p->req.data.nr),
-						      rt->cfg->handler_timeout_ms);
-					break;
+				if (now < p->deadline) {
+					next = next < p->deadline ? next : p->deadline;
+					k++;
+					continue;
 				}
-				next = next < p->deadline ? next : p->deadline;
+				/* Heard from since this was handed over: alive (an
+				 * answer deferred too long), not hung. Only this
+				 * notification times out. */
+				if (w->last_heard_ns > p->deadline - rt->handler_timeout_ns) {
+					expire(rt, w, p); /* slot k now holds another */
+					continue;
+				}
+				worker_failed(rt, w, "timeout",
+					      "did not answer %s within "
+					      "--handler-timeout %lu ms",
+					      syscall_label(p->req.data.nr),
+					      rt->cfg->handler_timeout_ms);
+				break;
 			}
 			break;
 		case WORKER_DOWN:

@@ -330,6 +330,8 @@ int worker_spawn(struct worker *w, const struct worker_env *env, uint64_t hello_
 	w->state = WORKER_STARTING;
 	w->deadline_ns = hello_deadline_ns;
 	w->link_lost_ns = 0;
+	w->last_heard_ns = 0;
+	w->n_expired = 0;
 	w->pipe_id = 0;
 	log_verbose("worker '%s': pid %d%s", w->spec, (int)pid,
 		    w->generation ? " (restarted)" : "");

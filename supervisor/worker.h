@@ -26,6 +26,7 @@
 #define WORKER_MAX 16           /* --worker options */
 #define WORKER_MAX_INFLIGHT 64u /* notifications pending with one worker */
 #define WORKER_TAIL 2048u       /* bytes of output kept for messages */
+#define WORKER_EXPIRED 64u      /* timed-out seqs remembered, to ignore late answers */
 
 enum worker_state {
 	WORKER_STARTING, /* spawned, no accepted Hello yet */
@@ -61,6 +62,9 @@ struct worker {
 	enum worker_state state;
 	uint64_t deadline_ns; /* STARTING: Hello due; DOWN: restart time */
 	uint64_t link_lost_ns; /* link gone, process not (yet): failed at this time */
+	uint64_t last_heard_ns; /* when its last message arrived */
+	uint64_t expired[WORKER_EXPIRED]; /* seqs timed out while it was alive */
+	size_t n_expired;
 
 	struct registration *regs; /* after the first accepted Hello */
 	size_t n_regs;

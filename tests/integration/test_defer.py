@@ -75,3 +75,33 @@ def test_past_the_in_flight_limit_the_policy_applies(sysgate_bin, rundir_base):
                          f"{DEFER} --delay-ms 2000 --policy DENY_EPERM")
     assert r.returncode == 0, r.stderr
     assert errnos == [0] * IN_FLIGHT_LIMIT + [EPERM] * extra
+
+
+def test_only_the_late_answer_times_out_while_the_worker_is_alive(sysgate_bin, rundir_base,
+                                                                   tmp_path):
+    """The first answer is never completed, later ones are: the worker keeps
+    talking, so only that notification gets the policy at --handler-timeout;
+    the worker is not restarted and serves the calls after it."""
+    from conftest import read_audit
+    code = ("import ctypes, sys, threading, time\n"
+            "libc = ctypes.CDLL(None, use_errno=True)\n"
+            "nr = int(sys.argv[1]); res = {}\n"
+            "def call(name):\n"
+            "    ctypes.set_errno(0); r = libc.syscall(nr)\n"
+            "    res[name] = ctypes.get_errno() if r < 0 else 0\n"
+            "a = threading.Thread(target=call, args=('first',)); a.start()\n"
+            "time.sleep(0.1)  # usually pending first; the check below does not rely on it\n"
+            "for i in range(3): call(f'later{i}')\n"
+            "a.join(); call('after')\n"
+            "print(sorted(res.values()), res['after'], flush=True)\n")
+    audit = tmp_path / "a.jsonl"
+    r = run("--audit", str(audit), "--handler-timeout", "400", "--worker",
+            f"{DEFER} --never-first --delay-ms 20 --policy DENY_EPERM", "--", PY, "-c", code,
+            str(GETPPID), env=env_with(rundir_base))
+    assert r.returncode == 0, r.stderr
+    # Exactly one call (the first to arrive) got the policy; the one after
+    # its timeout was served by the same worker.
+    assert r.stdout == f"[0, 0, 0, 0, {EPERM}] 0\n"
+    events = [x["type"] for x in read_audit(audit)]
+    assert events.count("handler_timeout") == 1
+    assert "worker_failed" not in events and "worker_restart" not in events

@@ -8,6 +8,7 @@
  * --syscall    the syscall to answer (default getppid)
  * --delay-ms   how long each answer waits (default 500)
  * --never      never answer: --handler-timeout decides
+ * --never-first never answer the first notification, the others as usual
  * --policy     the registration's exception policy: KILL (default),
  *              DENY_EPERM, DENY_EIO or CONTINUE
  * --threads    SYSGATE_WORKER_THREADS (default 1: one handler thread, so
@@ -41,6 +42,8 @@ struct timer {
 	struct pending *head, **tail;
 	bool stop;
 	bool never;
+	bool never_first;
+	sg_deferred *kept; /* --never-first: the one never answered */
 	long delay_ms;
 };
 
@@ -80,6 +83,13 @@ static int on_call(const sg_ctx *ctx, sg_action *out, void *ud)
 	}
 	p->due = due_after(t->delay_ms);
 	pthread_mutex_lock(&t->lock);
+	if (t->never_first) {
+		t->never_first = false;
+		t->kept = p->d;
+		pthread_mutex_unlock(&t->lock);
+		free(p);
+		return 0;
+	}
 	*t->tail = p;
 	t->tail = &p->next;
 	pthread_cond_signal(&t->cond);
@@ -147,7 +157,7 @@ static long number_parse(const char *s, long max)
 
 static int usage(void)
 {
-	fprintf(stderr, "usage: " PROG " [--syscall NAME] [--delay-ms N | --never] "
+	fprintf(stderr, "usage: " PROG " [--syscall NAME] [--delay-ms N | --never | --never-first] "
 			"[--policy KILL|DENY_EPERM|DENY_EIO|CONTINUE] [--threads N]\n");
 	return EXIT_USAGE;
 }
@@ -158,6 +168,7 @@ int main(int argc, char **argv)
 		{ "syscall", required_argument, NULL, 's' },
 		{ "delay-ms", required_argument, NULL, 'd' },
 		{ "never", no_argument, NULL, 'n' },
+		{ "never-first", no_argument, NULL, 'f' },
 		{ "policy", required_argument, NULL, 'p' },
 		{ "threads", required_argument, NULL, 't' },
 		{ NULL, 0, NULL, 0 },
@@ -178,6 +189,9 @@ int main(int argc, char **argv)
 			break;
 		case 'n':
 			t.never = true;
+			break;
+		case 'f':
+			t.never_first = true;
 			break;
 		case 'p':
 			if (policy_parse(optarg, &policy) < 0)
@@ -219,6 +233,8 @@ int main(int argc, char **argv)
 	pthread_cond_signal(&t.cond);
 	pthread_mutex_unlock(&t.lock);
 	pthread_join(timer, NULL);
+	if (t.kept)
+		sg_deferred_cancel(t.kept); /* the run ended: -ENOTCONN, freed */
 	/* Answers still pending when the run ended: dropped, and freed. */
 	for (struct pending *p = t.head, *next; p; p = next) {
 		next = p->next;
