@@ -92,3 +92,30 @@ def test_tracked_injection_tells_the_worker_the_fd_before_its_first_use(sysgate_
     lines = [l for l in r.stderr.splitlines() if l.startswith(("injected:", "tracked read"))]
     assert lines == [f"injected: fd={fd} cookie=77", "tracked read 1", "tracked read 2",
                      "tracked read 3"]
+
+
+# Opens the virtual file and another one, reads the virtual one 3 times and
+# the other once; prints the virtual file's fd and what it read.
+TRACKED_READS = ("import os\n"
+                 "fd = os.open('/virtual/file', os.O_RDONLY)\n"
+                 "other = os.open('/etc/hostname', os.O_RDONLY)\n"
+                 "got = [os.read(fd, 3) for _ in range(3)]\n"
+                 "os.read(other, 2)\n"
+                 "print(fd, b''.join(got).decode(), end='', flush=True)\n")
+
+
+def test_sdk_worker_hears_the_tracked_fd_before_its_first_read(sysgate_bin, rundir_base):
+    """The C SDK's side of tracked injection: sg_inject_tracked on openat,
+    sg_worker_on_injected gets the fd number (and the whole 64-bit cookie)
+    before any read handler, so sg-inject counts the reads of exactly that
+    fd: 3, not the read of the other file nor the interpreter's own. The
+    worker has 4 handler threads (the default): reads may be handled on any
+    of them."""
+    r = run("--worker", f"{INJECT} --track /virtual/file sdk-track", "--", PY, "-c",
+            TRACKED_READS, env=env_with(rundir_base))
+    assert r.returncode == 0, r.stderr
+    fd, content = r.stdout.split(" ", 1)
+    assert content == "sdk-track"  # 3 reads of 3 bytes
+    lines = [l for l in r.stderr.splitlines() if l.startswith(("injected:", "tracked read"))]
+    assert lines == [f"injected: fd={fd} cookie={0xfedcba9876543210}", "tracked read 1",
+                     "tracked read 2", "tracked read 3"], r.stderr

@@ -239,6 +239,78 @@ def test_inject_bytes_gives_the_program_an_fd_with_the_bytes(sysgate_bin, rundir
     assert last_json(r["stdout"]) == ["injected bytes\n", write_errno, cloexec]
 
 
+# Opens the virtual file and another one, reads the virtual one 3 times and
+# the other once; prints the virtual file's fd and what it read, as JSON.
+TRACKED_READS = """
+import json, os
+fd = os.open("/virtual/file", os.O_RDONLY)
+other = os.open("/etc/hostname", os.O_RDONLY)
+got = b"".join(os.read(fd, 3) for _ in range(3))
+os.read(other, 2)
+print(json.dumps([fd, got.decode()]), flush=True)
+"""
+
+
+def test_tracked_inject_bytes_counts_reads_of_exactly_that_fd(sysgate_bin, rundir_base,
+                                                              tmp_path):
+    """inject_bytes(track=5): Handler.injected hears the fd the program got
+    before any read of it reaches handle(), so one handler serving openat and
+    read counts the reads of exactly that (pid, fd): 3, not the read of the
+    other file nor the interpreter's own reads."""
+    r = drive(rundir_base, tmp_path, """
+        class VirtualFile(Handler):
+            on_exception = ExceptionPolicy.DENY_EIO
+
+            def __init__(self):
+                self.reads = {}  # (pid, fd) -> reads seen
+
+            def injected(self, pid, fd, cookie):
+                if cookie == 5:
+                    self.reads[(pid, fd)] = 0
+                    self.emit({"injected": [fd, cookie]})
+
+            def handle(self, ctx):
+                if ctx.syscall_name == "read":
+                    key = (ctx.pid, ctx.args[0] & 0xffffffff)
+                    if key in self.reads:
+                        self.reads[key] += 1
+                        self.emit({"tracked_read": self.reads[key]})
+                elif ctx.read_path() == "/virtual/file":
+                    return NotifAction.inject_bytes(b"virtual\\n", track=5)
+                return NotifAction.continue_()
+
+        vf = VirtualFile()
+        report(run([PY, "-c", TRACKED_READS], [("openat", vf), ("read", vf)]))
+    """, TRACKED_READS=TRACKED_READS)
+    assert r["returncode"] == 0, r["stderr"]
+    fd, content = last_json(r["stdout"])
+    assert content == "virtual\n"
+    assert r["records"] == [{"injected": [fd, 5]}, {"tracked_read": 1}, {"tracked_read": 2},
+                            {"tracked_read": 3}], r["stderr"]
+
+
+def test_exception_in_injected_is_printed_not_fatal(sysgate_bin, rundir_base, tmp_path):
+    r = drive(rundir_base, tmp_path, """
+        class Inject(Handler):
+            on_exception = ExceptionPolicy.DENY_EIO
+
+            def injected(self, pid, fd, cookie):
+                raise RuntimeError(f"bookkeeping failed for fd {fd}")
+
+            def handle(self, ctx):
+                if ctx.read_path() == "/virtual/file":
+                    return NotifAction.inject_bytes(b"still served\\n", track=0)
+                return NotifAction.continue_()
+
+        report(run([PY, "-c", "print(open('/virtual/file').read(), end='')"],
+                   [("openat", Inject())]))
+    """)
+    assert r["returncode"] == 0, r["stderr"]
+    assert r["stdout"] == "still served\n"
+    assert "Inject.injected(pid=" in r["stderr"]
+    assert "RuntimeError: bookkeeping failed for fd" in r["stderr"]
+
+
 # --- the presets ------------------------------------------------------------------
 
 def test_audit_paths_handler_sees_what_cat_opens(sysgate_bin, rundir_base, tmp_path):

@@ -278,6 +278,21 @@ static void send_mem_reply(struct fake *f, uint64_t request_id, int32_t error, c
 	fake_send(f, &env);
 }
 
+static void send_injected(struct fake *f, uint64_t seq, uint32_t pid, int32_t fd, uint64_t cookie)
+{
+	Sysgate__V1__Envelope env;
+	Sysgate__V1__Injected inj;
+	sysgate__v1__envelope__init(&env);
+	sysgate__v1__injected__init(&inj);
+	env.body_case = SYSGATE__V1__ENVELOPE__BODY_INJECTED;
+	env.injected = &inj;
+	inj.seq = seq;
+	inj.pid = pid;
+	inj.fd = fd;
+	inj.cookie = cookie;
+	fake_send(f, &env);
+}
+
 /* Sends Goodbye and checks that the run ends with 0. */
 static void fake_finish(struct fake *f)
 {
@@ -339,6 +354,30 @@ static int h_inject_big(const sg_ctx *ctx, sg_action *out, void *ud)
 	return 0;
 }
 
+#define COOKIE 0xfedcba9876543210u
+
+/* What is refused first (the action stays unset), then a tracked inject:
+ * fails if a refusal is not the one expected. */
+static int h_inject_tracked(const sg_ctx *ctx, sg_action *out, void *ud)
+{
+	(void)ctx, (void)ud;
+	static const char big[4097];
+	if (sg_inject_bytes(out, "x", 1, SG_INJECT_TRACK) != -EINVAL ||
+	    sg_inject_tracked(out, "x", 1, 8, COOKIE) != -EINVAL ||
+	    sg_inject_tracked(out, big, sizeof(big), 0, COOKIE) != -E2BIG ||
+	    sg_inject_tracked(NULL, "x", 1, 0, COOKIE) != -EINVAL ||
+	    sg_inject_tracked(out, NULL, 1, 0, COOKIE) != -EINVAL)
+		return 1;
+	return sg_inject_tracked(out, "hello", 5, SG_INJECT_WRITABLE, COOKIE);
+}
+
+/* SG_INJECT_TRACK given to sg_inject_tracked is fine; cookie 0 too. */
+static int h_inject_tracked_flag(const sg_ctx *ctx, sg_action *out, void *ud)
+{
+	(void)ctx, (void)ud;
+	return sg_inject_tracked(out, "hello", 5, SG_INJECT_TRACK | SG_INJECT_NO_CLOEXEC, 0);
+}
+
 static int h_fail(const sg_ctx *ctx, sg_action *out, void *ud)
 {
 	(void)ctx, (void)ud;
@@ -382,6 +421,7 @@ struct action_case {
 	Sysgate__V1__Action__KindCase want;
 	int64_t value;           /* errnum, return value or signal */
 	const char *fail_reason; /* part of do_fail's reason */
+	uint64_t cookie;         /* inject_bytes */
 };
 
 static struct action_case action_cases[] = {
@@ -394,6 +434,11 @@ static struct action_case action_cases[] = {
 	  NULL },
 	{ "inject_bytes over the cap, bad flags", h_inject_big, SYSGATE__V1__ACTION__KIND_DO_RETURN,
 	  -E2BIG * 1000 - EINVAL, NULL },
+	{ "inject_tracked", h_inject_tracked, SYSGATE__V1__ACTION__KIND_DO_INJECT_BYTES,
+	  SG_INJECT_WRITABLE | SG_INJECT_TRACK, NULL, COOKIE },
+	{ "inject_tracked with SG_INJECT_TRACK, cookie 0", h_inject_tracked_flag,
+	  SYSGATE__V1__ACTION__KIND_DO_INJECT_BYTES, SG_INJECT_NO_CLOEXEC | SG_INJECT_TRACK, NULL,
+	  0 },
 	{ "handler returns 1: fail", h_fail, SYSGATE__V1__ACTION__KIND_DO_FAIL, 0,
 	  "handler for openat returned 1 (seq 11)" },
 	{ "no action set: fail", h_none, SYSGATE__V1__ACTION__KIND_DO_FAIL, 0, "set no action" },
@@ -429,6 +474,7 @@ static void test_action(void **state)
 		assert_int_equal(a->do_inject_bytes->flags, c->value);
 		assert_int_equal(a->do_inject_bytes->data.len, 5);
 		assert_memory_equal(a->do_inject_bytes->data.data, "hello", 5);
+		assert_true(a->do_inject_bytes->cookie == c->cookie);
 		break;
 	case SYSGATE__V1__ACTION__KIND_DO_FAIL:
 		if (!strstr(a->do_fail->reason, c->fail_reason))
@@ -1181,6 +1227,137 @@ static void test_emit_not_accepted(void **state)
 	assert_int_equal(sg_worker_emit(f->worker, s_record, strlen(s_record)), -ENOTCONN);
 }
 
+/* ---- Tracked injection: Injected ------------------------------------------------ */
+
+/* What the sg_injected_fn saw, shared with the handlers (atomics). */
+struct tracked {
+	unsigned calls;
+	int last_fd; /* of the latest Injected, -1 before the first */
+	pid_t pid;
+	uint64_t cookie;
+	pthread_t thread;
+};
+
+static void on_injected(pid_t pid, int fd, uint64_t cookie, void *ud)
+{
+	struct tracked *t = ud;
+	t->pid = pid;
+	t->cookie = cookie;
+	t->thread = pthread_self();
+	__atomic_add_fetch(&t->calls, 1, __ATOMIC_SEQ_CST);
+	__atomic_store_n(&t->last_fd, fd, __ATOMIC_SEQ_CST); /* last: what handlers look at */
+}
+
+/* Answers with the fd of the latest Injected the callback saw (-1: none). */
+static int h_tracked_fd(const sg_ctx *ctx, sg_action *out, void *ud)
+{
+	(void)ctx;
+	struct tracked *t = ud;
+	sg_return(out, __atomic_load_n(&t->last_fd, __ATOMIC_SEQ_CST));
+	return 0;
+}
+
+/* The callback gets Injected's fields, on the thread that runs the worker,
+ * before the handler of the Snapshot that follows it is called. */
+static void test_injected(void **state)
+{
+	(void)state;
+	struct tracked t = { .last_fd = -1 };
+	struct fake *f _cleanup_fake_ = fake_new("w");
+	assert_int_equal(sg_worker_on(f->worker, "openat", h_tracked_fd, &t, SG_EXC_KILL), 0);
+	assert_int_equal(sg_worker_on_injected(f->worker, on_injected, &t), 0);
+	fake_handshake(f);
+	send_injected(f, 1, 4242, 7, UINT64_MAX);
+	send_snapshot(f, 2, 0);
+	Sysgate__V1__Envelope *a _cleanup_envelope_ = expect_action(f, 2);
+	assert_int_equal(a->action->kind_case, SYSGATE__V1__ACTION__KIND_DO_RETURN);
+	assert_int_equal(a->action->do_return->value, 7);
+	assert_int_equal(__atomic_load_n(&t.calls, __ATOMIC_SEQ_CST), 1);
+	assert_int_equal(t.pid, 4242);
+	assert_true(t.cookie == UINT64_MAX);
+	assert_true(pthread_equal(t.thread, f->thread));
+	fake_finish(f);
+	/* Once the run started, the callback is fixed. */
+	assert_int_equal(sg_worker_on_injected(f->worker, NULL, NULL), -EBUSY);
+	assert_int_equal(sg_worker_on_injected(f->worker, on_injected, &t), -EBUSY);
+}
+
+/* Many Injected/Snapshot pairs sent at once to 4 handler threads: the
+ * handler for Snapshot k always finds the callback for the Injected sent
+ * before it done (fd k, or a later one it ran for meanwhile). */
+#define N_TRACKED 32
+
+static void test_injected_before_later_snapshots(void **state)
+{
+	(void)state;
+	struct tracked t = { .last_fd = -1 };
+	struct fake *f _cleanup_fake_ = fake_new_threads("w", "4");
+	assert_int_equal(sg_worker_on(f->worker, "openat", h_tracked_fd, &t, SG_EXC_KILL), 0);
+	assert_int_equal(sg_worker_on_injected(f->worker, on_injected, &t), 0);
+	fake_handshake_inflight(f, 64);
+	for (int k = 1; k <= N_TRACKED; k++) {
+		send_injected(f, (uint64_t)k, 4242, k, (uint64_t)k);
+		send_snapshot(f, (uint64_t)k, 0);
+	}
+	bool seen[N_TRACKED + 1] = { false };
+	for (int i = 0; i < N_TRACKED; i++) {
+		Sysgate__V1__Envelope *a _cleanup_envelope_ =
+			fake_recv(f, SYSGATE__V1__ENVELOPE__BODY_ACTION);
+		uint64_t seq = a->action->seq;
+		assert_true(seq >= 1 && seq <= N_TRACKED && !seen[seq]);
+		seen[seq] = true;
+		assert_int_equal(a->action->kind_case, SYSGATE__V1__ACTION__KIND_DO_RETURN);
+		if (a->action->do_return->value < (int64_t)seq)
+			fail_msg("the handler of Snapshot %llu saw fd %lld: its Injected was not "
+				 "handled first",
+				 (unsigned long long)seq, (long long)a->action->do_return->value);
+	}
+	assert_int_equal(__atomic_load_n(&t.calls, __ATOMIC_SEQ_CST), N_TRACKED);
+	assert_true(t.cookie == N_TRACKED);
+	fake_finish(f);
+}
+
+/* Without a callback (never set, or removed with NULL) Injected is
+ * ignored: the run goes on. */
+static void test_injected_ignored(void **state)
+{
+	(void)state;
+	struct tracked t = { .last_fd = -1 };
+	assert_int_equal(sg_worker_on_injected(NULL, on_injected, &t), -EINVAL);
+	for (int removed = 0; removed <= 1; removed++) {
+		struct fake *f _cleanup_fake_ = fake_new("w");
+		assert_int_equal(sg_worker_on(f->worker, "openat", h_tracked_fd, &t, SG_EXC_KILL),
+				 0);
+		if (removed) {
+			assert_int_equal(sg_worker_on_injected(f->worker, on_injected, &t), 0);
+			assert_int_equal(sg_worker_on_injected(f->worker, NULL, &t), 0);
+		}
+		fake_handshake(f);
+		send_injected(f, 1, 4242, 7, 5);
+		send_snapshot(f, 2, 0);
+		Sysgate__V1__Envelope *a _cleanup_envelope_ = expect_action(f, 2);
+		assert_int_equal(a->action->kind_case, SYSGATE__V1__ACTION__KIND_DO_RETURN);
+		assert_int_equal(a->action->do_return->value, -1);
+		fake_finish(f);
+	}
+	assert_int_equal(t.calls, 0);
+}
+
+/* Injected before Welcome is out of turn. */
+static void test_injected_before_welcome(void **state)
+{
+	(void)state;
+	struct tracked t = { .last_fd = -1 };
+	struct fake *f _cleanup_fake_ = fake_new("w");
+	assert_int_equal(sg_worker_on_injected(f->worker, on_injected, &t), 0);
+	fake_start(f);
+	Sysgate__V1__Envelope *hello _cleanup_envelope_ =
+		fake_recv(f, SYSGATE__V1__ENVELOPE__BODY_HELLO);
+	send_injected(f, 1, 4242, 7, 5);
+	assert_int_equal(fake_join(f), -EPROTO);
+	assert_int_equal(t.calls, 0);
+}
+
 /* sg_ctx_flags: the Snapshot's flags in the handler call, 0 once it
  * returned. */
 struct flags_case {
@@ -1616,6 +1793,10 @@ static const struct CMUnitTest fixed_tests[] = {
 	cmocka_unit_test(test_emit),
 	cmocka_unit_test(test_emit_before_welcome),
 	cmocka_unit_test(test_emit_not_accepted),
+	cmocka_unit_test(test_injected),
+	cmocka_unit_test(test_injected_before_later_snapshots),
+	cmocka_unit_test(test_injected_ignored),
+	cmocka_unit_test(test_injected_before_welcome),
 	cmocka_unit_test(test_defer_ctx_is_live),
 	cmocka_unit_test(test_defer_completed_in_handler),
 	cmocka_unit_test(test_defer_counts_in_flight),

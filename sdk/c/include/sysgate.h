@@ -64,6 +64,9 @@ enum sg_exception {
 #define SG_INJECT_WRITABLE 1u
 /* sg_inject_bytes flag: the new fd in the child is not close-on-exec. */
 #define SG_INJECT_NO_CLOEXEC 2u
+/* sg_inject_tracked flag (set by it; sg_inject_bytes refuses it): the
+ * worker is told the fd number the child got (sg_worker_on_injected). */
+#define SG_INJECT_TRACK 4u
 
 /* A handler: return 0 after setting exactly one action on out; non-zero (or
  * no action, or an invalid one) is a failure: the exception policy applies.
@@ -71,6 +74,11 @@ enum sg_exception {
  * May run on several threads at once (see the top of this file): ud must
  * be safe to use concurrently, or set SYSGATE_WORKER_THREADS=1. */
 typedef int (*sg_handler_fn)(const sg_ctx *ctx, sg_action *out, void *ud);
+
+/* Told that a tracked injection (sg_inject_tracked) was installed: process
+ * pid (the trapped thread, as sg_ctx_pid) got fd, for the action that gave
+ * cookie. See sg_worker_on_injected. */
+typedef void (*sg_injected_fn)(pid_t pid, int fd, uint64_t cookie, void *ud);
 
 /* A new worker that connects using what the supervisor passed in the
  * environment (SYSGATE_WORKER_URL, _TOKEN, _NAME; name is used when
@@ -91,6 +99,25 @@ SG_API int sg_worker_on(sg_worker *w, const char *syscall, sg_handler_fn fn, voi
 /* Same with a syscall number; -EINVAL negative, -ENOENT unknown. */
 SG_API int sg_worker_on_nr(sg_worker *w, long nr, sg_handler_fn fn, void *ud,
 			   enum sg_exception on_exc);
+
+/* Calls fn(pid, fd, cookie, ud) for every tracked injection of this worker
+ * (sg_inject_tracked), once the supervisor installed the fd in the child
+ * and before the child's syscall returns it: fn runs on the thread that
+ * called sg_worker_run(), which receives everything from the supervisor,
+ * and returns before that thread takes the next message. So its effects are
+ * in place (and visible: the SDK's lock orders them) before any handler is
+ * called for a later notification, such as a read of that fd: the place for
+ * per-fd bookkeeping (a virtual filesystem). Handlers of earlier
+ * notifications may still run meanwhile, so what fn shares with them must
+ * be thread-safe. fn must be quick and must not wait for a handler (while
+ * it runs, no memory reply reaches one); it may call sg_worker_emit and
+ * sg_complete. No SDK lock is held. An fd whose install failed is never
+ * reported (the syscall failed instead); a cookie is whatever the handler
+ * chose, reported as given. Without a callback (the default; fn NULL
+ * removes it) tracked injections are not reported. One callback per worker:
+ * a second call replaces the first. Before sg_worker_run(): 0, -EINVAL w is
+ * NULL, -EBUSY once sg_worker_run was called. */
+SG_API int sg_worker_on_injected(sg_worker *w, sg_injected_fn fn, void *ud);
 
 /* Connects, says Hello and serves notifications until the supervisor ends
  * the run (Goodbye or link closed: 0). -EPERM not welcomed, -EPROTO
@@ -150,8 +177,18 @@ SG_API void sg_return(sg_action *a, int64_t v);
 /* Action: send signal sig (1..64, else invalid) to the trapped process. */
 SG_API void sg_kill(sg_action *a, int sig);
 /* Action: the syscall returns a new fd of a memfd holding a copy of data;
- * flags: SG_INJECT_*. -E2BIG over the cap, -EINVAL bad flags, -ENOMEM. */
+ * flags: SG_INJECT_WRITABLE, SG_INJECT_NO_CLOEXEC. -E2BIG over the cap,
+ * -EINVAL bad flags (SG_INJECT_TRACK included: see sg_inject_tracked),
+ * -ENOMEM. On an error the action is left as it was. */
 SG_API int sg_inject_bytes(sg_action *a, const void *data, size_t len, unsigned flags);
+/* Action: as sg_inject_bytes, tracked: once the fd is installed in the
+ * child, and before its syscall returns it, the worker's
+ * sg_worker_on_injected callback gets the fd number with cookie (any value
+ * the handler likes, to tell its injections apart). flags: as for
+ * sg_inject_bytes; SG_INJECT_TRACK may be given and is always set. Same
+ * errors. */
+SG_API int sg_inject_tracked(sg_action *a, const void *data, size_t len, unsigned flags,
+			     uint64_t cookie);
 
 /* ---- Answering later -----------------------------------------------------
  *

@@ -11,6 +11,8 @@ _Static_assert(SG_INJECT_WRITABLE == SYSGATE__V1__ACTION__INJECT_BYTES__FLAG__WR
 	       "SG_INJECT_WRITABLE");
 _Static_assert(SG_INJECT_NO_CLOEXEC == SYSGATE__V1__ACTION__INJECT_BYTES__FLAG__NO_CLOEXEC,
 	       "SG_INJECT_NO_CLOEXEC");
+_Static_assert(SG_INJECT_TRACK == SYSGATE__V1__ACTION__INJECT_BYTES__FLAG__TRACK,
+	       "SG_INJECT_TRACK");
 
 void action_init(sg_action *a, uint32_t max_inject)
 {
@@ -66,11 +68,16 @@ void sg_kill(sg_action *a, int sig)
 	a->signal = sig;
 }
 
-int sg_inject_bytes(sg_action *a, const void *data, size_t len, unsigned flags)
+/* sg_inject_bytes (track false: flags must not hold SG_INJECT_TRACK) and
+ * sg_inject_tracked. */
+static int action_inject(sg_action *a, const void *data, size_t len, unsigned flags, bool track,
+			 uint64_t cookie)
 {
+	unsigned allowed =
+		SG_INJECT_WRITABLE | SG_INJECT_NO_CLOEXEC | (track ? SG_INJECT_TRACK : 0);
 	if (!a || (!data && len))
 		return -EINVAL;
-	if (flags & ~(unsigned)(SG_INJECT_WRITABLE | SG_INJECT_NO_CLOEXEC))
+	if (flags & ~allowed)
 		return -EINVAL;
 	if (len > PROTO_MAX_INJECT || len > a->max_inject)
 		return -E2BIG;
@@ -82,8 +89,19 @@ int sg_inject_bytes(sg_action *a, const void *data, size_t len, unsigned flags)
 	action_set(a, ACTION_INJECT, NULL);
 	a->data = copy;
 	a->len = len;
-	a->flags = flags;
+	a->flags = track ? flags | SG_INJECT_TRACK : flags;
+	a->cookie = track ? cookie : 0;
 	return 0;
+}
+
+int sg_inject_bytes(sg_action *a, const void *data, size_t len, unsigned flags)
+{
+	return action_inject(a, data, len, flags, false, 0);
+}
+
+int sg_inject_tracked(sg_action *a, const void *data, size_t len, unsigned flags, uint64_t cookie)
+{
+	return action_inject(a, data, len, flags, true, cookie);
 }
 
 /* Why a handler's answer is no action the supervisor may apply, or NULL. */
@@ -154,6 +172,7 @@ void action_to_msg(const sg_action *a, int handler_result, uint64_t seq, const c
 		sysgate__v1__action__inject_bytes__init(&out->do_inject);
 		out->do_inject.data = (ProtobufCBinaryData){ .len = a->len, .data = a->data };
 		out->do_inject.flags = a->flags;
+		out->do_inject.cookie = a->cookie;
 		act->kind_case = SYSGATE__V1__ACTION__KIND_DO_INJECT_BYTES;
 		act->do_inject_bytes = &out->do_inject;
 		break;

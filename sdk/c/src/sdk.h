@@ -12,9 +12,11 @@
  *
  * Threads: the thread that called sg_worker_run() receives everything the
  * supervisor sends. It queues each Snapshot for a pool of handler threads
- * (SYSGATE_WORKER_THREADS, at most Welcome.max_inflight) and hands each
+ * (SYSGATE_WORKER_THREADS, at most Welcome.max_inflight), hands each
  * MemReply to the memory call waiting for its request_id, so one handler
- * can wait for memory while another runs. The run ends (Goodbye, Error,
+ * can wait for memory while another runs, and calls the sg_injected_fn
+ * for each Injected itself, before it receives the next message (so before
+ * any later Snapshot is queued). The run ends (Goodbye, Error,
  * lost link, a protocol error) by waking every waiting memory call and idle
  * handler thread; sg_worker_run() returns once the pool is joined and no
  * other thread (a deferred answer's, an emitter) is still on the link.
@@ -131,11 +133,13 @@ struct sg_worker {
 	char *name;
 	char *url; /* SYSGATE_WORKER_URL, or NULL */
 	uint8_t token[PROTO_TOKEN_SIZE];
-	int token_error; /* 0, or why SYSGATE_WORKER_TOKEN is unusable */
+	int token_error;         /* 0, or why SYSGATE_WORKER_TOKEN is unusable */
 	unsigned threads_wanted; /* SYSGATE_WORKER_THREADS, or the default */
 	struct registration *regs;
 	size_t n_regs, cap_regs;
-	bool started; /* sg_worker_run was called: no more registrations */
+	bool started;               /* sg_worker_run was called: no more registrations */
+	sg_injected_fn on_injected; /* sg_worker_on_injected, or NULL */
+	void *on_injected_ud;
 
 	struct link link;
 	uint32_t max_inflight, max_mem_request, max_inject; /* Welcome; fixed after */
@@ -224,6 +228,7 @@ struct sg_action {
 	uint8_t *data; /* inject: malloc'd copy */
 	size_t len;
 	uint32_t flags;
+	uint64_t cookie;     /* inject with SG_INJECT_TRACK */
 	uint32_t max_inject; /* the supervisor's cap (Welcome), never 0 */
 };
 

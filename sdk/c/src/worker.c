@@ -1,8 +1,9 @@
 /* The worker (sysgate.h): registrations, the handshake, and the run: the
  * calling thread receives, handler threads call each Snapshot's handler and
  * send the Action it answered (or leave it to a deferred answer, completed
- * later from any thread), and MemReplys go to the memory calls waiting for
- * them (docs/protocol.md). */
+ * later from any thread), MemReplys go to the memory calls waiting for
+ * them, and each Injected to the sg_worker_on_injected callback, on the
+ * receiving thread (docs/protocol.md). */
 #include "sdk.h"
 
 #include <errno.h>
@@ -188,6 +189,17 @@ int sg_worker_on(sg_worker *w, const char *syscall, sg_handler_fn fn, void *ud,
 	return sg_worker_on_nr(w, nr, fn, ud, on_exc);
 }
 
+int sg_worker_on_injected(sg_worker *w, sg_injected_fn fn, void *ud)
+{
+	if (!w)
+		return -EINVAL;
+	if (w->started)
+		return -EBUSY;
+	w->on_injected = fn;
+	w->on_injected_ud = fn ? ud : NULL;
+	return 0;
+}
+
 /* ---- Handshake ------------------------------------------------------------- */
 
 static int worker_hello(sg_worker *w, struct sg_err *err)
@@ -249,6 +261,8 @@ static int worker_welcome(sg_worker *w, struct sg_err *err)
 			       *m->error->message ? m->error->message : strerror(m->error->code));
 	case SYSGATE__V1__ENVELOPE__BODY_GOODBYE:
 		return err_set(err, ECONNRESET, "the supervisor said goodbye before welcoming us");
+	case SYSGATE__V1__ENVELOPE__BODY_INJECTED:
+		return err_set(err, EPROTO, "the supervisor sent an Injected before its Welcome");
 	default:
 		return err_set(err, EPROTO, "the supervisor sent a %s before its Welcome",
 			       m->body_case == SYSGATE__V1__ENVELOPE__BODY_SNAPSHOT ? "Snapshot"
@@ -689,6 +703,13 @@ static int worker_receive(sg_worker *w, Sysgate__V1__Envelope **m, struct sg_err
 		return worker_queue_snapshot(w, m, err);
 	case SYSGATE__V1__ENVELOPE__BODY_MEM_REPLY:
 		return worker_route_reply(w, m, err);
+	case SYSGATE__V1__ENVELOPE__BODY_INJECTED:
+		/* Here, before the next message is received: whatever it does is
+		 * done before any later Snapshot reaches a handler thread. */
+		if (w->on_injected)
+			w->on_injected((pid_t)e->injected->pid, e->injected->fd,
+				       e->injected->cookie, w->on_injected_ud);
+		return 0;
 	case SYSGATE__V1__ENVELOPE__BODY_GOODBYE:
 		return 1;
 	case SYSGATE__V1__ENVELOPE__BODY_ERROR:

@@ -12,12 +12,12 @@ order:
 3. ``ctypes.util.find_library("sysgate")`` (an installed libsysgate).
 
 Rules kept here for the rest of the package: every function has its
-argtypes and restype; ``HANDLER_FN`` callback objects must stay referenced
-for as long as C may call them (the caller keeps them); buffers handed to C
-are Python objects the caller holds until the call returns, and C copies
-what it keeps (``sg_inject_bytes``, ``sg_ctx_write``, ``sg_worker_emit``);
-the library is loaded with ``use_errno`` (``sg_defer`` reports through
-errno).
+argtypes and restype; ``HANDLER_FN`` and ``INJECTED_FN`` callback objects
+must stay referenced for as long as C may call them (the caller keeps
+them); buffers handed to C are Python objects the caller holds until the
+call returns, and C copies what it keeps (``sg_inject_bytes``,
+``sg_inject_tracked``, ``sg_ctx_write``, ``sg_worker_emit``); the library is
+loaded with ``use_errno`` (``sg_defer`` reports through errno).
 """
 
 from __future__ import annotations
@@ -37,9 +37,12 @@ ENV_LIB = "SYSGATE_LIB"
 
 #: int (*sg_handler_fn)(const sg_ctx *ctx, sg_action *out, void *ud)
 HANDLER_FN = CFUNCTYPE(c_int, c_void_p, c_void_p, c_void_p)
+#: void (*sg_injected_fn)(pid_t pid, int fd, uint64_t cookie, void *ud)
+INJECTED_FN = CFUNCTYPE(None, c_int, c_int, c_uint64, c_void_p)
 
 SG_INJECT_WRITABLE = 1
 SG_INJECT_NO_CLOEXEC = 2
+SG_INJECT_TRACK = 4
 
 _pid_t = c_int
 
@@ -68,6 +71,9 @@ _SIGNATURES: Dict[str, Tuple[object, List[object]]] = {
     "sg_return": (None, [c_void_p, c_int64]),
     "sg_kill": (None, [c_void_p, c_int]),
     "sg_inject_bytes": (c_int, [c_void_p, c_char_p, c_size_t, c_uint]),
+    "sg_inject_tracked": (c_int,
+                          [c_void_p, c_char_p, c_size_t, c_uint, c_uint64]),
+    "sg_worker_on_injected": (c_int, [c_void_p, INJECTED_FN, c_void_p]),
     "sg_syscall_nr": (c_long, [c_char_p]),
     "sg_syscall_name": (c_char_p, [c_long]),
     "sg_defer": (c_void_p, [c_void_p]),
@@ -80,7 +86,8 @@ _SIGNATURES: Dict[str, Tuple[object, List[object]]] = {
 # Newer than the first libsysgate: bound when present, an error when used.
 _OPTIONAL = frozenset({"sg_worker_emit", "sg_ctx_flags", "sg_defer",
                        "sg_deferred_ctx", "sg_deferred_action", "sg_complete",
-                       "sg_deferred_cancel"})
+                       "sg_deferred_cancel", "sg_inject_tracked",
+                       "sg_worker_on_injected"})
 
 
 class Native:

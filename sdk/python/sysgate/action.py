@@ -15,6 +15,7 @@ MAX_INJECT_BYTES = 1 << 20
 
 _INT64_MIN = -(1 << 63)
 _INT64_MAX = (1 << 63) - 1
+_UINT64_MAX = (1 << 64) - 1
 
 
 class ExceptionPolicy(enum.IntEnum):
@@ -51,10 +52,10 @@ class NotifAction:
     Actions are immutable and may be reused across calls and threads.
     """
 
-    __slots__ = ("_kind", "_value", "_data", "_flags")
+    __slots__ = ("_kind", "_value", "_data", "_flags", "_track")
 
     def __init__(self, kind: str, value: int = 0, data: bytes = b"",
-                 flags: int = 0) -> None:
+                 flags: int = 0, track: Optional[int] = None) -> None:
         """Internal: use the factories, which check their arguments."""
         if kind not in ("continue", "errno", "return", "kill", "inject"):
             raise ValueError(f"unknown action kind {kind!r}")
@@ -62,6 +63,7 @@ class NotifAction:
         object.__setattr__(self, "_value", value)
         object.__setattr__(self, "_data", data)
         object.__setattr__(self, "_flags", flags)
+        object.__setattr__(self, "_track", track)
 
     def __setattr__(self, name: str, value: object) -> None:
         raise AttributeError("NotifAction is immutable")
@@ -104,12 +106,20 @@ class NotifAction:
 
     @classmethod
     def inject_bytes(cls, data: Union[bytes, bytearray, memoryview], *,
-                     seal: bool = True, cloexec: bool = True) -> "NotifAction":
+                     seal: bool = True, cloexec: bool = True,
+                     track: Optional[int] = None) -> "NotifAction":
         """The syscall returns a new fd in the trapped process: a memfd
         holding a copy of ``data`` (at most 1 MiB), positioned at 0.
 
         ``seal=False`` leaves the memfd writable (sealed against writes by
         default); ``cloexec=False`` leaves the new fd open across execve.
+
+        ``track`` (an int cookie, 0..2**64-1, of the handler's choosing)
+        makes the injection tracked: once the fd is installed, and before
+        the syscall returns it to the process, the worker calls
+        :meth:`Handler.injected` ``(pid, fd, track)`` of its handlers, so
+        per-fd bookkeeping is in place before any handler sees a use of
+        that fd (a read, a close). None (the default): not tracked.
         """
         if not isinstance(data, (bytes, bytearray, memoryview)):
             raise TypeError(
@@ -118,12 +128,17 @@ class NotifAction:
         if len(data) > MAX_INJECT_BYTES:
             raise ValueError(f"inject_bytes: {len(data)} bytes, more than "
                              f"the {MAX_INJECT_BYTES} the protocol carries")
+        if track is not None:
+            track = _int("inject_bytes track cookie", track)
+            if not 0 <= track <= _UINT64_MAX:
+                raise ValueError(f"inject_bytes track cookie must be "
+                                 f"0..2**64-1, not {track}")
         flags = 0
         if not seal:
             flags |= _native.SG_INJECT_WRITABLE
         if not cloexec:
             flags |= _native.SG_INJECT_NO_CLOEXEC
-        return cls("inject", data=data, flags=flags)
+        return cls("inject", data=data, flags=flags, track=track)
 
     # ---- inspection ---------------------------------------------------------
 
@@ -153,6 +168,11 @@ class NotifAction:
         """Whether an injected fd is close-on-exec."""
         return not self._flags & _native.SG_INJECT_NO_CLOEXEC
 
+    @property
+    def track(self) -> Optional[int]:
+        """The cookie of a tracked ``inject`` action, else None."""
+        return self._track
+
     def __repr__(self) -> str:
         if self._kind == "continue":
             return "NotifAction.continue_()"
@@ -162,21 +182,23 @@ class NotifAction:
             return f"NotifAction.returns({self._value})"
         if self._kind == "kill":
             return f"NotifAction.kill({self._value})"
+        track = "" if self._track is None else f", track={self._track}"
         return (f"NotifAction.inject_bytes(<{len(self._data)} bytes>, "
-                f"seal={self.seal}, cloexec={self.cloexec})")
+                f"seal={self.seal}, cloexec={self.cloexec}{track})")
+
+    def _key(self) -> tuple:
+        return (self._kind, self._value, self._data, self._flags, self._track)
 
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, NotifAction):
             return NotImplemented
-        return ((self._kind, self._value, self._data, self._flags)
-                == (other._kind, other._value, other._data, other._flags))
+        return self._key() == other._key()
 
     def __hash__(self) -> int:
-        return hash((self._kind, self._value, self._data, self._flags))
+        return hash(self._key())
 
     def __reduce__(self):
-        return (NotifAction, (self._kind, self._value, self._data,
-                              self._flags))
+        return (NotifAction, self._key())
 
     # ---- to C ---------------------------------------------------------------
 
@@ -194,8 +216,13 @@ class NotifAction:
             native.sg_kill(action, self._value)
         else:
             # C copies the bytes before returning (self._data outlives it).
-            r = native.sg_inject_bytes(action, self._data, len(self._data),
-                                       self._flags)
+            if self._track is None:
+                r = native.sg_inject_bytes(action, self._data,
+                                           len(self._data), self._flags)
+            else:
+                r = native.require("sg_inject_tracked")(
+                    action, self._data, len(self._data), self._flags,
+                    self._track)
             if r < 0:
                 return (f"inject_bytes of {len(self._data)} bytes refused: "
                         f"{os.strerror(-r)}")

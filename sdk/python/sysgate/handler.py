@@ -11,6 +11,13 @@ defers the answer (``sg_defer``), schedules the coroutine on the worker's
 asyncio loop and returns at once, so its thread goes on with the next
 notification; when the coroutine finishes, the loop's thread sets its
 result on the deferred answer's action and completes it (``sg_complete``).
+
+Tracked injections (``inject_bytes(..., track=cookie)``) are reported
+through a second callback (``sg_worker_on_injected``), registered once per
+:func:`serve` when a handler overrides :meth:`Handler.injected`: the C SDK
+calls it on its receiving thread (the one in ``sg_worker_run``), before it
+takes the next message from the supervisor, so before any later
+notification reaches a handler.
 """
 
 from __future__ import annotations
@@ -84,6 +91,27 @@ class Handler:
         """Decides one trapped syscall: returns the action to take."""
         raise NotImplementedError(
             f"{type(self).__name__} does not override Handler.handle")
+
+    def injected(self, pid: int, fd: int, cookie: int) -> None:
+        """Told that a tracked injection was installed: process ``pid``
+        (the trapped thread, as ``ctx.pid``) got ``fd`` for an
+        ``inject_bytes(..., track=cookie)`` answer. Does nothing unless
+        overridden.
+
+        Called for every tracked injection of the worker, on every
+        distinct handler of :func:`serve` (or :func:`sysgate.run`) that
+        overrides it, in registration order, whichever handler answered:
+        use the cookie to tell your own injections apart (a handler for
+        ``read`` can so learn about the fds its ``openat`` sibling
+        injected). It runs before the trapped syscall returns the fd, and
+        before any handler is called for a later notification, so
+        bookkeeping done here is in place when a handler sees the fd used
+        (handlers of earlier notifications may still run: share state
+        thread-safely). It runs on the worker's receiving thread, which
+        receives nothing else meanwhile: keep it short, synchronous (not
+        ``async def``), and never wait for a handler. An exception is
+        printed on stderr and otherwise ignored (the fd stays installed).
+        """
 
     def emit(self, obj: Any) -> None:
         """Sends ``obj`` (JSON-serializable) to whoever runs the sandbox.
@@ -180,6 +208,11 @@ def registrations(handlers: HandlerList) -> List[Registration]:
             raise TypeError(f"handlers[{i}] for {name}: "
                             f"{type(handler).__name__} does not override "
                             "handle()")
+        if inspect.iscoroutinefunction(getattr(handler, "injected", None)):
+            raise TypeError(f"handlers[{i}] for {name}: "
+                            f"{type(handler).__name__}.injected must not be "
+                            "async def (it runs before the worker takes the "
+                            "next notification)")
         regs.append(Registration(nr, name, handler, _policy(handler)))
     return regs
 
@@ -346,6 +379,14 @@ class _Worker:
         self._closing = False  # the run is over: pending answers are moot
         # Referenced for as long as C may call it (until sg_worker_free).
         self.callback = _native.HANDLER_FN(self._call)
+        # The distinct handlers overriding Handler.injected, in order.
+        self.injected_handlers: List[Handler] = []
+        for reg in regs:
+            h = reg.handler
+            if (type(h).injected is not Handler.injected
+                    and not any(h is o for o in self.injected_handlers)):
+                self.injected_handlers.append(h)
+        self.injected_callback = _native.INJECTED_FN(self._injected)
 
     def emit(self, obj: Any) -> None:
         data = encode_record(obj)
@@ -383,6 +424,36 @@ class _Worker:
         finally:
             if ctx is not None and not deferred:
                 ctx._close()
+
+    def _injected(self, pid: int, fd: int, cookie: int,
+                  ud: Optional[int]) -> None:
+        """The C sg_injected_fn: Handler.injected of every handler that
+        overrides it; nothing it raises gets out."""
+        for handler in self.injected_handlers:
+            try:
+                result = handler.injected(pid, fd, cookie)
+                if inspect.isawaitable(result):
+                    _discard(result)
+                    raise TypeError("injected() returned an awaitable: it "
+                                    "must be a plain (not async) method")
+            except BaseException as e:  # the worker keeps serving
+                self._report_injected(handler, pid, fd, cookie, e)
+
+    def _report_injected(self, handler: Handler, pid: int, fd: int,
+                         cookie: int, exc: BaseException) -> None:
+        try:
+            tb = exc.__traceback__
+            if tb is not None and tb.tb_frame.f_code is \
+                    _Worker._injected.__code__:
+                tb = tb.tb_next  # start in the handler, not here
+            body = "".join(traceback.format_exception(type(exc), exc, tb))
+            sys.stderr.write(
+                f"sysgate worker \"{self.name}\": "
+                f"{type(handler).__name__}.injected(pid={pid}, fd={fd}, "
+                f"cookie={cookie}) raised (ignored):\n{body}")
+            sys.stderr.flush()
+        except BaseException:
+            pass
 
     def _defer(self, reg: Registration, ctx: HandlerCtx, ctx_ptr: int,
                awaitable: Awaitable) -> bool:
@@ -560,6 +631,12 @@ def serve(handlers: HandlerList, *, max_concurrency: Optional[int] = None,
                     raise SysgateError(
                         f"registering {type(reg.handler).__name__} for "
                         f"{reg.name}: {os.strerror(-r)}")
+            if worker.injected_handlers:
+                on_injected = native.require("sg_worker_on_injected")
+                r = on_injected(ptr, worker.injected_callback, None)
+                if r < 0:
+                    raise SysgateError("registering Handler.injected: "
+                                       f"{os.strerror(-r)}")
             _current_worker = worker
             return native.sg_worker_run(ptr)
         finally:

@@ -352,3 +352,94 @@ def test_native_binds_deferred_answers():
     assert native.sg_deferred_cancel(None) == -errno.EINVAL
     assert native.sg_deferred_ctx(None) is None
     assert native.sg_deferred_action(None) is None
+
+
+# ---- tracked injection -----------------------------------------------------
+
+
+@pytest.mark.parametrize("track, exc", [
+    (-1, ValueError), (1 << 64, ValueError), (True, TypeError),
+    ("5", TypeError), (5.0, TypeError)])
+def test_inject_track_rejects(track, exc):
+    with pytest.raises(exc, match="track"):
+        NotifAction.inject_bytes(b"x", track=track)
+
+
+def test_inject_track_values():
+    import pickle
+    plain = NotifAction.inject_bytes(b"abc")
+    assert plain.track is None
+    for cookie in (0, 5, (1 << 64) - 1):
+        a = NotifAction.inject_bytes(b"abc", seal=False, track=cookie)
+        assert (a.kind, a.data, a.seal, a.cloexec, a.track) == \
+            ("inject", b"abc", False, True, cookie)
+        assert a._flags == _native.SG_INJECT_WRITABLE  # TRACK is C's part
+        assert a != NotifAction.inject_bytes(b"abc", seal=False)
+        assert a == NotifAction.inject_bytes(b"abc", seal=False, track=cookie)
+        assert hash(a) == hash(pickle.loads(pickle.dumps(a)))
+        assert pickle.loads(pickle.dumps(a)) == a
+        assert repr(a).endswith(f"cloexec=True, track={cookie})")
+    assert NotifAction.inject_bytes(b"", track=1) != \
+        NotifAction.inject_bytes(b"", track=2)
+
+
+class Tracker(Handler):
+    def __init__(self):
+        self.seen = []
+
+    def handle(self, ctx):
+        return NotifAction.continue_()
+
+    def injected(self, pid, fd, cookie):
+        self.seen.append((pid, fd, cookie))
+
+
+class AsyncInjected(Cont):
+    async def injected(self, pid, fd, cookie):
+        pass
+
+
+@needs_lib
+def test_registrations_refuse_async_injected():
+    with pytest.raises(TypeError, match="injected must not be async"):
+        registrations([("openat", AsyncInjected())])
+
+
+@needs_lib
+def test_injected_reaches_each_overriding_handler_once(capsys):
+    """Every distinct handler that overrides injected, in registration
+    order, once each even if registered twice; one raising does not stop
+    the others and is only printed."""
+    from sysgate.handler import _Worker
+
+    class Boom(Tracker):
+        def injected(self, pid, fd, cookie):
+            super().injected(pid, fd, cookie)
+            raise RuntimeError("boom in injected")
+
+    a, b, c = Tracker(), Boom(), Cont()
+    regs = registrations([("openat", b), ("read", a), ("close", b),
+                          ("getpid", c)])
+    w = _Worker(_native.load(), 0, "w", regs, 1)
+    assert w.injected_handlers == [b, a]
+    w._injected(4242, 7, (1 << 64) - 1, None)  # what C calls
+    assert a.seen == b.seen == [(4242, 7, (1 << 64) - 1)]
+    err = capsys.readouterr().err
+    assert err.count("Boom.injected(pid=4242, fd=7, "
+                     f"cookie={(1 << 64) - 1}) raised (ignored)") == 1
+    assert "RuntimeError: boom in injected" in err
+    # A C callback: ctypes converts the arguments.
+    w.injected_callback(1, 3, 5, None)
+    assert a.seen[-1] == (1, 3, 5)
+    assert _Worker(_native.load(), 0, "w", registrations(
+        [("openat", c)]), 1).injected_handlers == []
+
+
+@needs_lib
+def test_native_binds_tracked_injection():
+    native = _native.load()
+    assert native.has("sg_inject_tracked")
+    assert native.has("sg_worker_on_injected")
+    cb = _native.INJECTED_FN(lambda pid, fd, cookie, ud: None)
+    assert native.sg_worker_on_injected(None, cb, None) == -errno.EINVAL
+    assert native.sg_inject_tracked(None, b"x", 1, 0, 5) == -errno.EINVAL
