@@ -207,3 +207,11 @@ int procs_kill_all(pid_t root, const pid_t *exclude, size_t n_exclude)
 	proc_list_free(&l);
 	return killed;
 }
+
+bool procs_may_signal(pid_t tgid, pid_t self, const pid_t *helpers, size_t n_helpers,
+		      const struct proc_list *sandbox)
+{
+	if (tgid <= 1 || tgid == self || pids_contain(helpers, n_helpers, tgid))
+		return false;
+	return procs_contains(sandbox, tgid);
+}

@@ -34,6 +34,14 @@ bool procs_contains(const struct proc_list *l, pid_t pid);
 /* Is pid one of v[0..n)? */
 bool pids_contain(const pid_t *v, size_t n, pid_t pid);
 
+/* May the supervisor (pid `self`) signal process `tgid` on a worker's
+ * behalf? Only a process of the sandbox: positive, not init, not the
+ * supervisor, not one of the helpers (workers), and in `sandbox` (the
+ * scan of the supervisor's descendants without the helpers' subtrees), so
+ * never a group (0, -1, negative) and never one that left the tree. */
+bool procs_may_signal(pid_t tgid, pid_t self, const pid_t *helpers, size_t n_helpers,
+		      const struct proc_list *sandbox);
+
 /* The process (thread group) of thread `tid`, or -errno. */
 pid_t procs_tgid(pid_t tid);
 

@@ -528,21 +528,17 @@ static void send_injected(struct router *rt, struct worker *w, const struct pend
 static bool in_sandbox(struct router *rt, pid_t tid)
 {
 	pid_t tgid = procs_tgid(tid), self = getpid();
-	if (tgid <= 1 || tgid == self)
-		return false;
 	pid_t helpers[WORKER_MAX];
 	size_t n = 0;
 	for (size_t i = 0; i < rt->n_workers; i++)
 		if (rt->workers[i].pid > 0)
 			helpers[n++] = rt->workers[i].pid;
-	if (pids_contain(helpers, n, tgid))
-		return false;
 	struct proc_list l;
-	if (procs_scan(self, helpers, n, &l) < 0)
+	if (tgid <= 0 || procs_scan(self, helpers, n, &l) < 0)
 		return false;
-	bool in = procs_contains(&l, tgid);
+	bool ok = procs_may_signal(tgid, self, helpers, n, &l);
 	proc_list_free(&l);
-	return in;
+	return ok;
 }
 
 static void on_action(struct router *rt, struct worker *w, const Sysgate__V1__Action *m)
