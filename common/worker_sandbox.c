@@ -20,6 +20,8 @@
  * into another process's memory or file descriptors. */
 static const char *const worker_extra_deny[] = {
 	"ptrace", "process_vm_readv", "process_vm_writev", "pidfd_getfd", "kcmp",
+	/* Its process group is how the supervisor kills all it forked. */
+	"setsid", "setpgid",
 };
 
 #define WORKER_NOFILE 1024

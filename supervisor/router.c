@@ -336,7 +336,7 @@ static void route(struct router *rt, struct pending *p)
 	struct sg_err err;
 	if (w->state != WORKER_READY) {
 		apply_policy(rt, p, "is not running");
-	} else if (w->n_inflight == WORKER_MAX_INFLIGHT) {
+	} else if (w->n_inflight + w->n_expired >= WORKER_MAX_INFLIGHT) {
 		apply_policy(rt, p, "has too many notifications pending");
 	} else if (send_snapshot(rt, w, p, h, &err) < 0) {
 		log_verbose("worker '%s': snapshot: %s", w->spec, err.msg);
@@ -358,12 +358,15 @@ static struct pending *find_inflight(struct worker *w, uint64_t seq, bool take)
 }
 
 /* Did seq time out while its worker was alive (a late answer to ignore)? */
-static bool expired_seq(const struct worker *w, uint64_t seq)
+static bool expired_seq(struct worker *w, uint64_t seq, bool take)
 {
-	size_t n = w->n_expired < WORKER_EXPIRED ? w->n_expired : WORKER_EXPIRED;
-	for (size_t i = 0; i < n; i++)
-		if (w->expired[i] == seq)
-			return true;
+	for (size_t i = 0; i < w->n_expired; i++) {
+		if (w->expired[i] != seq)
+			continue;
+		if (take)
+			w->expired[i] = w->expired[--w->n_expired];
+		return true;
+	}
 	return false;
 }
 
@@ -544,7 +547,7 @@ static bool in_sandbox(struct router *rt, pid_t tid)
 static void on_action(struct router *rt, struct worker *w, const Sysgate__V1__Action *m)
 {
 	struct pending *p = find_inflight(w, m->seq, true);
-	if (!p && expired_seq(w, m->seq)) {
+	if (!p && expired_seq(w, m->seq, true)) {
 		log_verbose("worker '%s': late answer for %llu, which timed out: ignored", w->spec,
 			    (unsigned long long)m->seq);
 		return;
@@ -756,6 +759,7 @@ static void on_exit_of(struct router *rt, struct worker *w)
 	int status;
 	bool live = w->state == WORKER_STARTING || w->state == WORKER_READY;
 	pid_t pid = w->pid;
+	worker_kill(w); /* what it forked too, while its pid still pins the group */
 	if (worker_reap(w, &status) <= 0)
 		return;
 	publish_pids(rt);
@@ -815,7 +819,8 @@ static void restart(struct router *rt, struct worker *w, uint64_t now)
 static void expire(struct router *rt, struct worker *w, struct pending *p)
 {
 	find_inflight(w, p->seq, true);
-	w->expired[w->n_expired++ % WORKER_EXPIRED] = p->seq;
+	/* Room: in flight and expired together never pass the bound. */
+	w->expired[w->n_expired++] = p->seq;
 	log_error("worker '%s' did not answer %s within --handler-timeout %lu ms", w->spec,
 		  syscall_label(p->req.data.nr), rt->cfg->handler_timeout_ms);
 	audit_worker(rt, "handler_timeout", w,
@@ -993,8 +998,11 @@ static void stop_workers(struct router *rt)
 			int status;
 			if (pfd[i].fd == owner[i]->out_fd)
 				worker_pump_output(owner[i]);
-			else if (pfd[i].fd == owner[i]->pidfd && worker_reap(owner[i], &status) > 0)
-				publish_pids(rt);
+			else if (pfd[i].fd == owner[i]->pidfd) {
+				worker_kill(owner[i]); /* its children hold the output pipe */
+				if (worker_reap(owner[i], &status) > 0)
+					publish_pids(rt);
+			}
 		}
 	}
 }

@@ -299,6 +299,13 @@ int worker_spawn(struct worker *w, const struct worker_env *env, uint64_t hello_
 	char **envp = worker_environ(w);
 	if (!envp)
 		return err_set(err, ENOMEM, "--worker '%s': out of memory", w->spec);
+	if (w->out_fd >= 0) {
+		/* An earlier instance's output: what is left, then closed. */
+		worker_pump_output(w);
+		if (w->out_fd >= 0)
+			close(w->out_fd);
+		w->out_fd = -1;
+	}
 	int pipefd[2];
 	_cleanup_close_ int devnull = open("/dev/null", O_RDONLY | O_CLOEXEC);
 	if (devnull < 0 || pipe2(pipefd, O_CLOEXEC) < 0) {
@@ -340,8 +347,13 @@ int worker_spawn(struct worker *w, const struct worker_env *env, uint64_t hello_
 
 void worker_kill(struct worker *w)
 {
-	if (w->pidfd >= 0)
-		sg_pidfd_send_signal(w->pidfd, SIGKILL);
+	if (w->pidfd < 0)
+		return;
+	sg_pidfd_send_signal(w->pidfd, SIGKILL);
+	/* And every process it forked: its own session and group (setsid at
+	 * spawn; setsid and setpgid are denied to it). Safe while it is not
+	 * reaped: its pid, hence the group id, cannot be reused. */
+	kill(-w->pid, SIGKILL);
 }
 
 int worker_reap(struct worker *w, int *status)

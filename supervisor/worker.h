@@ -26,7 +26,6 @@
 #define WORKER_MAX 16           /* --worker options */
 #define WORKER_MAX_INFLIGHT 64u /* notifications pending with one worker */
 #define WORKER_TAIL 2048u       /* bytes of output kept for messages */
-#define WORKER_EXPIRED 64u      /* timed-out seqs remembered, to ignore late answers */
 
 enum worker_state {
 	WORKER_STARTING, /* spawned, no accepted Hello yet */
@@ -63,7 +62,10 @@ struct worker {
 	uint64_t deadline_ns; /* STARTING: Hello due; DOWN: restart time */
 	uint64_t link_lost_ns; /* link gone, process not (yet): failed at this time */
 	uint64_t last_heard_ns; /* when its last message arrived */
-	uint64_t expired[WORKER_EXPIRED]; /* seqs timed out while it was alive */
+	/* Seqs that timed out while it was alive and that it has not answered
+	 * yet: they still count against its in-flight bound (the SDK counts
+	 * them until it answers), and their late answers are ignored. */
+	uint64_t expired[WORKER_MAX_INFLIGHT];
 	size_t n_expired;
 
 	struct registration *regs; /* after the first accepted Hello */
@@ -95,7 +97,8 @@ int worker_init(struct worker *w, unsigned index, const char *spec, const struct
 int worker_spawn(struct worker *w, const struct worker_env *env, uint64_t hello_deadline_ns,
 		 struct sg_err *err);
 
-/* SIGKILL to the process, if it is still ours to signal. */
+/* SIGKILL to the process and its process group (what it forked), if it is
+ * still ours to signal (not reaped). */
 void worker_kill(struct worker *w);
 
 /* Reaps the process if it exited: 1 and a wait status, 0 still running,

@@ -105,3 +105,31 @@ def test_only_the_late_answer_times_out_while_the_worker_is_alive(sysgate_bin, r
     events = [x["type"] for x in read_audit(audit)]
     assert events.count("handler_timeout") == 1
     assert "worker_failed" not in events and "worker_restart" not in events
+
+
+def test_a_timed_out_answer_still_counts_until_it_arrives(sysgate_bin, rundir_base, tmp_path):
+    """The SDK counts an unanswered notification against max_inflight until
+    it answers, so the supervisor must too, even after that notification
+    timed out: 64 threads keep the worker's window full while one answer is
+    never given. Overflow gets the policy (EPERM); the worker is never taken
+    for a protocol breaker and restarted."""
+    from conftest import read_audit
+    code = ("import ctypes, sys, threading\n"
+            "libc = ctypes.CDLL(None, use_errno=True)\n"
+            "nr = int(sys.argv[1]); seen = set()\n"
+            "def loop():\n"
+            "    for _ in range(15):\n"
+            "        ctypes.set_errno(0); r = libc.syscall(nr)\n"
+            "        seen.add(ctypes.get_errno() if r < 0 else 0)\n"
+            "ts = [threading.Thread(target=loop) for _ in range(64)]\n"
+            "[t.start() for t in ts]; [t.join() for t in ts]\n"
+            "print(sorted(seen), flush=True)\n")
+    audit = tmp_path / "a.jsonl"
+    r = run("--audit", str(audit), "--handler-timeout", "300", "--worker",
+            f"{DEFER} --never-first --delay-ms 20 --threads 4 --policy DENY_EPERM", "--", PY,
+            "-c", code, str(GETPPID), env=env_with(rundir_base))
+    assert r.returncode == 0, r.stderr
+    assert r.stdout == f"[0, {EPERM}]\n"
+    events = [x["type"] for x in read_audit(audit)]
+    assert events.count("handler_timeout") == 1
+    assert "worker_failed" not in events, r.stderr

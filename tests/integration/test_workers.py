@@ -509,3 +509,21 @@ def test_kill_from_a_thread_ends_its_whole_process(sysgate_bin, rundir_base):
             env=env_with(rundir_base), timeout=20)
     assert r.returncode == 128 + 15
     assert r.stdout == ""
+
+
+def test_what_a_worker_forks_ends_with_it(sysgate_bin, rundir_base, no_leaks):
+    """A worker's children are in its process group, which sysgate kills
+    with it (and which the worker cannot leave: setsid and setpgid are
+    denied to it); sysgate does not wait for them to let go of the output
+    pipe."""
+    import time
+    t0 = time.monotonic()
+    r = run("--worker", f"{MISBEHAVE} --fork-child {no_leaks} ok", "--", "true",
+            env=env_with(rundir_base))
+    assert r.returncode == 0, r.stderr
+    assert time.monotonic() - t0 < 1.5
+
+
+def test_worker_cannot_leave_its_process_group(sysgate_bin, rundir_base):
+    p = probe(rundir_base)
+    assert p.get("setsid") == EPERM, p

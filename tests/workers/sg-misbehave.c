@@ -166,6 +166,7 @@ struct options {
 	unsigned long after;
 	const char **registers; /* --register values, in order */
 	size_t n_registers;
+	bool fork_child; /* --fork-child TAG: leave a child behind (TAG unused) */
 };
 
 /* What the supervisor passed in the environment. */
@@ -216,6 +217,7 @@ static int parse_options(int argc, char **argv, struct options *o)
 {
 	static const struct option longopts[] = {
 		{ "once", no_argument, NULL, 'o' },
+		{ "fork-child", required_argument, NULL, 'F' },
 		{ "policy", required_argument, NULL, 'p' },
 		{ "syscall", required_argument, NULL, 's' },
 		{ "after", required_argument, NULL, 'a' },
@@ -234,6 +236,9 @@ static int parse_options(int argc, char **argv, struct options *o)
 	int c;
 	while ((c = getopt_long(argc, argv, "", longopts, NULL)) != -1) {
 		switch (c) {
+		case 'F':
+			o->fork_child = true; /* the argument only marks the command line */
+			break;
 		case 'o':
 			o->once = true;
 			break;
@@ -1072,6 +1077,13 @@ static int serve(struct session *s)
 /* Dials, says Hello and serves: an exit status. */
 static int run(struct link *l, const struct options *o, const struct env *e, enum mode mode)
 {
+	if (o->fork_child) {
+		/* A child that would outlive us: the supervisor must end it too. */
+		pid_t child = fork();
+		if (child == 0)
+			for (;;)
+				pause();
+	}
 	if (link_dial(l, e->url) != LINK_OK)
 		return EXIT_FAILURE;
 	enum link_result r = send_hello(l, o, e);

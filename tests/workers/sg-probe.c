@@ -185,6 +185,13 @@ static long probe_read_etc_passwd(const struct probe_target *t)
 	return try_open("/etc/passwd", O_RDONLY);
 }
 
+/* Leaving its process group would hide what it forks from the supervisor. */
+static long probe_setsid(const struct probe_target *t)
+{
+	(void)t;
+	return setsid() < 0 ? errno : 0;
+}
+
 /* In the order of the JSON line. */
 static const struct probe probes[] = {
 	{ "uid", probe_uid },
@@ -201,6 +208,7 @@ static const struct probe probes[] = {
 	{ "tcp", probe_tcp },
 	{ "pidfd_getfd", probe_pidfd_getfd },
 	{ "read_etc_passwd", probe_read_etc_passwd },
+	{ "setsid", probe_setsid },
 };
 
 /* ---- The worker -------------------------------------------------------------- */
