@@ -5,9 +5,15 @@
  * syscall N times and prints the mean ns per call.  Repetitions are interleaved (rep 1 of
  * every case, then rep 2 of every case, ...) so all cases share the machine's conditions,
  * and every figure is reported against the inline-supervisor path (SPEC section 9).
+ * Wall-clock cases time whole commands the same way: sysgate's start-up (`sysgate run --
+ * /bin/true`) and two real workloads (python3 imports run several times, a tar of a
+ * directory) with no sysgate, untrapped under sysgate, with an openat audit worker and under
+ * strace.  A last section checks every row of issue 6's target table.
  *
  *   sysgate-bench [--sysgate PATH] [--loop PATH] [--worker-bin PATH] [--python PATH]
  *                 [--py-worker PATH] [--py-sdk DIR] [--sdk-lib PATH] [--no-python]
+ *                 [--audit-worker PATH] [--strace PATH] [--tar-dir DIR] [--py-runs N]
+ *                 [--startup-runs N] [--no-workload]
  *                 [--reps N] [--iters N] [--quick] [--help]
  */
 #include <dirent.h>
@@ -28,6 +34,7 @@
 #include <sys/stat.h>
 #include <sys/utsname.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 extern char **environ;
@@ -45,6 +52,19 @@ extern char **environ;
 #define MAX_REPS 1000L
 #define MAX_ITERS 1000000000L
 #define OUT_CAP 4096
+/* The multi-threaded cases: child threads, and the C worker's handler threads. */
+#define MT_THREADS "2"
+#define MT_WORKER_ENV "SYSGATE_WORKER_THREADS=2"
+/* Wall-clock cases. */
+#define STARTUP_CMD "/bin/true"
+#define DEFAULT_STARTUP_RUNS 20L /* launches per repetition; the sample is their mean */
+#define QUICK_STARTUP_RUNS 5L
+#define PY_IMPORT "import json, sqlite3, email"
+#define DEFAULT_PY_RUNS 20L /* python3 runs per repetition, in one shell loop */
+#define QUICK_PY_RUNS 3L
+#define DEFAULT_TAR_DIR "/usr/include"
+#define QUICK_TAR_DIR "/usr/include/linux"
+#define MAX_RUNS 10000L
 
 enum case_id {
 	C_PLAIN,
@@ -59,6 +79,8 @@ enum case_id {
 	C_PY_CONTINUE,
 	C_PY_PATH,
 	C_PY_READ,
+	C_INLINE_2THREADS,
+	C_WORKER_2THREADS,
 	C_COUNT
 };
 
@@ -77,6 +99,8 @@ struct bench_case {
 	int counterpart; /* the inline case trapping the same syscall, or -1 */
 	enum worker_lang lang;
 	int c_twin; /* for a Python worker case: the C worker case with the same MODE */
+	const char *threads; /* sg_bench_loop --threads, or NULL */
+	const char *env;     /* NAME=VALUE added to the environment of sysgate, or NULL */
 };
 
 static const struct bench_case cases[C_COUNT] = {
@@ -99,6 +123,52 @@ static const struct bench_case cases[C_COUNT] = {
 			LANG_PYTHON, C_WORKER_PATH },
 	[C_PY_READ] = { "py-read", "pwrite64", "--worker", "read", ITERS_PYTHON, C_INLINE_READ,
 			LANG_PYTHON, C_WORKER_READ },
+	[C_INLINE_2THREADS] = { "inline-2threads", "getppid", "--trap", "getppid", ITERS_TRAPPED,
+				-1, LANG_NONE, -1, MT_THREADS, NULL },
+	[C_WORKER_2THREADS] = { "worker-2threads", "getppid", "--worker", "continue", ITERS_WORKER,
+				C_INLINE_2THREADS, LANG_C, -1, MT_THREADS, MT_WORKER_ENV },
+};
+
+/* Wall-clock cases: a whole command, timed from its start to its exit. */
+enum wall_id {
+	W_STARTUP_PLAIN,
+	W_STARTUP_SYSGATE,
+	W_PY_PLAIN,
+	W_PY_UNTRAPPED,
+	W_PY_AUDIT,
+	W_PY_STRACE,
+	W_TAR_PLAIN,
+	W_TAR_UNTRAPPED,
+	W_TAR_AUDIT,
+	W_TAR_STRACE,
+	W_COUNT
+};
+
+/* What runs ... */
+enum wall_work { WORK_STARTUP, WORK_PY, WORK_TAR };
+/* ... and under what. */
+enum wall_wrap { WRAP_NONE, WRAP_SYSGATE, WRAP_AUDIT, WRAP_STRACE };
+
+struct wall_case {
+	const char *name;
+	enum wall_work work;
+	enum wall_wrap wrap;
+	int plain;     /* the same work with no wrapper, or -1 */
+	int untrapped; /* the same work untrapped under sysgate, or -1 */
+};
+
+static const struct wall_case wall_cases[W_COUNT] = {
+	[W_STARTUP_PLAIN] = { "startup-plain", WORK_STARTUP, WRAP_NONE, -1, -1 },
+	[W_STARTUP_SYSGATE] = { "startup-sysgate", WORK_STARTUP, WRAP_SYSGATE, W_STARTUP_PLAIN,
+				-1 },
+	[W_PY_PLAIN] = { "pyimport-plain", WORK_PY, WRAP_NONE, -1, W_PY_UNTRAPPED },
+	[W_PY_UNTRAPPED] = { "pyimport-untrapped", WORK_PY, WRAP_SYSGATE, W_PY_PLAIN, -1 },
+	[W_PY_AUDIT] = { "pyimport-audit", WORK_PY, WRAP_AUDIT, W_PY_PLAIN, W_PY_UNTRAPPED },
+	[W_PY_STRACE] = { "pyimport-strace", WORK_PY, WRAP_STRACE, W_PY_PLAIN, W_PY_UNTRAPPED },
+	[W_TAR_PLAIN] = { "tar-plain", WORK_TAR, WRAP_NONE, -1, W_TAR_UNTRAPPED },
+	[W_TAR_UNTRAPPED] = { "tar-untrapped", WORK_TAR, WRAP_SYSGATE, W_TAR_PLAIN, -1 },
+	[W_TAR_AUDIT] = { "tar-audit", WORK_TAR, WRAP_AUDIT, W_TAR_PLAIN, W_TAR_UNTRAPPED },
+	[W_TAR_STRACE] = { "tar-strace", WORK_TAR, WRAP_STRACE, W_TAR_PLAIN, W_TAR_UNTRAPPED },
 };
 
 struct stats {
@@ -108,24 +178,36 @@ struct stats {
 static const char usage[] =
 	"Usage: sysgate-bench [--sysgate PATH] [--loop PATH] [--worker-bin PATH] [--python PATH]\n"
 	"                     [--py-worker PATH] [--py-sdk DIR] [--sdk-lib PATH] [--no-python]\n"
+	"                     [--audit-worker PATH] [--strace PATH] [--tar-dir DIR]\n"
+	"                     [--py-runs N] [--startup-runs N] [--no-workload]\n"
 	"                     [--reps N] [--iters N] [--quick]\n"
 	"Measure the cost per syscall of running under sysgate, as ratios within one run.\n"
 	"\n"
 	"  --sysgate PATH     the sysgate binary (default: ../sysgate next to this program)\n"
 	"  --loop PATH        the sg_bench_loop binary (default: next to this program)\n"
 	"  --worker-bin PATH  the sg_bench_worker binary (default: next to the loop)\n"
-	"  --python PATH      the interpreter of the Python worker (default " DEFAULT_PYTHON ")\n"
+	"  --python PATH      the interpreter of the Python worker and of the python3 workload\n"
+	"                     (default " DEFAULT_PYTHON ")\n"
 	"  --py-worker PATH   the Python worker (default: bench/bench-worker.py of the source\n"
 	"                     tree this program was built from)\n"
 	"  --py-sdk DIR       the directory holding the sysgate package (default: sdk/python\n"
 	"                     of that source tree)\n"
 	"  --sdk-lib PATH     libsysgate.so for the Python SDK (default: next to sysgate)\n"
 	"  --no-python        leave the Python worker cases out\n"
+	"  --audit-worker PATH  the openat audit worker of the workload cases (default:\n"
+	"                     examples/sysgate-audit-worker next to sysgate)\n"
+	"  --strace PATH      strace for the workload comparison (default: strace in PATH;\n"
+	"                     if there is none, the strace cases are skipped)\n"
+	"  --tar-dir DIR      the directory tar archives (default " DEFAULT_TAR_DIR ")\n"
+	"  --py-runs N        python3 runs per repetition of the python3 workload (default 20)\n"
+	"  --startup-runs N   launches per repetition of the start-up cases (default 20)\n"
+	"  --no-workload      leave the real-workload cases (python3, tar) out\n"
 	"  --reps N           repetitions of every case (default 7)\n"
 	"  --iters N          syscalls per run for untrapped cases (default 200000);\n"
 	"                     trapped cases use N/10 (at least 1000), C worker cases N/40\n"
 	"                     (at least 500), Python worker cases N/160 (at least 100)\n"
-	"  --quick            reps 3, iters 20000: proves the benchmark works in a few seconds\n"
+	"  --quick            reps 3, iters 20000, py-runs 3, startup-runs 5, tar-dir\n"
+	"                     " QUICK_TAR_DIR ": proves the benchmark works in some seconds\n"
 	"  --help             show this help and exit\n"
 	"\n"
 	"Cases: plain (no sysgate), untrapped (filter installed, getppid not trapped);\n"
@@ -134,7 +216,13 @@ static const char usage[] =
 	"(--trap pwrite64); answered by a C worker: worker-continue (getppid, continue),\n"
 	"worker-path (faccessat, reads the pre-read path), worker-read (pwrite64, reads 256\n"
 	"bytes of the child through the memory proxy); answered by the same handlers in a\n"
-	"Python worker (the Python SDK): py-continue, py-path, py-read.\n";
+	"Python worker (the Python SDK): py-continue, py-path, py-read; 2 child threads:\n"
+	"inline-2threads (--trap getppid), worker-2threads (C worker, continue,\n"
+	"SYSGATE_WORKER_THREADS=2).  Wall-clock cases: startup-plain (/bin/true),\n"
+	"startup-sysgate (sysgate run -- /bin/true); pyimport-* (python3 -c '" PY_IMPORT "'\n"
+	"run py-runs times) and tar-* (tar of tar-dir into /dev/zero), each -plain, -untrapped\n"
+	"(sysgate run), -audit (sysgate run --worker sysgate-audit-worker) and -strace\n"
+	"(strace -f -e trace=openat -o /dev/null).  The report ends with issue 6's targets.\n";
 
 /* --- small helpers -------------------------------------------------------- */
 
@@ -202,6 +290,81 @@ static char *dir_of(const char *path)
 	if (slash == path)
 		return strdup("/");
 	return strndup(path, (size_t)(slash - path));
+}
+
+static double now_ns(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec * 1e9 + (double)ts.tv_nsec;
+}
+
+/* The first executable name in PATH (or name itself if it has a slash); malloc'd or NULL. */
+static char *find_in_path(const char *name)
+{
+	if (strchr(name, '/'))
+		return access(name, X_OK) == 0 ? strdup(name) : NULL;
+	const char *path = getenv("PATH");
+	char *copy = strdup(path && path[0] ? path : "/usr/local/bin:/usr/bin:/bin"), *save = NULL;
+	char *found = NULL;
+	for (char *d = copy ? strtok_r(copy, ":", &save) : NULL; d && !found;
+	     d = strtok_r(NULL, ":", &save)) {
+		char *p = join_path(d, name);
+		if (p && access(p, X_OK) == 0)
+			found = p;
+		else
+			free(p);
+	}
+	free(copy);
+	return found;
+}
+
+static void strv_free(char **v)
+{
+	if (!v)
+		return;
+	for (char **p = v; *p; p++)
+		free(*p);
+	free(v);
+}
+
+/* A copy of the environment env with extra ("NAME=VALUE", or NULL) set in it; NULL when out of
+ * memory.  Free with strv_free. */
+static char **env_copy(char *const *env, const char *extra)
+{
+	size_t n = 0, k = 0, name_len = extra ? strcspn(extra, "=") + 1 : 0;
+	while (env[n])
+		n++;
+	char **v = calloc(n + 2, sizeof(*v));
+	if (!v)
+		return NULL;
+	for (size_t i = 0; i < n; i++) {
+		if (extra && strncmp(env[i], extra, name_len) == 0)
+			continue;
+		if (!(v[k++] = strdup(env[i])))
+			goto fail;
+	}
+	if (extra && !(v[k++] = strdup(extra)))
+		goto fail;
+	return v;
+fail:
+	strv_free(v);
+	return NULL;
+}
+
+/* A NULL-terminated vector of copies of the n strings in a[] followed by the m in b[]. */
+static char **strv_join(const char *const *a, size_t n, const char *const *b, size_t m)
+{
+	char **v = calloc(n + m + 1, sizeof(*v));
+	if (!v)
+		return NULL;
+	for (size_t i = 0; i < n + m; i++) {
+		if (!(v[i] = strdup(i < n ? a[i] : b[i - n]))) {
+			strv_free(v);
+			return NULL;
+		}
+	}
+	return v;
 }
 
 /* --- staging the Python worker ---------------------------------------------- */
@@ -396,23 +559,130 @@ static void first_line(const char *s, char *out, size_t cap)
 	out[n] = '\0';
 }
 
-/* Runs one repetition of case c, with sg_arg as the argument of its sysgate flag.  On
- * success stores the ns/call in *ns and returns 0; on failure writes a one-line reason into
- * why and returns -1. */
-static int run_case(const struct bench_case *c, const char *sg_arg, const char *sysgate,
-		    const char *loop, long iters, double *ns, char *why, size_t why_cap)
+/* Runs argv (stdin from /dev/null, stdout captured into out, stderr captured for the reason
+ * of a failure or, with discard_err, sent to /dev/null) with the environment envp, and waits
+ * for it.  *wall_ns receives the time from just before the start to just after the exit.
+ * Returns 0 if it exited with status 0; otherwise writes a one-line reason into why and
+ * returns -1. */
+static int run_cmd(char *const argv[], char *const envp[], bool discard_err, char *out,
+		   size_t out_cap, double *wall_ns, char *why, size_t why_cap)
 {
-	char a_run[] = "run", a_dashes[] = "--", a_flag[32], a_sys[16], a_iters[24];
-	char *argv[10];
-	int argc = 0;
-	char *sg_path = strdup(sysgate), *loop_path = strdup(loop);
-	char *a_arg = sg_arg ? strdup(sg_arg) : NULL;
 	int out_pipe[2] = { -1, -1 }, err_pipe[2] = { -1, -1 };
 	posix_spawn_file_actions_t fa;
 	int fa_ok = 0, rc = -1;
 	pid_t pid = -1;
-	char out[OUT_CAP] = "", err[OUT_CAP] = "";
+	char err[OUT_CAP] = "";
 	size_t out_len = 0, err_len = 0;
+
+	out[0] = '\0';
+	if (pipe2(out_pipe, O_CLOEXEC) < 0 || (!discard_err && pipe2(err_pipe, O_CLOEXEC) < 0)) {
+		snprintf(why, why_cap, "pipe: %s", strerror(errno));
+		goto done;
+	}
+	int e = posix_spawn_file_actions_init(&fa);
+	if (e == 0) {
+		fa_ok = 1;
+		e = posix_spawn_file_actions_addopen(&fa, STDIN_FILENO, "/dev/null", O_RDONLY, 0);
+	}
+	if (e == 0)
+		e = posix_spawn_file_actions_adddup2(&fa, out_pipe[1], STDOUT_FILENO);
+	if (e == 0)
+		e = discard_err ? posix_spawn_file_actions_addopen(&fa, STDERR_FILENO, "/dev/null",
+								   O_WRONLY, 0)
+				: posix_spawn_file_actions_adddup2(&fa, err_pipe[1], STDERR_FILENO);
+	double t0 = now_ns();
+	if (e == 0)
+		e = posix_spawn(&pid, argv[0], &fa, NULL, argv, envp);
+	if (e != 0) {
+		pid = -1;
+		snprintf(why, why_cap, "cannot start %s: %s", argv[0], strerror(e));
+		goto done;
+	}
+	close(out_pipe[1]);
+	out_pipe[1] = -1;
+	if (err_pipe[1] >= 0)
+		close(err_pipe[1]);
+	err_pipe[1] = -1;
+
+	struct pollfd pfd[2] = { { out_pipe[0], POLLIN, 0 }, { err_pipe[0], POLLIN, 0 } };
+	while (pfd[0].fd >= 0 || pfd[1].fd >= 0) {
+		if (poll(pfd, 2, -1) < 0) {
+			if (errno == EINTR)
+				continue;
+			snprintf(why, why_cap, "poll: %s", strerror(errno));
+			goto done;
+		}
+		for (int i = 0; i < 2; i++) {
+			if (pfd[i].fd < 0 || !(pfd[i].revents & (POLLIN | POLLHUP | POLLERR)))
+				continue;
+			int r = i == 0 ? drain(pfd[i].fd, out, &out_len, out_cap)
+				       : drain(pfd[i].fd, err, &err_len, sizeof(err));
+			if (r <= 0)
+				pfd[i].fd = -1; /* the pipe itself is closed at done */
+		}
+	}
+
+	int status;
+	pid_t w;
+	while ((w = waitpid(pid, &status, 0)) < 0 && errno == EINTR)
+		;
+	*wall_ns = now_ns() - t0;
+	if (w < 0) {
+		snprintf(why, why_cap, "waitpid: %s", strerror(errno));
+		goto done;
+	}
+	pid = -1;
+
+	char detail[256];
+	if (discard_err)
+		snprintf(detail, sizeof(detail), "(its standard error went to /dev/null)");
+	else
+		first_line(err, detail, sizeof(detail));
+	if (WIFSIGNALED(status)) {
+		snprintf(why, why_cap, "killed by signal %d (%s)%s%s", WTERMSIG(status),
+			 strsignal(WTERMSIG(status)), detail[0] ? ": " : "", detail);
+		goto done;
+	}
+	if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
+		snprintf(why, why_cap, "exited with status %d%s%s",
+			 WIFEXITED(status) ? WEXITSTATUS(status) : -1, detail[0] ? ": " : "",
+			 detail);
+		goto done;
+	}
+	rc = 0;
+
+done:
+	if (pid > 0) {
+		kill(pid, SIGKILL);
+		while (waitpid(pid, NULL, 0) < 0 && errno == EINTR)
+			;
+	}
+	for (int i = 0; i < 2; i++) {
+		if (out_pipe[i] >= 0)
+			close(out_pipe[i]);
+		if (err_pipe[i] >= 0)
+			close(err_pipe[i]);
+	}
+	if (fa_ok)
+		posix_spawn_file_actions_destroy(&fa);
+	return rc;
+}
+
+/* Runs one repetition of case c, with sg_arg as the argument of its sysgate flag and envp as
+ * sysgate's environment.  On success stores the ns/call in *ns and returns 0; on failure
+ * writes a one-line reason into why and returns -1. */
+static int run_case(const struct bench_case *c, const char *sg_arg, char *const envp[],
+		    const char *sysgate, const char *loop, long iters, double *ns, char *why,
+		    size_t why_cap)
+{
+	char a_run[] = "run", a_dashes[] = "--", a_flag[32], a_sys[16], a_iters[24];
+	char a_threads_opt[] = "--threads", a_threads[16];
+	char *argv[16];
+	int argc = 0, rc = -1;
+	char *sg_path = strdup(sysgate), *loop_path = strdup(loop);
+	char *a_arg = sg_arg ? strdup(sg_arg) : NULL;
+	char out[OUT_CAP];
+	double wall;
 
 	if (!sg_path || !loop_path || (sg_arg && !a_arg)) {
 		snprintf(why, why_cap, "out of memory");
@@ -431,75 +701,17 @@ static int run_case(const struct bench_case *c, const char *sg_arg, const char *
 		argv[argc++] = a_dashes;
 	}
 	argv[argc++] = loop_path;
+	if (c->threads) {
+		snprintf(a_threads, sizeof(a_threads), "%s", c->threads);
+		argv[argc++] = a_threads_opt;
+		argv[argc++] = a_threads;
+	}
 	argv[argc++] = a_sys;
 	argv[argc++] = a_iters;
 	argv[argc] = NULL;
 
-	if (pipe2(out_pipe, O_CLOEXEC) < 0 || pipe2(err_pipe, O_CLOEXEC) < 0) {
-		snprintf(why, why_cap, "pipe: %s", strerror(errno));
+	if (run_cmd(argv, envp, false, out, sizeof(out), &wall, why, why_cap) < 0)
 		goto done;
-	}
-	int e = posix_spawn_file_actions_init(&fa);
-	if (e == 0) {
-		fa_ok = 1;
-		e = posix_spawn_file_actions_addopen(&fa, STDIN_FILENO, "/dev/null", O_RDONLY, 0);
-	}
-	if (e == 0)
-		e = posix_spawn_file_actions_adddup2(&fa, out_pipe[1], STDOUT_FILENO);
-	if (e == 0)
-		e = posix_spawn_file_actions_adddup2(&fa, err_pipe[1], STDERR_FILENO);
-	if (e == 0)
-		e = posix_spawn(&pid, argv[0], &fa, NULL, argv, environ);
-	if (e != 0) {
-		pid = -1;
-		snprintf(why, why_cap, "cannot start %s: %s", argv[0], strerror(e));
-		goto done;
-	}
-	close(out_pipe[1]);
-	close(err_pipe[1]);
-	out_pipe[1] = err_pipe[1] = -1;
-
-	struct pollfd pfd[2] = { { out_pipe[0], POLLIN, 0 }, { err_pipe[0], POLLIN, 0 } };
-	while (pfd[0].fd >= 0 || pfd[1].fd >= 0) {
-		if (poll(pfd, 2, -1) < 0) {
-			if (errno == EINTR)
-				continue;
-			snprintf(why, why_cap, "poll: %s", strerror(errno));
-			goto done;
-		}
-		for (int i = 0; i < 2; i++) {
-			if (pfd[i].fd < 0 || !(pfd[i].revents & (POLLIN | POLLHUP | POLLERR)))
-				continue;
-			int r = i == 0 ? drain(pfd[i].fd, out, &out_len, sizeof(out))
-				       : drain(pfd[i].fd, err, &err_len, sizeof(err));
-			if (r <= 0)
-				pfd[i].fd = -1; /* the pipe itself is closed at done */
-		}
-	}
-
-	int status;
-	pid_t w;
-	while ((w = waitpid(pid, &status, 0)) < 0 && errno == EINTR)
-		;
-	if (w < 0) {
-		snprintf(why, why_cap, "waitpid: %s", strerror(errno));
-		goto done;
-	}
-	pid = -1;
-
-	char detail[256];
-	first_line(err, detail, sizeof(detail));
-	if (WIFSIGNALED(status)) {
-		snprintf(why, why_cap, "killed by signal %d (%s)%s%s", WTERMSIG(status),
-			 strsignal(WTERMSIG(status)), detail[0] ? ": " : "", detail);
-		goto done;
-	}
-	if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
-		snprintf(why, why_cap, "exited with status %d%s%s",
-			 WIFEXITED(status) ? WEXITSTATUS(status) : -1, detail[0] ? ": " : "",
-			 detail);
-		goto done;
-	}
 
 	char *end;
 	errno = 0;
@@ -516,23 +728,27 @@ static int run_case(const struct bench_case *c, const char *sg_arg, const char *
 	rc = 0;
 
 done:
-	if (pid > 0) {
-		kill(pid, SIGKILL);
-		while (waitpid(pid, NULL, 0) < 0 && errno == EINTR)
-			;
-	}
-	for (int i = 0; i < 2; i++) {
-		if (out_pipe[i] >= 0)
-			close(out_pipe[i]);
-		if (err_pipe[i] >= 0)
-			close(err_pipe[i]);
-	}
-	if (fa_ok)
-		posix_spawn_file_actions_destroy(&fa);
 	free(sg_path);
 	free(loop_path);
 	free(a_arg);
 	return rc;
+}
+
+/* Runs one repetition of a wall-clock case: the command argv, runs times in a row.  Stores
+ * the mean wall time per run, in ms, in *ms. */
+static int run_wall(const struct wall_case *c, char *const argv[], char *const envp[], long runs,
+		    double *ms, char *why, size_t why_cap)
+{
+	char out[OUT_CAP];
+	double total = 0, wall = 0;
+	for (long i = 0; i < runs; i++) {
+		if (run_cmd(argv, envp, c->wrap == WRAP_AUDIT, out, sizeof(out), &wall, why,
+			    why_cap) < 0)
+			return -1;
+		total += wall;
+	}
+	*ms = total / (double)runs / 1e6;
+	return 0;
 }
 
 /* --- report ----------------------------------------------------------------- */
@@ -553,34 +769,259 @@ static void print_summary(const char *label, double num, double den)
 		printf("%-44s %9s\n", label, "n/a");
 }
 
-static int print_json(const struct stats *st, const bool *skip)
+/* --- issue 6's targets ------------------------------------------------------ */
+
+enum target_result { T_PASS, T_FAIL, T_NA, T_SKIPPED };
+static const char *const result_names[] = { "PASS", "FAIL", "N/A", "skipped" };
+
+enum target_id {
+	T_UNTRAPPED,
+	T_WORKER,
+	T_PATH,
+	T_READ,
+	T_PYTHON,
+	T_REPLICAS,
+	T_WORKLOAD,
+	T_STRACE,
+	T_STARTUP,
+	T_COUNT
+};
+
+/* How a measured figure is held against its limit. */
+enum target_cmp { CMP_LE, CMP_GE, CMP_LT };
+
+struct target {
+	const char *id;   /* in the JSON line */
+	const char *row;  /* the row of the issue's table */
+	const char *goal; /* the target, as printed */
+	enum target_cmp cmp;
+	double limit;
+	bool is_ms;      /* an absolute difference in ms, not a ratio */
+	double measured; /* NAN if not measured */
+	enum target_result result;
+	char note[256];
+};
+
+static const struct target target_rows[T_COUNT] = {
+	[T_UNTRAPPED] = { "untrapped", "untrapped syscall under sysgate vs no sysgate", "<= 1.3x",
+			  CMP_LE, 1.3 },
+	[T_WORKER] = { "worker-continue", "trapped: C worker (continue) vs inline builtin", "<= 2x",
+		       CMP_LE, 2.0 },
+	[T_PATH] = { "worker-path", "C worker reading the pre-read path vs not reading", "<= 1.1x",
+		     CMP_LE, 1.1 },
+	[T_READ] = { "worker-read", "C worker with one proxied 256-byte read vs without", "<= 1.5x",
+		     CMP_LE, 1.5 },
+	[T_PYTHON] = { "python", "Python worker vs C worker, same handler", "<= 2x", CMP_LE, 2.0 },
+	[T_REPLICAS] = { "replicas", "2 child threads, 2 worker replicas vs 1/1 (throughput)",
+			 ">= 1.6x", CMP_GE, 1.6 },
+	[T_WORKLOAD] = { "workload-untrapped", "real workload, audit worker vs untrapped (wall)",
+			 "<= 1.3x", CMP_LE, 1.3 },
+	[T_STRACE] = { "workload-strace", "real workload, audit worker vs strace (wall)", "< 1x",
+		       CMP_LT, 1.0 },
+	[T_STARTUP] = { "startup", "start-up: sysgate run -- /bin/true minus /bin/true", "<= 5 ms",
+			CMP_LE, 5.0, true },
+};
+
+static double ratio(double num, double den)
 {
-	char buf[2048];
-	size_t off = 0;
-	int n = snprintf(buf, sizeof(buf), "{\"cases\":{");
-	if (n < 0 || (size_t)n >= sizeof(buf))
+	return den > 0 && num >= 0 ? num / den : NAN;
+}
+
+static bool meets(const struct target *t, double v)
+{
+	switch (t->cmp) {
+	case CMP_GE:
+		return v >= t->limit;
+	case CMP_LT:
+		return v < t->limit;
+	default:
+		return v <= t->limit;
+	}
+}
+
+/* Sets t->measured and t->result (PASS/FAIL, or N/A when nothing could be measured). */
+static void judge(struct target *t, double v)
+{
+	t->measured = v;
+	t->result = isnan(v) ? T_NA : meets(t, v) ? T_PASS : T_FAIL;
+}
+
+/* The largest of n ratios (the worst, for an upper limit), its index in *worst. */
+static double worst_of(const double *v, int n, int *worst)
+{
+	double m = NAN;
+	*worst = 0;
+	for (int i = 0; i < n; i++) {
+		if (isnan(v[i]))
+			return NAN;
+		if (isnan(m) || v[i] > m) {
+			m = v[i];
+			*worst = i;
+		}
+	}
+	return m;
+}
+
+static void compute_targets(struct target *t, const struct stats *st, const bool *skip,
+			    const struct stats *ws, const bool *wskip, const char *tar_dir,
+			    long py_runs)
+{
+	for (int i = 0; i < T_COUNT; i++) {
+		t[i] = target_rows[i];
+		t[i].measured = NAN;
+		t[i].note[0] = '\0';
+	}
+	judge(&t[T_UNTRAPPED], ratio(st[C_UNTRAPPED].median, st[C_PLAIN].median));
+	judge(&t[T_WORKER], ratio(st[C_WORKER_CONTINUE].median, st[C_INLINE_CONTINUE].median));
+	judge(&t[T_PATH], ratio(st[C_WORKER_PATH].median, st[C_WORKER_CONTINUE].median));
+	judge(&t[T_READ], ratio(st[C_WORKER_READ].median, st[C_WORKER_CONTINUE].median));
+
+	if (skip[C_PY_CONTINUE]) {
+		t[T_PYTHON].result = T_SKIPPED;
+		snprintf(t[T_PYTHON].note, sizeof(t[T_PYTHON].note), "--no-python");
+	} else {
+		static const int py[] = { C_PY_CONTINUE, C_PY_PATH, C_PY_READ };
+		static const char *const mode[] = { "continue", "path", "read" };
+		double r[3];
+		int w;
+		for (int i = 0; i < 3; i++)
+			r[i] = ratio(st[py[i]].median, st[cases[py[i]].c_twin].median);
+		judge(&t[T_PYTHON], worst_of(r, 3, &w));
+		snprintf(t[T_PYTHON].note, sizeof(t[T_PYTHON].note),
+			 "worst of continue %.2fx, path %.2fx, read %.2fx: %s", r[0], r[1], r[2],
+			 mode[w]);
+	}
+
+	/* Replicas do not exist yet: what is measured is the nearest thing there is, never
+	 * judged against the target. */
+	t[T_REPLICAS].measured = ratio(st[C_WORKER_CONTINUE].median, st[C_WORKER_2THREADS].median);
+	t[T_REPLICAS].result = T_NA;
+	snprintf(t[T_REPLICAS].note, sizeof(t[T_REPLICAS].note),
+		 "replicas not implemented; measured instead: 2 child threads, 1 C worker "
+		 "(SYSGATE_WORKER_THREADS=2) vs 1/1%s; inline 2 vs 1 thread %.2fx",
+		 isnan(t[T_REPLICAS].measured)                   ? ""
+		 : meets(&t[T_REPLICAS], t[T_REPLICAS].measured) ? " (would pass)"
+								 : " (would fail)",
+		 ratio(st[C_INLINE_CONTINUE].median, st[C_INLINE_2THREADS].median));
+
+	if (wskip[W_PY_AUDIT]) {
+		t[T_WORKLOAD].result = t[T_STRACE].result = T_SKIPPED;
+		snprintf(t[T_WORKLOAD].note, sizeof(t[T_WORKLOAD].note), "--no-workload");
+		snprintf(t[T_STRACE].note, sizeof(t[T_STRACE].note), "--no-workload");
+	} else {
+		double r[2] = { ratio(ws[W_PY_AUDIT].median, ws[W_PY_UNTRAPPED].median),
+				ratio(ws[W_TAR_AUDIT].median, ws[W_TAR_UNTRAPPED].median) };
+		char py_name[48];
+		snprintf(py_name, sizeof(py_name), "python3 x%ld", py_runs);
+		const char *names[2] = { py_name, "tar" };
+		int w;
+		judge(&t[T_WORKLOAD], worst_of(r, 2, &w));
+		snprintf(t[T_WORKLOAD].note, sizeof(t[T_WORKLOAD].note),
+			 "worst of %s %.2fx, tar %s %.2fx: %s", py_name, r[0], tar_dir, r[1],
+			 names[w]);
+		if (wskip[W_PY_STRACE]) {
+			t[T_STRACE].result = T_SKIPPED;
+			snprintf(t[T_STRACE].note, sizeof(t[T_STRACE].note), "no strace found");
+		} else {
+			r[0] = ratio(ws[W_PY_AUDIT].median, ws[W_PY_STRACE].median);
+			r[1] = ratio(ws[W_TAR_AUDIT].median, ws[W_TAR_STRACE].median);
+			judge(&t[T_STRACE], worst_of(r, 2, &w));
+			snprintf(t[T_STRACE].note, sizeof(t[T_STRACE].note),
+				 "sysgate/strace, worst of %s %.2fx, tar %.2fx: %s", py_name, r[0],
+				 r[1], names[w]);
+		}
+	}
+
+	double up = ws[W_STARTUP_SYSGATE].median, down = ws[W_STARTUP_PLAIN].median;
+	judge(&t[T_STARTUP], up > 0 && down > 0 ? up - down : NAN);
+	snprintf(t[T_STARTUP].note, sizeof(t[T_STARTUP].note), "%.2f ms vs %.2f ms", up, down);
+}
+
+static void print_targets(const struct target *t)
+{
+	int count[4] = { 0 };
+	printf("\ntargets (issue 6)\n");
+	printf("%-54s %9s  %-8s %-7s %s\n", "row", "measured", "target", "result", "note");
+	for (int i = 0; i < T_COUNT; i++) {
+		char m[32];
+		if (t[i].result == T_SKIPPED)
+			snprintf(m, sizeof(m), "-");
+		else if (isnan(t[i].measured))
+			snprintf(m, sizeof(m), "n/a");
+		else if (t[i].is_ms)
+			snprintf(m, sizeof(m), "%+.2f ms", t[i].measured);
+		else
+			snprintf(m, sizeof(m), "%.2fx", t[i].measured);
+		const char *res = result_names[t[i].result];
+		printf("%-54s %9s  %-8s %s", t[i].row, m, t[i].goal, res);
+		if (t[i].note[0]) /* the note column, with no blanks at the end of the line */
+			printf("%*s%s", 8 - (int)strlen(res), "", t[i].note);
+		printf("\n");
+		count[t[i].result]++;
+	}
+	printf("targets: %d PASS, %d FAIL, %d N/A, %d skipped (ratios of medians over the "
+	       "repetitions)\n",
+	       count[T_PASS], count[T_FAIL], count[T_NA], count[T_SKIPPED]);
+}
+
+/* The JSON line: medians, mins and maxes of every case run, and the targets. */
+static int print_json(const struct stats *st, const bool *skip, const struct stats *ws,
+		      const bool *wskip, const struct target *t)
+{
+	char *buf = NULL;
+	size_t len = 0;
+	FILE *f = open_memstream(&buf, &len);
+	if (!f)
 		return -1;
-	off = (size_t)n;
+	fprintf(f, "{\"cases\":{");
 	for (int c = 0, first = 1; c < C_COUNT; c++) {
 		if (skip[c])
 			continue;
-		n = snprintf(buf + off, sizeof(buf) - off,
-			     "%s\"%s\":{\"median_ns\":%.1f,\"min_ns\":%.1f,\"max_ns\":%.1f}",
-			     first ? "" : ",", cases[c].name, st[c].median, st[c].min, st[c].max);
+		fprintf(f, "%s\"%s\":{\"median_ns\":%.1f,\"min_ns\":%.1f,\"max_ns\":%.1f}",
+			first ? "" : ",", cases[c].name, st[c].median, st[c].min, st[c].max);
 		first = 0;
-		if (n < 0 || (size_t)n >= sizeof(buf) - off)
-			return -1;
-		off += (size_t)n;
 	}
-	n = snprintf(buf + off, sizeof(buf) - off, "}}");
-	if (n < 0 || (size_t)n >= sizeof(buf) - off)
+	fprintf(f, "},\"wall\":{");
+	for (int c = 0, first = 1; c < W_COUNT; c++) {
+		if (wskip[c])
+			continue;
+		fprintf(f, "%s\"%s\":{\"median_ms\":%.3f,\"min_ms\":%.3f,\"max_ms\":%.3f}",
+			first ? "" : ",", wall_cases[c].name, ws[c].median, ws[c].min, ws[c].max);
+		first = 0;
+	}
+	fprintf(f, "},\"targets\":{");
+	for (int i = 0; i < T_COUNT; i++) {
+		fprintf(f, "%s\"%s\":{\"measured\":", i ? "," : "", t[i].id);
+		if (isnan(t[i].measured))
+			fprintf(f, "null");
+		else
+			fprintf(f, "%.4g", t[i].measured);
+		fprintf(f, ",\"unit\":\"%s\",\"target\":\"%s\",\"result\":\"%s\"}",
+			t[i].is_ms ? "ms" : "x", t[i].goal, result_names[t[i].result]);
+	}
+	fprintf(f, "}}");
+	if (fclose(f) != 0) {
+		free(buf);
 		return -1;
+	}
 	printf("BENCH_JSON %s\n", buf);
+	free(buf);
 	return 0;
 }
 
+/* What the wall-clock cases run, for the header. */
+struct wall_setup {
+	bool workload;       /* the python3 and tar cases run */
+	const char *audit;   /* the audit worker */
+	const char *strace;  /* NULL: none, the strace cases are skipped */
+	const char *python;  /* the workload's interpreter */
+	const char *tar_dir; /* what tar archives */
+	long py_runs, startup_runs;
+};
+
 static void print_context(const char *sysgate, const char *loop, const char *worker,
-			  const char *py_worker, long reps, const long *iters)
+			  const char *py_worker, long reps, const long *iters,
+			  const struct wall_setup *ws)
 {
 	struct utsname u;
 	cpu_set_t set;
@@ -600,6 +1041,20 @@ static void print_context(const char *sysgate, const char *loop, const char *wor
 	       "%ld C worker, %ld Python worker\n",
 	       reps, iters[ITERS_UNTRAPPED], iters[ITERS_TRAPPED], iters[ITERS_WORKER],
 	       iters[ITERS_PYTHON]);
+	printf("threads:  the *-2threads cases: sg_bench_loop --threads %s (aggregate ns per "
+	       "call), worker with %s\n",
+	       MT_THREADS, MT_WORKER_ENV);
+	printf("start-up: %s, %ld launches per rep (their mean)\n", STARTUP_CMD, ws->startup_runs);
+	if (ws->workload) {
+		printf("workload: %s -c '%s' run %ld times in one sh loop; tar -cPf /dev/zero %s\n",
+		       ws->python, PY_IMPORT, ws->py_runs, ws->tar_dir);
+		printf("audit:    %s (its output: sysgate's standard error, to /dev/null)\n",
+		       ws->audit);
+		printf("strace:   %s\n",
+		       ws->strace ? ws->strace : "(none found: strace cases skipped)");
+	} else {
+		printf("workload: (left out: --no-workload)\n");
+	}
 	printf("\n");
 	fflush(stdout);
 }
@@ -647,11 +1102,42 @@ static void print_table(const struct stats *st, const bool *skip)
 		      st[C_WORKER_CONTINUE].median);
 	print_summary("proxied 256-byte read vs worker continue", st[C_WORKER_READ].median,
 		      st[C_WORKER_CONTINUE].median);
+	print_summary("2 threads vs 1, inline (throughput)", st[C_INLINE_CONTINUE].median,
+		      st[C_INLINE_2THREADS].median);
+	print_summary("2 threads vs 1, C worker (throughput)", st[C_WORKER_CONTINUE].median,
+		      st[C_WORKER_2THREADS].median);
 	if (skip[C_PY_CONTINUE])
 		return;
 	print_python_summary("continue", st, C_PY_CONTINUE);
 	print_python_summary("path", st, C_PY_PATH);
 	print_python_summary("read", st, C_PY_READ);
+}
+
+static void print_wall_table(const struct stats *ws, const bool *wskip, long startup_runs)
+{
+	printf("\n%-19s %10s %10s %10s %10s %11s\n", "wall case", "median_ms", "min_ms", "max_ms",
+	       "x_plain", "x_untrapped");
+	for (int c = 0; c < W_COUNT; c++) {
+		const struct wall_case *w = &wall_cases[c];
+		if (wskip[c]) {
+			printf("%-19s %10s\n", w->name, "skipped");
+			continue;
+		}
+		printf("%-19s %10.2f %10.2f %10.2f", w->name, ws[c].median, ws[c].min, ws[c].max);
+		if (w->plain >= 0 && !wskip[w->plain])
+			print_ratio(ws[c].median, ws[w->plain].median);
+		else
+			printf(" %10s", "-");
+		if (w->untrapped >= 0 && !wskip[w->untrapped])
+			printf(" %10.2fx", ratio(ws[c].median, ws[w->untrapped].median));
+		else
+			printf(" %11s", "-");
+		printf("\n");
+	}
+	printf("(ms per run of the whole command, sysgate's start-up included; startup-*: mean of\n"
+	       " %ld launches; x_plain: median / the same work with no sysgate; x_untrapped:\n"
+	       " median / the same work untrapped under sysgate)\n",
+	       startup_runs);
 }
 
 /* --- main ------------------------------------------------------------------- */
@@ -682,6 +1168,12 @@ int main(int argc, char **argv)
 		OPT_PY_SDK,
 		OPT_SDK_LIB,
 		OPT_NO_PYTHON,
+		OPT_AUDIT_WORKER,
+		OPT_STRACE,
+		OPT_TAR_DIR,
+		OPT_PY_RUNS,
+		OPT_STARTUP_RUNS,
+		OPT_NO_WORKLOAD,
 		OPT_REPS,
 		OPT_ITERS,
 		OPT_QUICK,
@@ -696,6 +1188,12 @@ int main(int argc, char **argv)
 		{ "py-sdk", required_argument, NULL, OPT_PY_SDK },
 		{ "sdk-lib", required_argument, NULL, OPT_SDK_LIB },
 		{ "no-python", no_argument, NULL, OPT_NO_PYTHON },
+		{ "audit-worker", required_argument, NULL, OPT_AUDIT_WORKER },
+		{ "strace", required_argument, NULL, OPT_STRACE },
+		{ "tar-dir", required_argument, NULL, OPT_TAR_DIR },
+		{ "py-runs", required_argument, NULL, OPT_PY_RUNS },
+		{ "startup-runs", required_argument, NULL, OPT_STARTUP_RUNS },
+		{ "no-workload", no_argument, NULL, OPT_NO_WORKLOAD },
 		{ "reps", required_argument, NULL, OPT_REPS },
 		{ "iters", required_argument, NULL, OPT_ITERS },
 		{ "quick", no_argument, NULL, OPT_QUICK },
@@ -705,8 +1203,9 @@ int main(int argc, char **argv)
 	const char *sysgate_opt = NULL, *loop_opt = NULL, *worker_opt = NULL;
 	const char *python = DEFAULT_PYTHON, *py_worker_opt = SG_BENCH_PY_WORKER;
 	const char *py_sdk = SG_BENCH_PY_SDK, *sdk_lib_opt = NULL;
-	long reps = -1, iters = -1;
-	int quick = 0, no_python = 0, opt;
+	const char *audit_opt = NULL, *strace_opt = NULL, *tar_dir = NULL;
+	long reps = -1, iters = -1, py_runs = -1, startup_runs = -1;
+	int quick = 0, no_python = 0, no_workload = 0, opt;
 
 	while ((opt = getopt_long(argc, argv, "", opts, NULL)) != -1) {
 		switch (opt) {
@@ -733,6 +1232,28 @@ int main(int argc, char **argv)
 			break;
 		case OPT_NO_PYTHON:
 			no_python = 1;
+			break;
+		case OPT_AUDIT_WORKER:
+			audit_opt = optarg;
+			break;
+		case OPT_STRACE:
+			strace_opt = optarg;
+			break;
+		case OPT_TAR_DIR:
+			tar_dir = optarg;
+			break;
+		case OPT_PY_RUNS:
+		case OPT_STARTUP_RUNS:
+			if (parse_long(optarg, 1, MAX_RUNS,
+				       opt == OPT_PY_RUNS ? &py_runs : &startup_runs) < 0) {
+				fprintf(stderr, "sysgate-bench: --%s %s: not a number 1..%ld\n",
+					opt == OPT_PY_RUNS ? "py-runs" : "startup-runs", optarg,
+					MAX_RUNS);
+				return 2;
+			}
+			break;
+		case OPT_NO_WORKLOAD:
+			no_workload = 1;
 			break;
 		case OPT_REPS:
 			if (parse_long(optarg, 1, MAX_REPS, &reps) < 0) {
@@ -769,6 +1290,12 @@ int main(int argc, char **argv)
 		reps = quick ? QUICK_REPS : DEFAULT_REPS;
 	if (iters < 0)
 		iters = quick ? QUICK_ITERS : DEFAULT_ITERS;
+	if (py_runs < 0)
+		py_runs = quick ? QUICK_PY_RUNS : DEFAULT_PY_RUNS;
+	if (startup_runs < 0)
+		startup_runs = quick ? QUICK_STARTUP_RUNS : DEFAULT_STARTUP_RUNS;
+	if (!tar_dir)
+		tar_dir = quick ? QUICK_TAR_DIR : DEFAULT_TAR_DIR;
 	long case_iters[ITERS_COUNT] = {
 		[ITERS_UNTRAPPED] = iters,
 		[ITERS_TRAPPED] = iters / 10 > MIN_TRAPPED_ITERS ? iters / 10 : MIN_TRAPPED_ITERS,
@@ -784,8 +1311,15 @@ int main(int argc, char **argv)
 	char *dir = NULL, *sysgate = NULL, *loop = NULL, *loop_dir = NULL, *worker = NULL;
 	char *sdk_lib = NULL, *stage = NULL, *py_script = NULL, *py_cmd = NULL;
 	char *sg_args[C_COUNT] = { NULL };
+	char **case_env[C_COUNT] = { NULL };
 	bool skip[C_COUNT] = { false };
-	double *samples = NULL, *scratch = NULL;
+	double *samples = NULL, *scratch = NULL, *wall_samples = NULL;
+	char *audit = NULL, *strace = NULL, *tar = NULL;
+	char **wall_argv[W_COUNT] = { NULL };
+	bool wskip[W_COUNT] = { false };
+	/* The environment as given, before the Python staging sets PYTHONPATH: the wall-clock
+	 * cases run in it. */
+	char **orig_env = env_copy(environ, NULL);
 
 	if (!sysgate_opt || !loop_opt) {
 		dir = self_dir();
@@ -808,8 +1342,9 @@ int main(int argc, char **argv)
 	loop_dir = loop ? dir_of(loop) : NULL;
 	worker = loop_dir ? locate(worker_opt, loop_dir, "sg_bench_worker") : NULL;
 	samples = calloc((size_t)(C_COUNT * reps), sizeof(*samples));
+	wall_samples = calloc((size_t)(W_COUNT * reps), sizeof(*wall_samples));
 	scratch = calloc((size_t)reps, sizeof(*scratch));
-	if (!sysgate || !loop || !worker || !samples || !scratch) {
+	if (!sysgate || !loop || !worker || !samples || !wall_samples || !scratch || !orig_env) {
 		fprintf(stderr, "sysgate-bench: out of memory\n");
 		goto out;
 	}
@@ -883,31 +1418,163 @@ int main(int argc, char **argv)
 			goto out;
 		}
 	}
+	for (int c = 0; c < C_COUNT; c++) {
+		if (skip[c] || !cases[c].env)
+			continue;
+		if (!(case_env[c] = env_copy(environ, cases[c].env))) {
+			fprintf(stderr, "sysgate-bench: out of memory\n");
+			goto out;
+		}
+	}
 
-	print_context(sysgate, loop, worker, py_cmd, reps, case_iters);
+	/* The wall-clock cases. */
+	if (!no_workload) {
+		struct stat tst;
+		if (audit_opt) {
+			audit = strdup(audit_opt);
+		} else {
+			char *sg_dir = dir_of(sysgate);
+			audit = sg_dir ? join_path(sg_dir, "examples/sysgate-audit-worker") : NULL;
+			free(sg_dir);
+		}
+		if (!audit) {
+			fprintf(stderr, "sysgate-bench: out of memory\n");
+			goto out;
+		}
+		if (check_executable("audit worker", audit, "--audit-worker or --no-workload") <
+			    0 ||
+		    check_executable("python", python, "--python or --no-workload") < 0)
+			goto out;
+		char *audit_abs = realpath(audit, NULL);
+		if (audit_abs) {
+			free(audit);
+			audit = audit_abs;
+		}
+		if (strpbrk(audit, " \t\n")) {
+			fprintf(stderr,
+				"sysgate-bench: audit worker path '%s' contains blanks, which "
+				"`sysgate --worker` cannot pass; use --audit-worker\n",
+				audit);
+			goto out;
+		}
+		if (!(tar = find_in_path("tar"))) {
+			fprintf(stderr, "sysgate-bench: no tar in PATH (use --no-workload)\n");
+			goto out;
+		}
+		if (stat(tar_dir, &tst) < 0 || !S_ISDIR(tst.st_mode)) {
+			fprintf(stderr,
+				"sysgate-bench: --tar-dir %s: not a directory (use --tar-dir)\n",
+				tar_dir);
+			goto out;
+		}
+		strace = find_in_path(strace_opt ? strace_opt : "strace");
+		if (!strace && strace_opt) {
+			fprintf(stderr,
+				"sysgate-bench: strace not executable at %s (use --strace)\n",
+				strace_opt);
+			goto out;
+		}
+	}
+	{
+		char py_n[24];
+		snprintf(py_n, sizeof(py_n), "%ld", py_runs);
+		/* $1: the interpreter, $2: how many runs. */
+		const char *py_loop = "i=0; while [ \"$i\" -lt \"$2\" ]; do \"$1\" -c '" PY_IMPORT
+				      "' || exit 1; i=$((i + 1)); done";
+		const char *work_startup[] = { STARTUP_CMD };
+		const char *work_py[] = { "/bin/sh", "-c", py_loop, "sh", python, py_n };
+		const char *work_tar[] = { tar, "-cPf", "/dev/zero", tar_dir };
+		const char *wrap_sysgate[] = { sysgate, "run", "--" };
+		const char *wrap_audit[] = { sysgate, "run", "--worker", audit, "--" };
+		const char *wrap_strace[] = {
+			strace, "-f", "-e", "trace=openat", "-o", "/dev/null"
+		};
+		for (int c = 0; c < W_COUNT; c++) {
+			const struct wall_case *w = &wall_cases[c];
+			const char *const *work = w->work == WORK_STARTUP ? work_startup
+						  : w->work == WORK_PY    ? work_py
+									  : work_tar;
+			size_t nwork = w->work == WORK_STARTUP ? 1
+				       : w->work == WORK_PY    ? sizeof(work_py) / sizeof(*work_py)
+							    : sizeof(work_tar) / sizeof(*work_tar);
+			const char *const *wrap = w->wrap == WRAP_SYSGATE ? wrap_sysgate
+						  : w->wrap == WRAP_AUDIT ? wrap_audit
+									  : wrap_strace;
+			size_t nwrap = w->wrap == WRAP_NONE      ? 0
+				       : w->wrap == WRAP_SYSGATE ? 3
+				       : w->wrap == WRAP_AUDIT   ? 5
+								 : 6;
+			wskip[c] = (w->work != WORK_STARTUP && no_workload) ||
+				   (w->wrap == WRAP_STRACE && !strace);
+			if (wskip[c])
+				continue;
+			if (!(wall_argv[c] = strv_join(wrap, nwrap, work, nwork))) {
+				fprintf(stderr, "sysgate-bench: out of memory\n");
+				goto out;
+			}
+		}
+	}
+	struct wall_setup wsetup = { !no_workload, audit,   strace,      python,
+				     tar_dir,      py_runs, startup_runs };
 
+	print_context(sysgate, loop, worker, py_cmd, reps, case_iters, &wsetup);
+
+	/* One untimed run of each plain wall-clock case first, so no repetition pays for a cold
+	 * page cache (tar reads every file of its directory). */
+	for (int c = 0; c < W_COUNT; c++) {
+		char why[512];
+		double ms;
+		if (wskip[c] || wall_cases[c].wrap != WRAP_NONE)
+			continue;
+		if (run_wall(&wall_cases[c], wall_argv[c], orig_env, 1, &ms, why, sizeof(why)) <
+		    0) {
+			fflush(stdout);
+			fprintf(stderr, "sysgate-bench: case %s failed (warm-up): %s\n",
+				wall_cases[c].name, why);
+			goto out;
+		}
+	}
 	for (long r = 0; r < reps; r++) {
 		for (int c = 0; c < C_COUNT; c++) {
 			char why[512];
 			if (skip[c])
 				continue;
-			if (run_case(&cases[c], sg_args[c], sysgate, loop,
-				     case_iters[cases[c].iters], &samples[c * reps + r], why,
-				     sizeof(why)) < 0) {
+			if (run_case(&cases[c], sg_args[c], case_env[c] ? case_env[c] : environ,
+				     sysgate, loop, case_iters[cases[c].iters],
+				     &samples[c * reps + r], why, sizeof(why)) < 0) {
 				fflush(stdout);
 				fprintf(stderr, "sysgate-bench: case %s failed (rep %ld): %s\n",
 					cases[c].name, r + 1, why);
 				goto out;
 			}
 		}
+		for (int c = 0; c < W_COUNT; c++) {
+			char why[512];
+			if (wskip[c])
+				continue;
+			if (run_wall(&wall_cases[c], wall_argv[c], orig_env,
+				     wall_cases[c].work == WORK_STARTUP ? startup_runs : 1,
+				     &wall_samples[c * reps + r], why, sizeof(why)) < 0) {
+				fflush(stdout);
+				fprintf(stderr, "sysgate-bench: case %s failed (rep %ld): %s\n",
+					wall_cases[c].name, r + 1, why);
+				goto out;
+			}
+		}
 	}
 
-	struct stats st[C_COUNT];
+	struct stats st[C_COUNT], ws[W_COUNT];
+	struct target targets[T_COUNT];
 	for (int c = 0; c < C_COUNT; c++)
 		st[c] = compute_stats(&samples[c * reps], reps, scratch);
+	for (int c = 0; c < W_COUNT; c++)
+		ws[c] = compute_stats(&wall_samples[c * reps], reps, scratch);
+	compute_targets(targets, st, skip, ws, wskip, tar_dir, py_runs);
 	print_table(st, skip);
-	if (print_json(st, skip) < 0) {
-		fprintf(stderr, "sysgate-bench: JSON line too long\n");
+	print_wall_table(ws, wskip, startup_runs);
+	print_targets(targets);
+	if (print_json(st, skip, ws, wskip, targets) < 0) {
+		fprintf(stderr, "sysgate-bench: cannot build the JSON line: out of memory\n");
 		goto out;
 	}
 	if (fflush(stdout) != 0) {
@@ -923,8 +1590,17 @@ out:
 	free(py_script);
 	free(py_cmd);
 	free(sdk_lib);
-	for (int c = 0; c < C_COUNT; c++)
+	for (int c = 0; c < C_COUNT; c++) {
 		free(sg_args[c]);
+		strv_free(case_env[c]);
+	}
+	for (int c = 0; c < W_COUNT; c++)
+		strv_free(wall_argv[c]);
+	strv_free(orig_env);
+	free(audit);
+	free(strace);
+	free(tar);
+	free(wall_samples);
 	free(samples);
 	free(scratch);
 	free(sysgate);

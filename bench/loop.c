@@ -1,6 +1,10 @@
 /* The sandboxed side of the benchmark: calls one cheap syscall N times and
  * prints the mean cost per call in nanoseconds.
- *   sg_bench_loop SYSCALL ITERATIONS
+ *   sg_bench_loop [--threads T] SYSCALL ITERATIONS
+ * --threads T: T threads (1..64) each make ITERATIONS/T calls at once, started together
+ * behind a barrier; the figure is the aggregate cost, the wall time from the barrier until
+ * the last thread is done divided by the calls made by all threads (so 1/throughput).
+ * Without it the main thread makes all ITERATIONS calls.
  * SYSCALL:
  *   getppid    getppid()
  *   uname      uname(&u)
@@ -12,6 +16,7 @@
  * with a message on stderr and exit status 1 instead of being timed. */
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -38,17 +43,21 @@ static double now(void)
 	return (double)ts.tv_sec * 1e9 + (double)ts.tv_nsec;
 }
 
-int main(int argc, char **argv)
+#define MAX_THREADS 64
+
+struct loop_run {
+	int call;
+	long n;    /* calls to make */
+	long done; /* calls made (the failing one included) */
+	long r;    /* the last result */
+	int err;   /* errno after it */
+	int bad;   /* the last result was not the expected one */
+	pthread_barrier_t *start;
+};
+
+/* Makes run->n calls, stopping at the first unexpected result. */
+static void loop_calls(struct loop_run *run)
 {
-	int call = -1;
-	for (int i = 0; argc == 3 && i < (int)(sizeof(call_names) / sizeof(call_names[0])); i++)
-		if (strcmp(argv[1], call_names[i]) == 0)
-			call = i;
-	if (call < 0) {
-		fprintf(stderr, "usage: %s getppid|uname|faccessat|pwrite64 ITERATIONS\n", argv[0]);
-		return 2;
-	}
-	long n = atol(argv[2]);
 	struct utsname u;
 	unsigned char buf[BENCH_READ_LEN];
 	for (size_t i = 0; i < sizeof(buf); i++)
@@ -56,9 +65,8 @@ int main(int argc, char **argv)
 
 	long r = 0, i;
 	int bad = 0;
-	double t0 = now();
-	for (i = 0; i < n && !bad; i++) {
-		switch (call) {
+	for (i = 0; i < run->n && !bad; i++) {
+		switch (run->call) {
 		case CALL_UNAME:
 			r = syscall(SYS_uname, &u);
 			bad = r != 0;
@@ -77,12 +85,92 @@ int main(int argc, char **argv)
 			break;
 		}
 	}
-	double t1 = now();
-	if (bad) {
-		fprintf(stderr, "sg_bench_loop: %s call %ld of %ld: %s\n", call_names[call], i, n,
-			r < 0 ? strerror(errno) : "succeeded, expected EBADF");
+	run->err = errno;
+	run->done = i;
+	run->r = r;
+	run->bad = bad;
+}
+
+static void *loop_thread(void *arg)
+{
+	struct loop_run *run = arg;
+	pthread_barrier_wait(run->start);
+	loop_calls(run);
+	return NULL;
+}
+
+static int usage(const char *prog)
+{
+	fprintf(stderr, "usage: %s [--threads T] getppid|uname|faccessat|pwrite64 ITERATIONS\n",
+		prog);
+	return 2;
+}
+
+int main(int argc, char **argv)
+{
+	const char *prog = argv[0];
+	long threads = 0; /* 0: the main thread makes the calls */
+	if (argc >= 3 && strcmp(argv[1], "--threads") == 0) {
+		char *end;
+		threads = strtol(argv[2], &end, 10);
+		if (end == argv[2] || *end != '\0' || threads < 1 || threads > MAX_THREADS)
+			return usage(prog);
+		argc -= 2;
+		argv += 2;
+	}
+	int call = -1;
+	for (int i = 0; argc == 3 && i < (int)(sizeof(call_names) / sizeof(call_names[0])); i++)
+		if (strcmp(argv[1], call_names[i]) == 0)
+			call = i;
+	if (call < 0)
+		return usage(prog);
+	long n = atol(argv[2]);
+
+	struct loop_run runs[MAX_THREADS];
+	pthread_t tids[MAX_THREADS];
+	pthread_barrier_t start;
+	long nruns = threads > 0 ? threads : 1, total = 0;
+	for (long t = 0; t < nruns; t++) {
+		runs[t] = (struct loop_run){ .call = call, .n = n / nruns, .start = &start };
+		total += runs[t].n;
+	}
+
+	double t0, t1;
+	if (threads == 0) {
+		t0 = now();
+		loop_calls(&runs[0]);
+		t1 = now();
+	} else {
+		int e = pthread_barrier_init(&start, NULL, (unsigned)threads + 1);
+		for (long t = 0; e == 0 && t < threads; t++) {
+			e = pthread_create(&tids[t], NULL, loop_thread, &runs[t]);
+			if (e != 0) {
+				/* The barrier waits for every party: too late to back out. */
+				fprintf(stderr, "sg_bench_loop: pthread_create: %s\n", strerror(e));
+				return 1;
+			}
+		}
+		if (e != 0) {
+			fprintf(stderr, "sg_bench_loop: pthread_barrier_init: %s\n", strerror(e));
+			return 1;
+		}
+		pthread_barrier_wait(&start);
+		t0 = now();
+		for (long t = 0; t < threads; t++)
+			pthread_join(tids[t], NULL);
+		t1 = now();
+		pthread_barrier_destroy(&start);
+	}
+
+	for (long t = 0; t < nruns; t++) {
+		const struct loop_run *run = &runs[t];
+		if (!run->bad)
+			continue;
+		fprintf(stderr, "sg_bench_loop: %s call %ld of %ld%s: %s\n", call_names[call],
+			run->done, run->n, threads > 0 ? " (a thread)" : "",
+			run->r < 0 ? strerror(run->err) : "succeeded, expected EBADF");
 		return 1;
 	}
-	printf("%.1f\n", (t1 - t0) / (double)(n > 0 ? n : 1));
+	printf("%.1f\n", (t1 - t0) / (double)(total > 0 ? total : 1));
 	return 0;
 }
