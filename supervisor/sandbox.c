@@ -299,9 +299,22 @@ static void main_loop(struct sandbox *sb)
 
 /* Kills what is left of the sandbox and reaps it. Bounded: a process that
  * keeps forking is killed along with its children on the next pass. */
+/* No sandbox process left at all? Every one of them is a child of this
+ * thread or below one (orphans are reparented to us, the subreaper; the
+ * workers are the router thread's children), so having no child at all
+ * means none is left, without reading /proc. */
+static bool no_children(void)
+{
+	siginfo_t si;
+	return waitid(P_ALL, 0, &si, WEXITED | WSTOPPED | WNOHANG | WNOWAIT | __WNOTHREAD) < 0 &&
+	       errno == ECHILD;
+}
+
 static void kill_sandbox(struct sandbox *sb)
 {
 	for (int pass = 0; pass < 1000; pass++) {
+		if (no_children())
+			return;
 		pid_t helpers[WORKER_MAX];
 		size_t n_helpers = router_worker_pids(sb->router, helpers, WORKER_MAX);
 		procs_kill_all(getpid(), helpers, n_helpers);
