@@ -95,6 +95,16 @@ static inline void proto_envelope_free(Sysgate__V1__Envelope *m)
 		protobuf_c_message_free_unpacked(&m->base, NULL);
 }
 
+/* Initializes *env as an Envelope of this version with body `body`; the
+ * caller points the matching member at its message. */
+static inline void proto_envelope_init(Sysgate__V1__Envelope *env,
+				       Sysgate__V1__Envelope__BodyCase body)
+{
+	sysgate__v1__envelope__init(env);
+	env->version = SYSGATE_PROTOCOL_VERSION;
+	env->body_case = body;
+}
+
 static inline void cleanup_envelopep(Sysgate__V1__Envelope **m)
 {
 	proto_envelope_free(*m);

@@ -175,9 +175,8 @@ static void send_welcome_inflight(struct fake *f, bool accepted, uint32_t max_in
 {
 	Sysgate__V1__Envelope env;
 	Sysgate__V1__Welcome w;
-	sysgate__v1__envelope__init(&env);
+	proto_envelope_init(&env, SYSGATE__V1__ENVELOPE__BODY_WELCOME);
 	sysgate__v1__welcome__init(&w);
-	env.body_case = SYSGATE__V1__ENVELOPE__BODY_WELCOME;
 	env.welcome = &w;
 	w.accepted = accepted;
 	if (accepted) {
@@ -220,11 +219,10 @@ static void send_snapshot_flags(struct fake *f, uint64_t seq, uint32_t reg, uint
 	Sysgate__V1__Snapshot s;
 	Sysgate__V1__PathArg paths[2], *path_ptrs[2] = { &paths[0], &paths[1] };
 	uint64_t args[PROTO_ARGS] = { (uint64_t)-100, 0x5555deadbeef, 0x80000, 0644, 7, 8 };
-	sysgate__v1__envelope__init(&env);
+	proto_envelope_init(&env, SYSGATE__V1__ENVELOPE__BODY_SNAPSHOT);
 	sysgate__v1__snapshot__init(&s);
 	sysgate__v1__path_arg__init(&paths[0]);
 	sysgate__v1__path_arg__init(&paths[1]);
-	env.body_case = SYSGATE__V1__ENVELOPE__BODY_SNAPSHOT;
 	env.snapshot = &s;
 	s.seq = seq;
 	s.notif_id = 0x1122334455667788u;
@@ -255,9 +253,8 @@ static void send_goodbye(struct fake *f)
 {
 	Sysgate__V1__Envelope env;
 	Sysgate__V1__Goodbye g;
-	sysgate__v1__envelope__init(&env);
+	proto_envelope_init(&env, SYSGATE__V1__ENVELOPE__BODY_GOODBYE);
 	sysgate__v1__goodbye__init(&g);
-	env.body_case = SYSGATE__V1__ENVELOPE__BODY_GOODBYE;
 	env.goodbye = &g;
 	g.reason = s_bye;
 	fake_send(f, &env);
@@ -268,9 +265,8 @@ static void send_mem_reply(struct fake *f, uint64_t request_id, int32_t error, c
 {
 	Sysgate__V1__Envelope env;
 	Sysgate__V1__MemReply q;
-	sysgate__v1__envelope__init(&env);
+	proto_envelope_init(&env, SYSGATE__V1__ENVELOPE__BODY_MEM_REPLY);
 	sysgate__v1__mem_reply__init(&q);
-	env.body_case = SYSGATE__V1__ENVELOPE__BODY_MEM_REPLY;
 	env.mem_reply = &q;
 	q.request_id = request_id;
 	q.error = error;
@@ -282,9 +278,8 @@ static void send_injected(struct fake *f, uint64_t seq, uint32_t pid, int32_t fd
 {
 	Sysgate__V1__Envelope env;
 	Sysgate__V1__Injected inj;
-	sysgate__v1__envelope__init(&env);
+	proto_envelope_init(&env, SYSGATE__V1__ENVELOPE__BODY_INJECTED);
 	sysgate__v1__injected__init(&inj);
-	env.body_case = SYSGATE__V1__ENVELOPE__BODY_INJECTED;
 	env.injected = &inj;
 	inj.seq = seq;
 	inj.pid = pid;

@@ -482,10 +482,8 @@ static enum link_result send_hello(struct link *l, const struct options *o, cons
 	}
 	Sysgate__V1__Envelope env;
 	Sysgate__V1__Hello hello;
-	sysgate__v1__envelope__init(&env);
+	proto_envelope_init(&env, SYSGATE__V1__ENVELOPE__BODY_HELLO);
 	sysgate__v1__hello__init(&hello);
-	env.version = SYSGATE_PROTOCOL_VERSION;
-	env.body_case = SYSGATE__V1__ENVELOPE__BODY_HELLO;
 	env.hello = &hello;
 	hello.protocol_version = SYSGATE_PROTOCOL_VERSION;
 	hello.worker_name = (char *)(uintptr_t)e->name; /* not written to */
@@ -566,14 +564,12 @@ struct answer {
 /* An Action for seq with no kind set; the caller picks one. */
 static void answer_init(struct answer *a, uint64_t seq)
 {
-	sysgate__v1__envelope__init(&a->env);
+	proto_envelope_init(&a->env, SYSGATE__V1__ENVELOPE__BODY_ACTION);
 	sysgate__v1__action__init(&a->action);
 	sysgate__v1__action__continue__init(&a->do_continue);
 	sysgate__v1__action__errno__init(&a->do_errno);
 	sysgate__v1__action__return__init(&a->do_return);
 	sysgate__v1__action__failed__init(&a->do_fail);
-	a->env.version = SYSGATE_PROTOCOL_VERSION;
-	a->env.body_case = SYSGATE__V1__ENVELOPE__BODY_ACTION;
 	a->env.action = &a->action;
 	a->action.seq = seq;
 }
@@ -716,10 +712,8 @@ static enum link_result mem_call(struct session *s, uint64_t seq, Sysgate__V1__M
 {
 	Sysgate__V1__Envelope env;
 	Sysgate__V1__MemRequest req;
-	sysgate__v1__envelope__init(&env);
+	proto_envelope_init(&env, SYSGATE__V1__ENVELOPE__BODY_MEM_REQUEST);
 	sysgate__v1__mem_request__init(&req);
-	env.version = SYSGATE_PROTOCOL_VERSION;
-	env.body_case = SYSGATE__V1__ENVELOPE__BODY_MEM_REQUEST;
 	env.mem_request = &req;
 	req.request_id = ++s->last_request_id;
 	req.seq = seq;
@@ -1001,10 +995,8 @@ static enum link_result misbehave(struct session *s, const Sysgate__V1__Snapshot
 					    : snprintf(json, sizeof(json), "{not json");
 		Sysgate__V1__Envelope env;
 		Sysgate__V1__Record rec;
-		sysgate__v1__envelope__init(&env);
+		proto_envelope_init(&env, SYSGATE__V1__ENVELOPE__BODY_RECORD);
 		sysgate__v1__record__init(&rec);
-		env.version = SYSGATE_PROTOCOL_VERSION;
-		env.body_case = SYSGATE__V1__ENVELOPE__BODY_RECORD;
 		env.record = &rec;
 		rec.json = (ProtobufCBinaryData){ .len = (size_t)n, .data = (uint8_t *)json };
 		enum link_result r = link_send(l, &env);

@@ -125,10 +125,8 @@ static const char *action_failure(const sg_action *a, int handler_result, char *
 void action_to_msg(const sg_action *a, int handler_result, uint64_t seq, const char *syscall,
 		   struct action_msg *out)
 {
-	sysgate__v1__envelope__init(&out->env);
+	proto_envelope_init(&out->env, SYSGATE__V1__ENVELOPE__BODY_ACTION);
 	sysgate__v1__action__init(&out->action);
-	out->env.version = SYSGATE_PROTOCOL_VERSION;
-	out->env.body_case = SYSGATE__V1__ENVELOPE__BODY_ACTION;
 	out->env.action = &out->action;
 	Sysgate__V1__Action *act = &out->action;
 	act->seq = seq;

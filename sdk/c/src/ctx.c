@@ -211,10 +211,8 @@ static int mem_transact(const sg_ctx *c, Sysgate__V1__MemRequest__Op op, uint64_
 	if (r == 0) {
 		Sysgate__V1__Envelope env;
 		Sysgate__V1__MemRequest q;
-		sysgate__v1__envelope__init(&env);
+		proto_envelope_init(&env, SYSGATE__V1__ENVELOPE__BODY_MEM_REQUEST);
 		sysgate__v1__mem_request__init(&q);
-		env.version = SYSGATE_PROTOCOL_VERSION;
-		env.body_case = SYSGATE__V1__ENVELOPE__BODY_MEM_REQUEST;
 		env.mem_request = &q;
 		q.request_id = wait.request_id;
 		q.seq = c->seq;

@@ -218,10 +218,8 @@ static int worker_hello(sg_worker *w, struct sg_err *err)
 	}
 	Sysgate__V1__Envelope env;
 	Sysgate__V1__Hello hello;
-	sysgate__v1__envelope__init(&env);
+	proto_envelope_init(&env, SYSGATE__V1__ENVELOPE__BODY_HELLO);
 	sysgate__v1__hello__init(&hello);
-	env.version = SYSGATE_PROTOCOL_VERSION;
-	env.body_case = SYSGATE__V1__ENVELOPE__BODY_HELLO;
 	env.hello = &hello;
 	hello.protocol_version = SYSGATE_PROTOCOL_VERSION;
 	hello.worker_name = w->name;
@@ -295,10 +293,8 @@ static void worker_send_error(sg_worker *w, int code, const struct sg_err *err)
 {
 	Sysgate__V1__Envelope env;
 	Sysgate__V1__Error e;
-	sysgate__v1__envelope__init(&env);
+	proto_envelope_init(&env, SYSGATE__V1__ENVELOPE__BODY_ERROR);
 	sysgate__v1__error__init(&e);
-	env.version = SYSGATE_PROTOCOL_VERSION;
-	env.body_case = SYSGATE__V1__ENVELOPE__BODY_ERROR;
 	env.error = &e;
 	e.code = code;
 	e.message = (char *)(uintptr_t)err->msg;
@@ -763,10 +759,8 @@ int sg_worker_emit(sg_worker *w, const char *json, size_t len)
 		return -ENOTCONN;
 	Sysgate__V1__Envelope env;
 	Sysgate__V1__Record rec;
-	sysgate__v1__envelope__init(&env);
+	proto_envelope_init(&env, SYSGATE__V1__ENVELOPE__BODY_RECORD);
 	sysgate__v1__record__init(&rec);
-	env.version = SYSGATE_PROTOCOL_VERSION;
-	env.body_case = SYSGATE__V1__ENVELOPE__BODY_RECORD;
 	env.record = &rec;
 	rec.json = (ProtobufCBinaryData){ .len = len, .data = (uint8_t *)(uintptr_t)json };
 	struct sg_err err;
