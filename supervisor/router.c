@@ -162,9 +162,8 @@ static void audit_worker(struct router *rt, const char *type, const struct worke
 
 /* --- sending ------------------------------------------------------------ */
 
-static int send_envelope(struct worker *w, Sysgate__V1__Envelope *env, struct sg_err *err)
+static int send_envelope(struct worker *w, const Sysgate__V1__Envelope *env, struct sg_err *err)
 {
-	env->version = SYSGATE_PROTOCOL_VERSION;
 	_cleanup_free_ void *buf = NULL;
 	size_t len;
 	int r = proto_encode(env, &buf, &len, err);
@@ -182,9 +181,8 @@ static void send_welcome(struct router *rt, struct worker *w, const char *refusa
 {
 	Sysgate__V1__Envelope env;
 	Sysgate__V1__Welcome welcome;
-	sysgate__v1__envelope__init(&env);
+	proto_envelope_init(&env, SYSGATE__V1__ENVELOPE__BODY_WELCOME);
 	sysgate__v1__welcome__init(&welcome);
-	env.body_case = SYSGATE__V1__ENVELOPE__BODY_WELCOME;
 	env.welcome = &welcome;
 	char reason[PROTO_MAX_TEXT];
 	snprintf(reason, sizeof(reason), "%s", refusal ? refusal : "");
@@ -203,9 +201,8 @@ static void send_goodbye(struct worker *w, const char *reason)
 {
 	Sysgate__V1__Envelope env;
 	Sysgate__V1__Goodbye bye;
-	sysgate__v1__envelope__init(&env);
+	proto_envelope_init(&env, SYSGATE__V1__ENVELOPE__BODY_GOODBYE);
 	sysgate__v1__goodbye__init(&bye);
-	env.body_case = SYSGATE__V1__ENVELOPE__BODY_GOODBYE;
 	env.goodbye = &bye;
 	char text[128];
 	snprintf(text, sizeof(text), "%s", reason);
@@ -235,14 +232,22 @@ static void finish(struct router *rt, struct pending *p, const struct action *a,
 	ring_push(&rt->spare, p); /* never full: it holds at most the pool */
 }
 
+/* The router thread's view of the live worker pids (router_worker_pids is
+ * the other threads'). */
+static size_t own_worker_pids(const struct router *rt, pid_t out[WORKER_MAX])
+{
+	size_t n = 0;
+	for (size_t i = 0; i < rt->n_workers; i++)
+		if (rt->workers[i].pid > 0)
+			out[n++] = rt->workers[i].pid;
+	return n;
+}
+
 /* Every sandbox process, never a worker: the KILL policy. */
 static void kill_sandbox(struct router *rt, const struct worker *w, const char *why)
 {
 	pid_t helpers[WORKER_MAX];
-	size_t n = 0;
-	for (size_t i = 0; i < rt->n_workers; i++)
-		if (rt->workers[i].pid > 0)
-			helpers[n++] = rt->workers[i].pid;
+	size_t n = own_worker_pids(rt, helpers);
 	procs_kill_all(getpid(), helpers, n);
 	if (!rt->sandbox_killed)
 		log_error("worker '%s' %s: killing the sandbox (exception policy KILL)", w->spec,
@@ -284,9 +289,8 @@ static int send_snapshot(struct router *rt, struct worker *w, struct pending *p,
 	Sysgate__V1__Envelope env;
 	Sysgate__V1__Snapshot s;
 	Sysgate__V1__PathArg pa[2], *pap[2];
-	sysgate__v1__envelope__init(&env);
+	proto_envelope_init(&env, SYSGATE__V1__ENVELOPE__BODY_SNAPSHOT);
 	sysgate__v1__snapshot__init(&s);
-	env.body_case = SYSGATE__V1__ENVELOPE__BODY_SNAPSHOT;
 	env.snapshot = &s;
 	uint64_t args[PROTO_ARGS];
 	memcpy(args, p->req.data.args, sizeof(args));
@@ -503,15 +507,12 @@ static void on_hello(struct router *rt, struct worker *w, const Sysgate__V1__Hel
 		     json_pack("{s:i}", "registrations", (int)w->n_regs));
 }
 
-static void send_injected(struct router *rt, struct worker *w, const struct pending *p,
-			  uint64_t cookie, int fd)
+static void send_injected(struct worker *w, const struct pending *p, uint64_t cookie, int fd)
 {
-	(void)rt;
 	Sysgate__V1__Envelope env;
 	Sysgate__V1__Injected inj;
-	sysgate__v1__envelope__init(&env);
+	proto_envelope_init(&env, SYSGATE__V1__ENVELOPE__BODY_INJECTED);
 	sysgate__v1__injected__init(&inj);
-	env.body_case = SYSGATE__V1__ENVELOPE__BODY_INJECTED;
 	env.injected = &inj;
 	inj.seq = p->seq;
 	inj.pid = p->req.pid;
@@ -532,10 +533,7 @@ static bool in_sandbox(struct router *rt, pid_t tid)
 {
 	pid_t tgid = procs_tgid(tid), self = getpid();
 	pid_t helpers[WORKER_MAX];
-	size_t n = 0;
-	for (size_t i = 0; i < rt->n_workers; i++)
-		if (rt->workers[i].pid > 0)
-			helpers[n++] = rt->workers[i].pid;
+	size_t n = own_worker_pids(rt, helpers);
 	struct proc_list l;
 	if (tgid <= 0 || procs_scan(self, helpers, n, &l) < 0)
 		return false;
@@ -612,7 +610,7 @@ static void on_action(struct router *rt, struct worker *w, const Sysgate__V1__Ac
 		if (fd >= 0 && track) {
 			/* The worker hears the number first; the syscall then
 			 * returns it (ADDFD without SEND left it pending). */
-			send_injected(rt, w, p, ib->cookie, fd);
+			send_injected(w, p, ib->cookie, fd);
 			a = (struct action){ .kind = ACTION_RETURN, .value = fd };
 			finish(rt, p, &a, w->name, NULL);
 			return;
@@ -644,8 +642,7 @@ static void on_mem_request(struct router *rt, struct worker *w,
 {
 	Sysgate__V1__Envelope env;
 	Sysgate__V1__MemReply reply;
-	sysgate__v1__envelope__init(&env);
-	env.body_case = SYSGATE__V1__ENVELOPE__BODY_MEM_REPLY;
+	proto_envelope_init(&env, SYSGATE__V1__ENVELOPE__BODY_MEM_REPLY);
 	env.mem_reply = &reply;
 	struct pending *p = find_inflight(w, m->seq, false);
 	if (!p) {
@@ -762,15 +759,14 @@ static void on_exit_of(struct router *rt, struct worker *w)
 	worker_kill(w); /* what it forked too, while its pid still pins the group */
 	if (worker_reap(w, &status) <= 0)
 		return;
-	publish_pids(rt);
-	if (!live)
-		return;
-	char how[64];
-	worker_describe_status(status, how, sizeof(how));
-	w->pid = pid; /* for the message and the audit */
-	worker_failed(rt, w, WIFSIGNALED(status) ? "crash" : "exit", "(pid %d) %s", (int)pid,
-		      how);
-	w->pid = 0;
+	if (live) {
+		char how[64];
+		worker_describe_status(status, how, sizeof(how));
+		w->pid = pid; /* for the audit record */
+		worker_failed(rt, w, WIFSIGNALED(status) ? "crash" : "exit", "(pid %d) %s",
+			      (int)pid, how);
+		w->pid = 0;
+	}
 	publish_pids(rt);
 }
 
