@@ -27,12 +27,18 @@ const char cli_run_usage[] =
 	"\n"
 	"Handlers:\n"
 	"      --worker 'CMD [ARG...]'  start a handler worker; repeatable, order = chain order\n"
+	"      --replicas N             run N copies of the --worker before it, sharing its\n"
+	"                               notifications (default 1)\n"
 	"      --handler-timeout MS     time a worker may take per notification (default 5000)\n"
 	"      --worker-user USER       user workers run as when sysgate runs as root\n"
 	"                               (default nobody)\n"
 	"      --worker-start-timeout MS  time a worker may take to register (default 10000)\n"
 	"      --worker-read PATH       let workers read beneath PATH too (their code, a\n"
 	"                               PYTHONPATH); repeatable\n"
+	"      --worker-transport fast|nng  how snapshots and answers travel: a shared-memory\n"
+	"                               channel beside the nng link (default), or nng only\n"
+	"      --no-placement           with the fast channel on 2+ CPUs, do not keep the\n"
+	"                               router on one CPU and the workers on the others\n"
 	"\n"
 	"Observability:\n"
 	"      --audit FILE         append one JSON object per trapped syscall and event to\n"
@@ -57,6 +63,9 @@ enum {
 	OPT_WORKER_USER,
 	OPT_WORKER_START_TIMEOUT,
 	OPT_WORKER_READ,
+	OPT_WORKER_TRANSPORT,
+	OPT_REPLICAS,
+	OPT_NO_PLACEMENT,
 	OPT_AUDIT,
 	OPT_VERSION,
 };
@@ -76,6 +85,9 @@ static const struct option long_options[] = {
 	{ "worker-user", required_argument, NULL, OPT_WORKER_USER },
 	{ "worker-start-timeout", required_argument, NULL, OPT_WORKER_START_TIMEOUT },
 	{ "worker-read", required_argument, NULL, OPT_WORKER_READ },
+	{ "worker-transport", required_argument, NULL, OPT_WORKER_TRANSPORT },
+	{ "replicas", required_argument, NULL, OPT_REPLICAS },
+	{ "no-placement", no_argument, NULL, OPT_NO_PLACEMENT },
 	{ "audit", required_argument, NULL, OPT_AUDIT },
 	{ "verbose", no_argument, NULL, 'v' },
 	{ "help", no_argument, NULL, 'h' },
@@ -185,7 +197,31 @@ static int parse_option(int c, const char *arg, struct config *cfg, struct sg_er
 	case OPT_WORKER:
 		if (!*arg)
 			return err_set(err, EINVAL, "--worker: empty command");
+		if (cfg->workers.n >= CLI_MAX_WORKERS)
+			return err_set(err, E2BIG, "--worker: at most %u workers",
+				       CLI_MAX_WORKERS);
+		cfg->replicas[cfg->workers.n] = 1;
 		return strvec_push(&cfg->workers, arg);
+	case OPT_REPLICAS:
+		if (cfg->workers.n == 0)
+			return err_set(err, EINVAL, "--replicas %s: give it after the --worker it "
+				       "applies to", arg);
+		if (parse_long(arg, 1, CLI_MAX_REPLICAS, &v) < 0)
+			return err_set(err, EINVAL, "--replicas %s: not a number from 1 to %u", arg,
+				       CLI_MAX_REPLICAS);
+		cfg->replicas[cfg->workers.n - 1] = (unsigned)v;
+		return 0;
+	case OPT_NO_PLACEMENT:
+		cfg->cpu_placement = false;
+		return 0;
+	case OPT_WORKER_TRANSPORT:
+		if (strcmp(arg, "fast") == 0)
+			cfg->worker_nng_only = false;
+		else if (strcmp(arg, "nng") == 0)
+			cfg->worker_nng_only = true;
+		else
+			return err_set(err, EINVAL, "--worker-transport %s: must be fast or nng", arg);
+		return 0;
 	case OPT_HANDLER_TIMEOUT:
 		if (parse_long(arg, 1, 3600000, &v) < 0)
 			return err_set(err, EINVAL,
@@ -227,6 +263,7 @@ int cli_parse_run(int argc, char **argv, struct config *cfg, struct sg_err *err)
 	memset(cfg, 0, sizeof(*cfg));
 	cfg->handler_timeout_ms = 5000;
 	cfg->worker_start_timeout_ms = 10000;
+	cfg->cpu_placement = true;
 	cfg->worker_user = "nobody";
 
 	/* '+': stop at the first non-option so COMMAND's own options pass

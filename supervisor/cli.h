@@ -13,6 +13,9 @@ struct strvec {
 	size_t n;
 };
 
+#define CLI_MAX_WORKERS 16u /* --worker options */
+#define CLI_MAX_REPLICAS 8u /* --replicas N */
+
 struct config {
 	struct strvec read_paths;
 	struct strvec write_paths;
@@ -24,6 +27,9 @@ struct config {
 	unsigned long timeout_ms; /* 0: none */
 	const char *name;
 	struct strvec workers;
+	unsigned replicas[CLI_MAX_WORKERS]; /* --replicas of each --worker (1) */
+	bool worker_nng_only;               /* --worker-transport nng */
+	bool cpu_placement;                 /* not --no-placement */
 	struct strvec worker_read; /* --worker-read */
 	unsigned long handler_timeout_ms;
 	unsigned long worker_start_timeout_ms;

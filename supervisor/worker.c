@@ -9,6 +9,7 @@
 #include <string.h>
 #include <sys/prctl.h>
 #include <sys/random.h>
+#include <sys/eventfd.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
@@ -157,13 +158,17 @@ static int link_listen(struct worker *w, const struct worker_env *env, struct sg
 	return 0;
 }
 
-int worker_init(struct worker *w, unsigned index, const char *spec, const struct worker_env *env,
-		struct sg_err *err)
+int worker_init(struct worker *w, unsigned index, const char *spec, unsigned replica,
+		const struct worker_env *env, struct sg_err *err)
 {
 	memset(w, 0, sizeof(*w));
 	w->index = index;
 	w->spec = spec;
-	w->exe_fd = w->pidfd = w->out_fd = w->recv_fd = -1;
+	w->replica = replica;
+	/* Messages tell replicas apart. */
+	if (replica && asprintf(&w->label, "%s [replica %u]", spec, replica + 1) >= 0)
+		w->spec = w->label;
+	w->exe_fd = w->pidfd = w->out_fd = w->recv_fd = w->wake_fd = -1;
 	w->kick_fd = env->kick_fd;
 	w->sandbox.landlock_fd = -1;
 	w->state = WORKER_DEAD;
@@ -217,12 +222,12 @@ static int token_hex(const uint8_t *t, char *out)
 }
 
 /* environ without SYSGATE_WORKER_*, plus this worker's. */
-static char **worker_environ(const struct worker *w)
+static char **worker_environ(const struct worker *w, int shm_fd, uint64_t spin_ns)
 {
 	size_t n = 0;
 	for (char **e = environ; *e; e++)
 		n++;
-	char **v = calloc(n + 5, sizeof(*v));
+	char **v = calloc(n + 8, sizeof(*v));
 	if (!v)
 		return NULL;
 	size_t k = 0;
@@ -234,7 +239,14 @@ static char **worker_environ(const struct worker *w)
 	if (asprintf(&v[k++], "SYSGATE_WORKER_URL=%s", w->url) < 0 ||
 	    asprintf(&v[k++], "SYSGATE_WORKER_TOKEN=%s", token) < 0 ||
 	    asprintf(&v[k++], "SYSGATE_WORKER_NAME=%s", w->name) < 0 ||
-	    asprintf(&v[k++], "SYSGATE_WORKER_RESTART=%u", w->generation) < 0) {
+	    asprintf(&v[k++], "SYSGATE_WORKER_RESTART=%u", w->generation) < 0 ||
+	    asprintf(&v[k++], "SYSGATE_WORKER_REPLICA=%u", w->replica) < 0) {
+		v[k - 1] = NULL;
+		goto fail;
+	}
+	if (shm_fd >= 0 &&
+	    (asprintf(&v[k++], "SYSGATE_WORKER_FAST=%d,%d", shm_fd, w->wake_fd) < 0 ||
+	     asprintf(&v[k++], "SYSGATE_WORKER_SPIN_NS=%llu", (unsigned long long)spin_ns) < 0)) {
 		v[k - 1] = NULL;
 		goto fail;
 	}
@@ -260,7 +272,7 @@ static void child_fail(const char *what, int err)
 }
 
 static _Noreturn void child_run(const struct worker *w, const struct worker_env *env, int out,
-				int devnull, char **envp, pid_t supervisor)
+				int devnull, int shm_fd, char **envp, pid_t supervisor)
 {
 	if (dup2(devnull, STDIN_FILENO) < 0 || dup2(out, STDOUT_FILENO) < 0 ||
 	    dup2(out, STDERR_FILENO) < 0)
@@ -276,6 +288,12 @@ static _Noreturn void child_run(const struct worker *w, const struct worker_env 
 			if (fd != w->exe_fd && fd != w->sandbox.landlock_fd)
 				fcntl(fd, F_SETFD, FD_CLOEXEC);
 	}
+	/* Off the router's CPU (router.c: place). */
+	if (env->cpus)
+		sched_setaffinity(0, sizeof(*env->cpus), env->cpus);
+	/* The fast channel is the worker's to keep (SYSGATE_WORKER_FAST). */
+	if (shm_fd >= 0 && (fcntl(shm_fd, F_SETFD, 0) < 0 || fcntl(w->wake_fd, F_SETFD, 0) < 0))
+		_exit(126);
 	enum worker_sandbox_stage stage;
 	int r = worker_sandbox_apply_staged(&w->sandbox, &stage);
 	if (r < 0) {
@@ -296,7 +314,21 @@ int worker_spawn(struct worker *w, const struct worker_env *env, uint64_t hello_
 {
 	if (getrandom(w->token, sizeof(w->token), 0) != (ssize_t)sizeof(w->token))
 		return err_sys(err, errno, "--worker '%s': getrandom", w->spec);
-	char **envp = worker_environ(w);
+	/* A fresh channel per start: nothing an earlier instance left in the
+	 * old one can reach the new one. */
+	worker_fast_release(w);
+	_cleanup_close_ int shm_fd = -1;
+	if (env->fast) {
+		struct sg_err e2;
+		if (fastchan_create(&shm_fd, &w->shm, &e2) < 0)
+			return err_set(err, EIO, "--worker '%s': %s", w->spec, e2.msg);
+		w->wake_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+		if (w->wake_fd < 0)
+			return err_sys(err, errno, "--worker '%s': eventfd", w->spec);
+		w->tx = (struct fastchan_end){ .ring = &w->shm->to_worker };
+		w->rx = (struct fastchan_end){ .ring = &w->shm->to_sup };
+	}
+	char **envp = worker_environ(w, shm_fd, env->spin_ns);
 	if (!envp)
 		return err_set(err, ENOMEM, "--worker '%s': out of memory", w->spec);
 	if (w->out_fd >= 0) {
@@ -315,7 +347,7 @@ int worker_spawn(struct worker *w, const struct worker_env *env, uint64_t hello_
 	pid_t self = getpid();
 	pid_t pid = fork();
 	if (pid == 0)
-		child_run(w, env, pipefd[1], devnull, envp, self);
+		child_run(w, env, pipefd[1], devnull, shm_fd, envp, self);
 	int e = errno;
 	free_strv(envp);
 	close(pipefd[1]);
@@ -343,6 +375,16 @@ int worker_spawn(struct worker *w, const struct worker_env *env, uint64_t hello_
 	log_verbose("worker '%s': pid %d%s", w->spec, (int)pid,
 		    w->generation ? " (restarted)" : "");
 	return 0;
+}
+
+void worker_fast_release(struct worker *w)
+{
+	fastchan_unmap(w->shm);
+	w->shm = NULL;
+	if (w->wake_fd >= 0)
+		close(w->wake_fd);
+	w->wake_fd = -1;
+	w->fast = w->fast_broken = false;
 }
 
 void worker_kill(struct worker *w)
@@ -446,11 +488,14 @@ void worker_free(struct worker *w)
 		close(w->out_fd);
 	if (w->exe_fd >= 0)
 		close(w->exe_fd);
+	worker_fast_release(w);
 	worker_sandbox_free(&w->sandbox);
 	free_strv(w->argv);
 	free(w->dir);
 	free(w->url);
 	free(w->regs);
+	free(w->label);
+	w->label = NULL;
 	/* w->name stays: audit records may still point at it. */
 	w->argv = NULL;
 	w->dir = w->url = NULL;

@@ -13,17 +13,19 @@
 #define SYSGATE_WORKER_H
 
 #include <nng/nng.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <sys/types.h>
 
+#include "fastchan.h"
 #include "protocol.h"
 #include "registry.h"
 #include "worker_sandbox.h"
 
-#define WORKER_MAX 16           /* --worker options */
+#define WORKER_MAX 32           /* worker processes, replicas included */
 #define WORKER_MAX_INFLIGHT 64u /* notifications pending with one worker */
 #define WORKER_TAIL 2048u       /* bytes of output kept for messages */
 
@@ -38,7 +40,12 @@ struct pending; /* router.c */
 
 struct worker {
 	unsigned index;
-	const char *spec; /* the --worker string, for messages */
+	const char *spec; /* the --worker string (label for replicas), for messages */
+	char *label;      /* "spec [replica N]" for N > 1 */
+	/* --replicas: workers[first->index .. + n_replicas) run the same
+	 * --worker and share its chain hops. */
+	struct worker *first;
+	unsigned replica, n_replicas;
 	char **argv;      /* spec split on blanks */
 	char name[PROTO_MAX_NAME + 1]; /* for the audit log: Hello's, else argv[0]'s */
 	int exe_fd;                    /* the binary, opened by the supervisor */
@@ -52,6 +59,14 @@ struct worker {
 	uint32_t pipe_id;            /* the accepted peer, 0: none */
 	_Atomic uint32_t lost_pipe;  /* set by nng's pipe callback */
 	int kick_fd;                 /* the router's eventfd, written on loss */
+
+	/* The fast channel of this start (fastchan.h), when the transport is
+	 * fast: made at spawn, used once the handshake agreed on it. */
+	struct fastchan_shm *shm;
+	int wake_fd;                 /* eventfd the worker writes to wake us */
+	bool fast;                   /* agreed: hot-path messages travel here */
+	bool fast_broken;            /* it wrote an impossible ring position */
+	struct fastchan_end tx, rx;  /* to_worker (ours to produce), to_sup */
 
 	/* process */
 	pid_t pid;
@@ -86,16 +101,22 @@ struct worker_env {
 	size_t n_read;
 	sigset_t sigmask;          /* the mask sysgate was started with */
 	int kick_fd;               /* eventfd the pipe callback writes to */
+	bool fast;                 /* --worker-transport fast */
+	uint64_t spin_ns;          /* SYSGATE_WORKER_SPIN_NS for the SDK */
+	const cpu_set_t *cpus;     /* placement: where workers run, or NULL */
 };
 
 /* Splits spec, finds the binary, prepares the sandbox, creates the link's
  * directory and starts listening. Messages name the worker. */
-int worker_init(struct worker *w, unsigned index, const char *spec, const struct worker_env *env,
-		struct sg_err *err);
+int worker_init(struct worker *w, unsigned index, const char *spec, unsigned replica,
+		const struct worker_env *env, struct sg_err *err);
 
 /* Starts (or restarts) the process: a fresh token, state STARTING. */
 int worker_spawn(struct worker *w, const struct worker_env *env, uint64_t hello_deadline_ns,
 		 struct sg_err *err);
+
+/* Unmaps and closes the fast channel (a new start makes a new one). */
+void worker_fast_release(struct worker *w);
 
 /* SIGKILL to the process and its process group (what it forked), if it is
  * still ours to signal (not reaped). */

@@ -222,7 +222,7 @@ static int mem_transact(const sg_ctx *c, Sysgate__V1__MemRequest__Op op, uint64_
 		if (data)
 			q.data = (ProtobufCBinaryData){ .len = length,
 							.data = (uint8_t *)(uintptr_t)data };
-		r = link_send(&w->link, &env, &err);
+		r = worker_send(w, &env, &err);
 		if (r < 0)
 			worker_mem_cancel(w, &wait);
 		/* A lost link: the receiving thread sees it too and ends the run. */

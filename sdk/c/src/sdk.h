@@ -8,7 +8,8 @@
  *             the routing of MemReplys to the calls waiting for them, and
  *             deferred answers (sg_defer, sg_complete);
  *   ctx.c     the context accessors and the memory requests;
- *   action.c  the action setters and the Action message they become.
+ *   action.c  the action setters and the Action message they become;
+ *   fast.c    the fast channel (fastchan.h), when the supervisor offers it.
  *
  * Threads: the thread that called sg_worker_run() receives everything the
  * supervisor sends. It queues each Snapshot for a pool of handler threads
@@ -39,6 +40,7 @@
 #include <stdint.h>
 #include <sysgate.h>
 
+#include "fastchan.h"
 #include "protocol.h"
 
 /* ---- link.c ---------------------------------------------------------- */
@@ -108,6 +110,7 @@ struct sg_ctx {
 /* One handler thread and the context it lends the handler calls it makes. */
 struct handler_slot {
 	sg_worker *worker;
+	bool pumping; /* fast: this thread holds the pump role */
 	pthread_t thread;
 	pthread_mutex_t ctx_lock;
 	struct sg_ctx ctx;
@@ -142,6 +145,22 @@ struct sg_worker {
 	void *on_injected_ud;
 
 	struct link link;
+
+	/* The fast channel (fast.c): offered at spawn (SYSGATE_WORKER_FAST),
+	 * used once Welcome.fast_channel agreed. One handler thread at a time
+	 * holds the pump role and consumes rx; it runs the Snapshot it finds
+	 * itself, after releasing the role. Every thread that waits (an idle
+	 * one, a memory call) sleeps on rx's futex word, which anything they
+	 * wait for bumps (worker_kick). */
+	int fast_shm_fd, fast_wake_fd;
+	struct fastchan_shm *shm;
+	bool fast;
+	_Atomic bool pumping;
+	pthread_mutex_t fast_tx_lock; /* senders take turns on tx */
+	struct fastchan_end fast_tx, fast_rx;
+	uint8_t *fast_buf; /* the pump role's */
+	uint64_t fast_spin_ns; /* SYSGATE_WORKER_SPIN_NS */
+
 	uint32_t max_inflight, max_mem_request, max_inject; /* Welcome; fixed after */
 
 	/* The handler threads (n_started of them running). The slots stay
@@ -169,6 +188,16 @@ struct sg_worker {
 	struct sg_err result_err;
 };
 
+/* Counts Snapshot s against max_inflight after checking it (its
+ * registration exists, room): -EPROTO with the reason otherwise. */
+int worker_admit(sg_worker *w, const Sysgate__V1__Snapshot *s, struct sg_err *err);
+/* Handles a MemReply (taking *m): hands it to its waiter; -EPROTO if none.
+ * *to_other: it was not mine's. */
+int worker_route_reply(sg_worker *w, Sysgate__V1__Envelope **m, const struct mem_wait *mine,
+		       struct sg_err *err);
+/* Queues an admitted Snapshot for whichever handler thread is free. */
+int worker_queue_snapshot(sg_worker *w, Sysgate__V1__Envelope **m, struct sg_err *err);
+
 /* Ends the run with result (0: orderly, by the supervisor) unless it ended
  * already: wakes every memory call waiting (they fail with -ECONNRESET, or
  * result for a failure of ours) and the idle handler threads, stops the
@@ -190,6 +219,29 @@ int worker_mem_register(sg_worker *w, struct mem_wait *wait);
 void worker_mem_cancel(sg_worker *w, struct mem_wait *wait);
 /* Waits until wait is done: 0 with wait->reply set, or wait->error. */
 int worker_mem_wait(sg_worker *w, struct mem_wait *wait);
+
+/* ---- fast.c ---------------------------------------------------------- */
+
+/* Parses SYSGATE_WORKER_FAST (at sg_worker_new). */
+void fast_init(sg_worker *w);
+/* Maps the channel for the Hello: whether it can be offered. */
+bool fast_offer(sg_worker *w);
+void fast_free(sg_worker *w);
+/* Sends m over the fast channel when agreed and it fits, else the link. */
+int worker_send(sg_worker *w, const Sysgate__V1__Envelope *m, struct sg_err *err);
+/* Wakes every thread sleeping on the channel (fast only): what it waits
+ * for may have happened. */
+void worker_kick(sg_worker *w);
+/* A handler thread's loop (fast only). */
+void *fast_thread(void *slot);
+/* Tries to take the pump role for slot (before sending an Action). */
+void fast_try_role(sg_worker *w, struct handler_slot *slot);
+/* A memory call waiting for wait (fast only): pumps when nobody else does. */
+int fast_mem_wait(sg_worker *w, struct mem_wait *wait);
+/* Calls the handler of snapshot s with the context c and sends its answer. */
+void worker_dispatch(sg_worker *w, struct handler_slot *slot, const Sysgate__V1__Snapshot *s);
+/* The next queued Snapshot, or NULL (never waits). */
+Sysgate__V1__Envelope *worker_try_snapshot(sg_worker *w);
 
 /* ---- ctx.c ----------------------------------------------------------- */
 

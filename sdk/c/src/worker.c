@@ -100,6 +100,7 @@ void sg_worker_free(sg_worker *w)
 	w->slots = NULL;
 	w->n_slots = 0;
 	worker_free_queue(w);
+	fast_free(w);
 	free(w->regs);
 	free(w->name);
 	free(w->url);
@@ -137,6 +138,7 @@ sg_worker *sg_worker_new(const char *name)
 	const char *token = getenv(ENV_TOKEN);
 	w->token_error = token ? token_parse(token, w->token) : -ENOENT;
 	w->threads_wanted = threads_parse(getenv(ENV_THREADS));
+	fast_init(w);
 	return w;
 }
 
@@ -226,6 +228,7 @@ static int worker_hello(sg_worker *w, struct sg_err *err)
 	hello.token = (ProtobufCBinaryData){ .len = PROTO_TOKEN_SIZE, .data = w->token };
 	hello.n_registrations = w->n_regs;
 	hello.registrations = ptrs;
+	hello.fast_channel = fast_offer(w);
 	/* What the supervisor would refuse (a bad name) is our caller's mistake. */
 	if (proto_validate_from_worker(&env, err) < 0)
 		return -EINVAL;
@@ -250,6 +253,9 @@ static int worker_welcome(sg_worker *w, struct sg_err *err)
 		w->max_inflight = m->welcome->max_inflight;
 		w->max_mem_request = m->welcome->max_mem_request;
 		w->max_inject = m->welcome->max_inject;
+		if (m->welcome->fast_channel && !w->shm)
+			return err_set(err, EPROTO, "a fast channel we did not offer");
+		w->fast = m->welcome->fast_channel;
 		pthread_mutex_lock(&w->lock);
 		w->welcomed = true; /* sg_worker_emit may ask from another thread */
 		pthread_mutex_unlock(&w->lock);
@@ -326,6 +332,7 @@ void worker_end(sg_worker *w, int result, const struct sg_err *err)
 	pthread_mutex_unlock(&w->lock);
 	if (!first)
 		return;
+	worker_kick(w);
 	if (result == -EPROTO)
 		worker_send_error(w, EPROTO, err);
 	link_stop_recv(&w->link);
@@ -391,6 +398,8 @@ void worker_mem_cancel(sg_worker *w, struct mem_wait *wait)
 
 int worker_mem_wait(sg_worker *w, struct mem_wait *wait)
 {
+	if (w->fast)
+		return fast_mem_wait(w, wait);
 	pthread_mutex_lock(&w->lock);
 	while (!wait->done)
 		pthread_cond_wait(&w->mem_cond, &w->lock);
@@ -398,9 +407,8 @@ int worker_mem_wait(sg_worker *w, struct mem_wait *wait)
 	return wait->reply ? 0 : wait->error;
 }
 
-/* Hands the MemReply in *m to the memory call waiting for it (taking *m);
- * -EPROTO if none is. */
-static int worker_route_reply(sg_worker *w, Sysgate__V1__Envelope **m, struct sg_err *err)
+int worker_route_reply(sg_worker *w, Sysgate__V1__Envelope **m, const struct mem_wait *mine,
+		       struct sg_err *err)
 {
 	uint64_t id = (*m)->mem_reply->request_id;
 	pthread_mutex_lock(&w->lock);
@@ -418,6 +426,8 @@ static int worker_route_reply(sg_worker *w, Sysgate__V1__Envelope **m, struct sg
 	if (!wait)
 		return err_set(err, EPROTO, "MemReply %llu with no memory request pending",
 			       (unsigned long long)id);
+	if (wait != mine)
+		worker_kick(w);
 	return 0;
 }
 
@@ -489,7 +499,7 @@ static int deferred_finish(struct sg_deferred *d)
 		struct sg_err err = { "" };
 		action_to_msg(&d->action, d->cancelled ? ACTION_CANCELLED : 0, d->ctx.seq,
 			      d->ctx.reg_name, &msg);
-		r = link_send(&w->link, &msg.env, &err);
+		r = worker_send(w, &msg.env, &err);
 		/* A lost link: the receiving thread sees it too and ends the run. */
 		if (r == -ECONNRESET)
 			r = -ENOTCONN;
@@ -546,21 +556,37 @@ int sg_deferred_cancel(sg_deferred *d)
 
 /* ---- Handler threads --------------------------------------------------------- */
 
-/* Queues the Snapshot in *m (taking it) for a handler thread; -EPROTO if
- * the supervisor sent more than it may. */
-static int worker_queue_snapshot(sg_worker *w, Sysgate__V1__Envelope **m, struct sg_err *err)
+int worker_admit(sg_worker *w, const Sysgate__V1__Snapshot *s, struct sg_err *err)
 {
-	const Sysgate__V1__Snapshot *s = (*m)->snapshot;
 	if (s->registration >= w->n_regs)
 		return err_set(err, EPROTO, "Snapshot %llu for registration %u, but we made %zu",
 			       (unsigned long long)s->seq, s->registration, w->n_regs);
 	pthread_mutex_lock(&w->lock);
 	int r = 0;
-	if (w->outstanding >= w->max_inflight) {
+	if (w->outstanding >= w->max_inflight)
 		r = err_set(err, EPROTO,
 			    "Snapshot %llu while %u are unanswered: more than max_inflight (%u)",
 			    (unsigned long long)s->seq, w->outstanding, w->max_inflight);
-	} else if (w->queue_len == w->queue_cap) {
+	else
+		w->outstanding++;
+	pthread_mutex_unlock(&w->lock);
+	return r;
+}
+
+/* Queues the Snapshot in *m (taking it) for a handler thread; -EPROTO if
+ * the supervisor sent more than it may. */
+static int worker_receive_snapshot(sg_worker *w, Sysgate__V1__Envelope **m, struct sg_err *err)
+{
+	int r = worker_admit(w, (*m)->snapshot, err);
+	return r < 0 ? r : worker_queue_snapshot(w, m, err);
+}
+
+int worker_queue_snapshot(sg_worker *w, Sysgate__V1__Envelope **m, struct sg_err *err)
+{
+	const Sysgate__V1__Snapshot *s = (*m)->snapshot;
+	pthread_mutex_lock(&w->lock);
+	int r = 0;
+	if (w->queue_len == w->queue_cap) {
 		size_t cap = w->queue_cap ? 2 * w->queue_cap : 8;
 		Sysgate__V1__Envelope **q = realloc(w->queue, cap * sizeof(*q));
 		if (q) {
@@ -573,11 +599,26 @@ static int worker_queue_snapshot(sg_worker *w, Sysgate__V1__Envelope **m, struct
 	}
 	if (r == 0) {
 		w->queue[w->queue_len++] = steal_ptr(m);
-		w->outstanding++;
 		pthread_cond_signal(&w->work_cond);
+	} else {
+		w->outstanding--; /* admitted, but never to be answered */
 	}
 	pthread_mutex_unlock(&w->lock);
+	if (r == 0)
+		worker_kick(w);
 	return r;
+}
+
+Sysgate__V1__Envelope *worker_try_snapshot(sg_worker *w)
+{
+	pthread_mutex_lock(&w->lock);
+	Sysgate__V1__Envelope *m = NULL;
+	if (!w->ended && w->queue_len) {
+		m = w->queue[0];
+		memmove(w->queue, w->queue + 1, --w->queue_len * sizeof(*w->queue));
+	}
+	pthread_mutex_unlock(&w->lock);
+	return m;
 }
 
 /* The next queued Snapshot's envelope, waiting for one; NULL once the run
@@ -608,10 +649,10 @@ static bool worker_settle(sg_worker *w)
 	return !ended;
 }
 
-/* Calls the handler of snapshot s with the context c and sends its answer;
- * a failure of ours ends the run. */
-static void worker_dispatch(sg_worker *w, struct sg_ctx *c, const Sysgate__V1__Snapshot *s)
+/* A failure of ours ends the run. */
+void worker_dispatch(sg_worker *w, struct handler_slot *slot, const Sysgate__V1__Snapshot *s)
 {
+	struct sg_ctx *c = &slot->ctx;
 	const struct registration *reg = &w->regs[s->registration]; /* checked when queued */
 	struct sg_err err = { "" };
 	if (ctx_begin(c, s, reg->name) < 0) {
@@ -633,7 +674,11 @@ static void worker_dispatch(sg_worker *w, struct sg_ctx *c, const Sysgate__V1__S
 	if (worker_settle(w)) {
 		struct action_msg msg;
 		action_to_msg(&action, result, s->seq, reg->name, &msg);
-		int r = link_send(&w->link, &msg.env, &err);
+		/* Pumping again before the answer leaves: the next Snapshot then
+		 * finds this thread spinning, not asleep. */
+		if (w->fast)
+			fast_try_role(w, slot);
+		int r = worker_send(w, &msg.env, &err);
 		/* A lost link: the receiving thread sees it too and ends the run. */
 		if (r < 0 && r != -ECONNRESET)
 			worker_end(w, r, &err);
@@ -649,7 +694,7 @@ static void *worker_thread(void *arg)
 		Sysgate__V1__Envelope *m _cleanup_envelope_ = worker_next_snapshot(w);
 		if (!m)
 			return NULL;
-		worker_dispatch(w, &slot->ctx, m->snapshot);
+		worker_dispatch(w, slot, m->snapshot);
 	}
 }
 
@@ -670,7 +715,8 @@ static int worker_start_threads(sg_worker *w, struct sg_err *err)
 	}
 	int r = 0;
 	for (size_t i = 0; i < n; i++) {
-		r = pthread_create(&w->slots[i].thread, NULL, worker_thread, &w->slots[i]);
+		r = pthread_create(&w->slots[i].thread, NULL, w->fast ? fast_thread : worker_thread,
+				   &w->slots[i]);
 		if (r != 0)
 			break;
 		w->n_started++;
@@ -696,9 +742,9 @@ static int worker_receive(sg_worker *w, Sysgate__V1__Envelope **m, struct sg_err
 	const Sysgate__V1__Envelope *e = *m;
 	switch (e->body_case) {
 	case SYSGATE__V1__ENVELOPE__BODY_SNAPSHOT:
-		return worker_queue_snapshot(w, m, err);
+		return worker_receive_snapshot(w, m, err);
 	case SYSGATE__V1__ENVELOPE__BODY_MEM_REPLY:
-		return worker_route_reply(w, m, err);
+		return worker_route_reply(w, m, NULL, err);
 	case SYSGATE__V1__ENVELOPE__BODY_INJECTED:
 		/* Here, before the next message is received: whatever it does is
 		 * done before any later Snapshot reaches a handler thread. */
@@ -764,7 +810,7 @@ int sg_worker_emit(sg_worker *w, const char *json, size_t len)
 	env.record = &rec;
 	rec.json = (ProtobufCBinaryData){ .len = len, .data = (uint8_t *)(uintptr_t)json };
 	struct sg_err err;
-	int r = link_send(&w->link, &env, &err);
+	int r = worker_send(w, &env, &err);
 	worker_link_leave(w);
 	return r;
 }

@@ -1,0 +1,113 @@
+/* The fast local channel (SPEC 7): a shared-memory pair of rings beside a
+ * worker's nng link, carrying the same encoded Envelopes for the hot path
+ * (Snapshot, Action, MemRequest, MemReply, Injected, Record). nng keeps the
+ * handshake and lifecycle, and any message too big for a ring.
+ *
+ * The supervisor creates the memory (a memfd) and one eventfd per worker
+ * start and hands both to the worker at spawn. Each direction is a
+ * single-producer single-consumer byte ring of length-prefixed records;
+ * positions are free-running 32-bit byte counts.
+ *
+ * The peer is untrusted and can write anything anywhere in the shared
+ * pages at any time. So each end keeps its own position privately (the
+ * shared copy is only published), checks the peer's position before use
+ * (-EPROTO when impossible), and copies a record out before anything reads
+ * it (no double fetch).
+ *
+ * Wake-ups: a consumer spins briefly, then sets need_wake, re-checks, and
+ * sleeps; a producer that finds need_wake set after publishing wakes it.
+ * The supervisor sleeps in poll() on the eventfd (written by the worker);
+ * the worker's threads sleep on the futex word wake_seq of the ring they
+ * consume (bumped and woken by the supervisor, and by the worker's own
+ * threads, so all of them wait on one word). */
+#ifndef SYSGATE_FASTCHAN_H
+#define SYSGATE_FASTCHAN_H
+
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "util.h"
+
+#define FASTCHAN_MAGIC 0x63666773u    /* "sgfc" */
+#define FASTCHAN_RING (256u << 10)    /* bytes per direction, a power of two */
+#define FASTCHAN_MAX_MSG (64u << 10)  /* bigger messages go over nng */
+
+struct fastchan_ring {
+	_Alignas(64) _Atomic uint32_t head; /* bytes consumed */
+	_Alignas(64) _Atomic uint32_t tail; /* bytes published */
+	_Alignas(64) _Atomic uint32_t need_wake; /* the consumer sleeps or will */
+	_Atomic uint32_t wake_seq;               /* futex word (worker side) */
+	_Alignas(64) uint8_t data[FASTCHAN_RING];
+};
+
+struct fastchan_shm {
+	uint32_t magic;
+	uint32_t size; /* sizeof(struct fastchan_shm) */
+	struct fastchan_ring to_worker, to_sup;
+};
+
+/* One end of one ring, private to its process. */
+struct fastchan_end {
+	struct fastchan_ring *ring;
+	uint32_t pos; /* producer: tail; consumer: head. The truth, not the shared copy. */
+};
+
+/* Supervisor: a fresh zeroed channel in a memfd (close-on-exec), mapped. */
+int fastchan_create(int *memfd, struct fastchan_shm **shm, struct sg_err *err);
+/* Worker: maps the channel in memfd after checking its size and magic. */
+int fastchan_map(int memfd, struct fastchan_shm **shm, struct sg_err *err);
+void fastchan_unmap(struct fastchan_shm *shm);
+
+/* Producer: room for a len-byte record (len <= FASTCHAN_MAX_MSG), or NULL
+ * with *error: -EAGAIN full for now, -EMSGSIZE too big, -EPROTO the peer's
+ * head is impossible. Write the record there, then fastchan_commit(). */
+void *fastchan_reserve(struct fastchan_end *e, size_t len, int *error);
+void fastchan_commit(struct fastchan_end *e, size_t len);
+/* reserve + copy + commit. */
+int fastchan_push(struct fastchan_end *e, const void *msg, size_t len);
+
+/* Consumer: copies the next record into buf (cap >= FASTCHAN_MAX_MSG) and
+ * returns its length; -EAGAIN none; -EPROTO the peer wrote an impossible
+ * tail or record (the channel is unusable from now on). */
+ssize_t fastchan_pop(struct fastchan_end *e, void *buf, size_t cap);
+bool fastchan_ready(const struct fastchan_end *e); /* a record (or garbage) waits */
+
+/* Consumer, before sleeping: asks for a wake-up. Re-check fastchan_ready()
+ * afterwards: a record published before the request is not announced. */
+void fastchan_want_wake(struct fastchan_ring *r);
+void fastchan_no_wake(struct fastchan_ring *r);
+/* Producer, after commit: true once if the consumer asked to be woken. */
+bool fastchan_take_wake(struct fastchan_ring *r);
+
+/* The futex word of r: wait while it still reads seq (timeout_ns 0: no
+ * limit), and bump + wake every waiter. */
+void fastchan_futex_wait(struct fastchan_ring *r, uint32_t seq, uint64_t timeout_ns);
+void fastchan_futex_wake_all(struct fastchan_ring *r);
+
+/* Inside a spin loop. */
+static inline void fastchan_relax(void)
+{
+#if defined(__x86_64__) || defined(__i386__)
+	__builtin_ia32_pause();
+#elif defined(__aarch64__)
+	__asm__ __volatile__("yield");
+#endif
+}
+
+/* How long an idle consumer spins before it sleeps: long enough to cover
+ * the gap between a syscall's answer and the child's next trap, short
+ * enough that an idle sandbox costs nothing. */
+#define FASTCHAN_SPIN_NS 50000ull
+
+/* A spinning thread yields this often, so a runnable task on its CPU (the
+ * sandboxed program) waits at most about this long for it. */
+#define FASTCHAN_YIELD_NS 1000ull
+
+/* FASTCHAN_SPIN_NS, or SYSGATE_FAST_SPIN_NS from the environment (0: never
+ * spin), read once. */
+uint64_t fastchan_spin_ns(void);
+
+#endif
