@@ -35,6 +35,7 @@ int fastchan_create(int *memfd, struct fastchan_shm **shm, struct sg_err *err)
 		return err_sys(err, errno, "fast channel: mmap");
 	m->magic = FASTCHAN_MAGIC;
 	m->size = sizeof(*m);
+	m->worker_cpu = m->avoid_cpu = -1;
 	*shm = m;
 	*memfd = steal_fd(&fd);
 	return 0;
@@ -91,13 +92,13 @@ void *fastchan_reserve(struct fastchan_end *e, size_t len, int *error)
 		e->pos += skip;
 		off = 0;
 	}
-	uint32_t l = (uint32_t)len;
-	memcpy(&r->data[off], &l, HDR);
 	return &r->data[off + HDR];
 }
 
 void fastchan_commit(struct fastchan_end *e, size_t len)
 {
+	uint32_t l = (uint32_t)len;
+	memcpy(&e->ring->data[e->pos % FASTCHAN_RING], &l, HDR);
 	e->pos += record_size(len);
 	atomic_store_explicit(&e->ring->tail, e->pos, memory_order_release);
 }
@@ -120,6 +121,21 @@ bool fastchan_ready(const struct fastchan_end *e)
 
 ssize_t fastchan_pop(struct fastchan_end *e, void *buf, size_t cap)
 {
+	uint32_t next;
+	ssize_t n = fastchan_peek(e, buf, cap, &next);
+	if (n >= 0)
+		fastchan_consume(e, next);
+	return n;
+}
+
+void fastchan_consume(struct fastchan_end *e, uint32_t next)
+{
+	e->pos = next;
+	atomic_store_explicit(&e->ring->head, next, memory_order_release);
+}
+
+ssize_t fastchan_peek(struct fastchan_end *e, void *buf, size_t cap, uint32_t *next)
+{
 	struct fastchan_ring *r = e->ring;
 	for (;;) {
 		uint32_t tail = atomic_load_explicit(&r->tail, memory_order_acquire);
@@ -141,46 +157,45 @@ ssize_t fastchan_pop(struct fastchan_end *e, void *buf, size_t cap)
 		    off + record_size(len) > FASTCHAN_RING)
 			return -EPROTO;
 		memcpy(buf, &r->data[off + HDR], len);
-		e->pos += record_size(len);
-		atomic_store_explicit(&r->head, e->pos, memory_order_release);
+		*next = e->pos + record_size(len);
 		return (ssize_t)len;
 	}
 }
 
-void fastchan_want_wake(struct fastchan_ring *r)
+void fastchan_want_wake(_Atomic uint32_t *flag)
 {
-	atomic_store_explicit(&r->need_wake, 1, memory_order_relaxed);
+	atomic_store_explicit(flag, 1, memory_order_relaxed);
 	/* Pairs with the producer's fence: either it sees the request, or we
 	 * see its record when we look again. */
 	atomic_thread_fence(memory_order_seq_cst);
 }
 
-void fastchan_no_wake(struct fastchan_ring *r)
+void fastchan_no_wake(_Atomic uint32_t *flag)
 {
-	if (atomic_load_explicit(&r->need_wake, memory_order_relaxed))
-		atomic_store_explicit(&r->need_wake, 0, memory_order_relaxed);
+	if (atomic_load_explicit(flag, memory_order_relaxed))
+		atomic_store_explicit(flag, 0, memory_order_relaxed);
 }
 
-bool fastchan_take_wake(struct fastchan_ring *r)
+bool fastchan_take_wake(_Atomic uint32_t *flag)
 {
 	atomic_thread_fence(memory_order_seq_cst);
-	if (!atomic_load_explicit(&r->need_wake, memory_order_relaxed))
+	if (!atomic_load_explicit(flag, memory_order_relaxed))
 		return false;
-	return atomic_exchange_explicit(&r->need_wake, 0, memory_order_relaxed) != 0;
+	return atomic_exchange_explicit(flag, 0, memory_order_relaxed) != 0;
 }
 
-void fastchan_futex_wait(struct fastchan_ring *r, uint32_t seq, uint64_t timeout_ns)
+void fastchan_futex_wait(_Atomic uint32_t *word, uint32_t seq, uint64_t timeout_ns)
 {
 	struct timespec ts = { .tv_sec = (time_t)(timeout_ns / 1000000000u),
 			       .tv_nsec = (long)(timeout_ns % 1000000000u) };
 	/* Shared mapping: not FUTEX_PRIVATE_FLAG. */
-	syscall(SYS_futex, &r->wake_seq, FUTEX_WAIT, seq, timeout_ns ? &ts : NULL, NULL, 0);
+	syscall(SYS_futex, word, FUTEX_WAIT, seq, timeout_ns ? &ts : NULL, NULL, 0);
 }
 
-void fastchan_futex_wake_all(struct fastchan_ring *r)
+void fastchan_futex_wake_all(_Atomic uint32_t *word)
 {
-	atomic_fetch_add_explicit(&r->wake_seq, 1, memory_order_seq_cst);
-	syscall(SYS_futex, &r->wake_seq, FUTEX_WAKE, INT_MAX, NULL, NULL, 0);
+	atomic_fetch_add_explicit(word, 1, memory_order_seq_cst);
+	syscall(SYS_futex, word, FUTEX_WAKE, INT_MAX, NULL, NULL, 0);
 }
 
 uint64_t fastchan_spin_ns(void)

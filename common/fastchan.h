@@ -14,12 +14,19 @@
  * (-EPROTO when impossible), and copies a record out before anything reads
  * it (no double fetch).
  *
- * Wake-ups: a consumer spins briefly, then sets need_wake, re-checks, and
- * sleeps; a producer that finds need_wake set after publishing wakes it.
- * The supervisor sleeps in poll() on the eventfd (written by the worker);
- * the worker's threads sleep on the futex word wake_seq of the ring they
- * consume (bumped and woken by the supervisor, and by the worker's own
- * threads, so all of them wait on one word). */
+ * Two lanes, each a ring per direction: the router's (everything the
+ * router thread sends and what answers it) and the receiver's (the
+ * receiver thread hands a notification to a spinning worker itself and
+ * spins for the answer: no thread hop on the hot path; supervisor/router.c
+ * says who owns it when).
+ *
+ * Wake-ups: a consumer spins briefly, then sets a need-wake flag,
+ * re-checks, and sleeps; a producer that finds the flag set after
+ * publishing wakes it. The supervisor sleeps in poll() on the eventfd
+ * (written by the worker; a ring's own need_wake); the worker's threads
+ * sleep on the futex word worker_wake_seq (worker_need_wake: both rings to
+ * the worker), bumped by the supervisor and by the worker's own threads, so
+ * all of them wait on one word. */
 #ifndef SYSGATE_FASTCHAN_H
 #define SYSGATE_FASTCHAN_H
 
@@ -38,15 +45,19 @@
 struct fastchan_ring {
 	_Alignas(64) _Atomic uint32_t head; /* bytes consumed */
 	_Alignas(64) _Atomic uint32_t tail; /* bytes published */
-	_Alignas(64) _Atomic uint32_t need_wake; /* the consumer sleeps or will */
-	_Atomic uint32_t wake_seq;               /* futex word (worker side) */
+	_Alignas(64) _Atomic uint32_t need_wake; /* the consumer (supervisor) sleeps */
 	_Alignas(64) uint8_t data[FASTCHAN_RING];
 };
 
 struct fastchan_shm {
 	uint32_t magic;
 	uint32_t size; /* sizeof(struct fastchan_shm) */
-	struct fastchan_ring to_worker, to_sup;
+	_Alignas(64) _Atomic uint32_t worker_need_wake; /* no worker thread pumps */
+	_Atomic uint32_t worker_wake_seq;               /* futex word */
+	_Atomic int32_t worker_cpu; /* where a worker thread spins, -1: none (a hint) */
+	_Atomic int32_t avoid_cpu;  /* the receiver asks: do not spin on this CPU (a hint) */
+	struct fastchan_ring to_worker, to_sup;     /* the router's lane */
+	struct fastchan_ring to_worker_r, to_sup_r; /* the receiver's lane */
 };
 
 /* One end of one ring, private to its process. */
@@ -61,9 +72,10 @@ int fastchan_create(int *memfd, struct fastchan_shm **shm, struct sg_err *err);
 int fastchan_map(int memfd, struct fastchan_shm **shm, struct sg_err *err);
 void fastchan_unmap(struct fastchan_shm *shm);
 
-/* Producer: room for a len-byte record (len <= FASTCHAN_MAX_MSG), or NULL
- * with *error: -EAGAIN full for now, -EMSGSIZE too big, -EPROTO the peer's
- * head is impossible. Write the record there, then fastchan_commit(). */
+/* Producer: room for a record of at most len bytes (len <=
+ * FASTCHAN_MAX_MSG), or NULL with *error: -EAGAIN full for now, -EMSGSIZE
+ * too big, -EPROTO the peer's head is impossible. Write the record there,
+ * then fastchan_commit() with its actual length (<= len). */
 void *fastchan_reserve(struct fastchan_end *e, size_t len, int *error);
 void fastchan_commit(struct fastchan_end *e, size_t len);
 /* reserve + copy + commit. */
@@ -74,18 +86,24 @@ int fastchan_push(struct fastchan_end *e, const void *msg, size_t len);
  * tail or record (the channel is unusable from now on). */
 ssize_t fastchan_pop(struct fastchan_end *e, void *buf, size_t cap);
 bool fastchan_ready(const struct fastchan_end *e); /* a record (or garbage) waits */
+/* fastchan_pop in two steps: copy the next record out (a wrap marker
+ * before it is consumed), then, if the caller takes it, consume it
+ * (next: the position after it). */
+ssize_t fastchan_peek(struct fastchan_end *e, void *buf, size_t cap, uint32_t *next);
+void fastchan_consume(struct fastchan_end *e, uint32_t next);
 
-/* Consumer, before sleeping: asks for a wake-up. Re-check fastchan_ready()
- * afterwards: a record published before the request is not announced. */
-void fastchan_want_wake(struct fastchan_ring *r);
-void fastchan_no_wake(struct fastchan_ring *r);
+/* Consumer, before sleeping: asks for a wake-up through flag (a ring's
+ * need_wake, or worker_need_wake). Re-check fastchan_ready() afterwards: a
+ * record published before the request is not announced. */
+void fastchan_want_wake(_Atomic uint32_t *flag);
+void fastchan_no_wake(_Atomic uint32_t *flag);
 /* Producer, after commit: true once if the consumer asked to be woken. */
-bool fastchan_take_wake(struct fastchan_ring *r);
+bool fastchan_take_wake(_Atomic uint32_t *flag);
 
-/* The futex word of r: wait while it still reads seq (timeout_ns 0: no
- * limit), and bump + wake every waiter. */
-void fastchan_futex_wait(struct fastchan_ring *r, uint32_t seq, uint64_t timeout_ns);
-void fastchan_futex_wake_all(struct fastchan_ring *r);
+/* A futex word in the shared pages: wait while it still reads seq
+ * (timeout_ns 0: no limit), and bump + wake every waiter. */
+void fastchan_futex_wait(_Atomic uint32_t *word, uint32_t seq, uint64_t timeout_ns);
+void fastchan_futex_wake_all(_Atomic uint32_t *word);
 
 /* Inside a spin loop. */
 static inline void fastchan_relax(void)

@@ -37,8 +37,6 @@ const char cli_run_usage[] =
 	"                               PYTHONPATH); repeatable\n"
 	"      --worker-transport fast|nng  how snapshots and answers travel: a shared-memory\n"
 	"                               channel beside the nng link (default), or nng only\n"
-	"      --no-placement           with the fast channel on 2+ CPUs, do not keep the\n"
-	"                               router on one CPU and the workers on the others\n"
 	"\n"
 	"Observability:\n"
 	"      --audit FILE         append one JSON object per trapped syscall and event to\n"
@@ -65,7 +63,6 @@ enum {
 	OPT_WORKER_READ,
 	OPT_WORKER_TRANSPORT,
 	OPT_REPLICAS,
-	OPT_NO_PLACEMENT,
 	OPT_AUDIT,
 	OPT_VERSION,
 };
@@ -87,7 +84,6 @@ static const struct option long_options[] = {
 	{ "worker-read", required_argument, NULL, OPT_WORKER_READ },
 	{ "worker-transport", required_argument, NULL, OPT_WORKER_TRANSPORT },
 	{ "replicas", required_argument, NULL, OPT_REPLICAS },
-	{ "no-placement", no_argument, NULL, OPT_NO_PLACEMENT },
 	{ "audit", required_argument, NULL, OPT_AUDIT },
 	{ "verbose", no_argument, NULL, 'v' },
 	{ "help", no_argument, NULL, 'h' },
@@ -211,9 +207,6 @@ static int parse_option(int c, const char *arg, struct config *cfg, struct sg_er
 				       CLI_MAX_REPLICAS);
 		cfg->replicas[cfg->workers.n - 1] = (unsigned)v;
 		return 0;
-	case OPT_NO_PLACEMENT:
-		cfg->cpu_placement = false;
-		return 0;
 	case OPT_WORKER_TRANSPORT:
 		if (strcmp(arg, "fast") == 0)
 			cfg->worker_nng_only = false;
@@ -263,7 +256,6 @@ int cli_parse_run(int argc, char **argv, struct config *cfg, struct sg_err *err)
 	memset(cfg, 0, sizeof(*cfg));
 	cfg->handler_timeout_ms = 5000;
 	cfg->worker_start_timeout_ms = 10000;
-	cfg->cpu_placement = true;
 	cfg->worker_user = "nobody";
 
 	/* '+': stop at the first non-option so COMMAND's own options pass

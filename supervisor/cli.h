@@ -29,7 +29,6 @@ struct config {
 	struct strvec workers;
 	unsigned replicas[CLI_MAX_WORKERS]; /* --replicas of each --worker (1) */
 	bool worker_nng_only;               /* --worker-transport nng */
-	bool cpu_placement;                 /* not --no-placement */
 	struct strvec worker_read; /* --worker-read */
 	unsigned long handler_timeout_ms;
 	unsigned long worker_start_timeout_ms;

@@ -23,8 +23,11 @@ static void handle_one(struct receiver *r, const struct seccomp_notif *req, uint
 	const struct chain_link *decider = chain_run(r->chains, req, &mem, &a);
 	if (!decider && r->router && req->data.nr >= 0 && req->data.nr < SYSCALLS_MAX &&
 	    r->chains->by_nr[req->data.nr].n_hops) {
-		/* Every builtin continued: the workers decide, off this thread. */
-		if (router_submit(r->router, req, &r->chains->by_nr[req->data.nr], t0) == 0) {
+		/* Every builtin continued: the workers decide, on a worker's
+		 * lane with this thread waiting briefly, or by the router. */
+		const struct chain *chain = &r->chains->by_nr[req->data.nr];
+		if (router_lane(r->router, req, chain, t0) == 0 ||
+		    router_submit(r->router, req, chain, t0) == 0) {
 			atomic_fetch_add_explicit(&r->handled, 1, memory_order_relaxed);
 			return;
 		}

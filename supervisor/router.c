@@ -37,6 +37,10 @@ struct pending {
 	const struct chain *chain;
 	size_t hop;                /* the chain hop deciding now */
 	struct worker *w;          /* the replica of that hop holding it, or NULL */
+	unsigned gen;              /* w's generation when it was handed over */
+	bool adopt;                /* from the receiver: sent on w's lane already */
+	bool via_lane;             /* sent on w's lane: its answer comes there */
+	bool preread;              /* rec's paths are read already */
 	uint64_t seq;              /* its hand-off to that hop's worker */
 	uint64_t deadline;         /* --handler-timeout of that hand-off */
 	struct audit_syscall rec;  /* pre-read paths: the snapshot's and the audit's */
@@ -107,15 +111,20 @@ struct router {
 	bool starting;
 	int listener; /* set by router_go, before any submission */
 	struct answer_buf answer;
-	uint64_t next_seq;
+	_Atomic uint64_t next_seq; /* the receiver takes seqs too */
 	uint64_t handler_timeout_ns, start_timeout_ns;
 	uint8_t *proxy_buf;
 	uint8_t *fast_buf;    /* one fast-channel record, copied out */
 	uint64_t last_busy_ns; /* last hot-path work: spin a while after it */
 	uint64_t spin_ns;      /* how long: 0 never (one CPU) */
-	int router_cpu;        /* placement: the router's CPU, or -1 */
-	cpu_set_t worker_cpus; /* placement: the workers' CPUs */
 	bool sandbox_killed;
+
+	/* The receiver thread's own, for the lane (router_lane). */
+	struct pending *lane_spare; /* a pool entry it took and may reuse */
+	uint8_t *lane_buf, *lane_proxy;
+	struct answer_buf lane_answer;
+	/* For -v at the end: how notifications went. */
+	uint64_t lane_answered, lane_handed, lane_same_cpu, lane_not_used;
 
 	/* Set while the router sleeps in poll(): the receiver then kicks. */
 	_Alignas(64) _Atomic uint32_t sleeping;
@@ -174,20 +183,20 @@ static void audit_worker(struct router *rt, const char *type, const struct worke
 
 /* Over the fast channel: 0, or -EMSGSIZE / -EAGAIN (too big, full: the
  * caller may use nng), -EPROTO (the worker broke the ring). */
-static int send_fast(struct worker *w, const Sysgate__V1__Envelope *env)
+static int send_fast(struct worker *w, struct fastchan_end *tx, const Sysgate__V1__Envelope *env)
 {
 	size_t len = protobuf_c_message_get_packed_size(&env->base);
 	int e;
-	uint8_t *dst = fastchan_reserve(&w->tx, len, &e);
+	uint8_t *dst = fastchan_reserve(tx, len, &e);
 	if (!dst) {
 		if (e == -EPROTO)
 			w->fast_broken = true;
 		return e;
 	}
 	protobuf_c_message_pack(&env->base, dst);
-	fastchan_commit(&w->tx, len);
-	if (fastchan_take_wake(w->tx.ring))
-		fastchan_futex_wake_all(w->tx.ring);
+	fastchan_commit(tx, len);
+	if (fastchan_take_wake(&w->shm->worker_need_wake))
+		fastchan_futex_wake_all(&w->shm->worker_wake_seq);
 	return 0;
 }
 
@@ -196,7 +205,9 @@ static int send_envelope(struct worker *w, const Sysgate__V1__Envelope *env, str
 	if (w->fast && (env->body_case == SYSGATE__V1__ENVELOPE__BODY_SNAPSHOT ||
 			env->body_case == SYSGATE__V1__ENVELOPE__BODY_MEM_REPLY ||
 			env->body_case == SYSGATE__V1__ENVELOPE__BODY_INJECTED)) {
-		int r = send_fast(w, env);
+		/* A MemReply answers on the lane its request came on. */
+		bool lane = w->reply_lane && env->body_case == SYSGATE__V1__ENVELOPE__BODY_MEM_REPLY;
+		int r = send_fast(w, lane ? &w->ltx : &w->tx, env);
 		if (r == -EPROTO)
 			return err_set(err, EPROTO, "it corrupted its fast channel");
 		/* A MemReply may overtake anything: nng carries what does not
@@ -229,7 +240,7 @@ static void send_welcome(struct router *rt, struct worker *w, const char *refusa
 	welcome.accepted = !refusal;
 	welcome.reason = reason;
 	welcome.sandbox = rt->sandbox;
-	welcome.max_inflight = WORKER_MAX_INFLIGHT;
+	welcome.max_inflight = WORKER_HELD_MAX;
 	welcome.max_mem_request = PROTO_MAX_MEM;
 	welcome.max_inject = PROTO_MAX_INJECT;
 	welcome.fast_channel = w->fast;
@@ -254,10 +265,10 @@ static void send_goodbye(struct worker *w, const char *reason)
 
 /* --- answering ---------------------------------------------------------- */
 
-static void finish(struct router *rt, struct pending *p, const struct action *a,
+/* p is answered (with a): its audit record. */
+static void record(struct router *rt, struct pending *p, const struct action *a,
 		   const char *decider, const char *exception)
 {
-	answer_send(rt->listener, &rt->answer, &p->req, a);
 	if (rt->audit) {
 		p->rec.pid = (pid_t)p->req.pid;
 		p->rec.nr = p->req.data.nr;
@@ -270,6 +281,13 @@ static void finish(struct router *rt, struct pending *p, const struct action *a,
 	} else {
 		audit_syscall_release(&p->rec);
 	}
+}
+
+static void finish(struct router *rt, struct pending *p, const struct action *a,
+		   const char *decider, const char *exception)
+{
+	answer_send(rt->listener, &rt->answer, &p->req, a);
+	record(rt, p, a, decider, exception);
 	ring_push(&rt->spare, p); /* never full: it holds at most the pool */
 }
 
@@ -326,46 +344,63 @@ static void apply_policy(struct router *rt, struct pending *p, const char *why)
 	finish(rt, p, &a, w->name, policy_name(h->policy));
 }
 
-static int send_snapshot(struct router *rt, struct worker *w, struct pending *p,
-			 const struct chain_hop *h, struct sg_err *err)
-{
+/* The Snapshot of p for hop h, in the caller's storage. */
+struct snapshot_msg {
 	Sysgate__V1__Envelope env;
 	Sysgate__V1__Snapshot s;
 	Sysgate__V1__PathArg pa[2], *pap[2];
-	proto_envelope_init(&env, SYSGATE__V1__ENVELOPE__BODY_SNAPSHOT);
-	sysgate__v1__snapshot__init(&s);
-	env.snapshot = &s;
 	uint64_t args[PROTO_ARGS];
-	memcpy(args, p->req.data.args, sizeof(args));
-	s.seq = ++rt->next_seq;
-	s.notif_id = p->req.id;
-	s.pid = p->req.pid;
-	s.flags = p->req.flags;
-	s.syscall_nr = p->req.data.nr;
-	s.arch = p->req.data.arch;
-	s.instruction_pointer = p->req.data.instruction_pointer;
-	s.n_args = PROTO_ARGS;
-	s.args = args;
-	s.sandbox = rt->sandbox;
-	s.registration = h->reg;
+};
+
+static void build_snapshot(struct router *rt, const struct pending *p, const struct chain_hop *h,
+			   struct snapshot_msg *m)
+{
+	Sysgate__V1__Snapshot *sn = &m->s;
+	proto_envelope_init(&m->env, SYSGATE__V1__ENVELOPE__BODY_SNAPSHOT);
+	sysgate__v1__snapshot__init(sn);
+	m->env.snapshot = sn;
+	memcpy(m->args, p->req.data.args, sizeof(m->args));
+	sn->seq = p->seq;
+	sn->notif_id = p->req.id;
+	sn->pid = p->req.pid;
+	sn->flags = p->req.flags;
+	sn->syscall_nr = p->req.data.nr;
+	sn->arch = p->req.data.arch;
+	sn->instruction_pointer = p->req.data.instruction_pointer;
+	sn->n_args = PROTO_ARGS;
+	sn->args = m->args;
+	sn->sandbox = rt->sandbox;
+	sn->registration = h->reg;
 	for (unsigned i = 0; i < p->rec.n_paths; i++) {
-		sysgate__v1__path_arg__init(&pa[i]);
-		pa[i].arg = p->rec.path_arg[i];
+		sysgate__v1__path_arg__init(&m->pa[i]);
+		m->pa[i].arg = p->rec.path_arg[i];
 		if (p->rec.path[i]) {
-			pa[i].path.data = (uint8_t *)p->rec.path[i];
-			pa[i].path.len = strlen(p->rec.path[i]);
+			m->pa[i].path.data = (uint8_t *)p->rec.path[i];
+			m->pa[i].path.len = strlen(p->rec.path[i]);
 		} else {
-			pa[i].unreadable = true;
+			m->pa[i].unreadable = true;
 		}
-		pap[i] = &pa[i];
+		m->pap[i] = &m->pa[i];
 	}
-	s.n_paths = p->rec.n_paths;
-	s.paths = pap;
-	int r = send_envelope(w, &env, err);
-	if (r < 0)
+	sn->n_paths = p->rec.n_paths;
+	sn->paths = m->pap;
+}
+
+static int send_snapshot(struct router *rt, struct worker *w, struct pending *p,
+			 const struct chain_hop *h, struct sg_err *err)
+{
+	struct snapshot_msg m;
+	uint64_t seq = p->seq;
+	p->seq = atomic_fetch_add(&rt->next_seq, 1) + 1;
+	build_snapshot(rt, p, h, &m);
+	int r = send_envelope(w, &m.env, err);
+	if (r < 0) {
+		p->seq = seq;
 		return r;
-	p->seq = s.seq;
+	}
 	p->w = w;
+	p->gen = w->generation;
+	p->via_lane = false;
 	p->deadline = now_ns() + rt->handler_timeout_ns;
 	w->inflight[w->n_inflight++] = p;
 	return 0;
@@ -436,8 +471,13 @@ static bool expired_seq(struct worker *w, uint64_t seq, bool take)
 	for (size_t i = 0; i < w->n_expired; i++) {
 		if (w->expired[i] != seq)
 			continue;
-		if (take)
-			w->expired[i] = w->expired[--w->n_expired];
+		if (take) {
+			if (w->expired_lane[i])
+				w->n_lane--;
+			w->n_expired--;
+			w->expired[i] = w->expired[w->n_expired];
+			w->expired_lane[i] = w->expired_lane[w->n_expired];
+		}
 		return true;
 	}
 	return false;
@@ -473,6 +513,8 @@ static void worker_failed(struct router *rt, struct worker *w, const char *kind,
 	vsnprintf(why, sizeof(why), fmt, ap);
 	va_end(ap);
 	worker_kill(w);
+	atomic_store(&w->lane_ready, false);
+	w->n_lane = 0;
 	if (w->pipe_id) {
 		nng_pipe pipe = NNG_PIPE_INITIALIZER;
 		pipe.id = w->pipe_id;
@@ -584,6 +626,7 @@ static void on_hello(struct router *rt, struct worker *w, const Sysgate__V1__Hel
 	w->fast = h->fast_channel && w->shm;
 	send_welcome(rt, w, NULL);
 	w->state = WORKER_READY;
+	atomic_store_explicit(&w->lane_ready, w->fast, memory_order_release);
 	log_verbose("worker '%s' (%s): ready, %zu registrations, over %s", w->spec, w->name,
 		    w->n_regs, w->fast ? "the fast channel" : "nng");
 	audit_worker(rt, w->generation ? "worker_restarted" : "worker_ready", w,
@@ -628,6 +671,8 @@ static bool in_sandbox(struct router *rt, pid_t tid)
 static void on_action(struct router *rt, struct worker *w, const Sysgate__V1__Action *m)
 {
 	struct pending *p = find_inflight(w, m->seq, true);
+	if (p && p->via_lane)
+		w->n_lane--;
 	if (!p && expired_seq(w, m->seq, true)) {
 		log_verbose("worker '%s': late answer for %llu, which timed out: ignored", w->spec,
 			    (unsigned long long)m->seq);
@@ -843,15 +888,22 @@ static void drain_messages(struct router *rt, struct worker *w)
 	}
 }
 
-/* What w's fast channel holds; false if nothing was there. A burst is
- * bounded so one worker cannot monopolize the router. */
-static bool drain_fast(struct router *rt, struct worker *w)
+static void take_submissions(struct router *rt);
+
+static bool lane_ours(struct worker *w)
+{
+	return w->fast && atomic_load_explicit(&w->lane_owner, memory_order_acquire) == LANE_ROUTER;
+}
+
+/* What rx (w's, of either lane) holds; false if nothing was there. A burst
+ * is bounded so one worker cannot monopolize the router. */
+static bool drain_ring(struct router *rt, struct worker *w, struct fastchan_end *rx)
 {
 	bool any = false;
-	for (unsigned n = 0; n < 2 * WORKER_MAX_INFLIGHT && w->fast && !w->fast_broken &&
+	for (unsigned n = 0; n < 2 * WORKER_HELD_MAX && w->fast && !w->fast_broken &&
 			     w->state == WORKER_READY;
 	     n++) {
-		ssize_t len = fastchan_pop(&w->rx, rt->fast_buf, FASTCHAN_MAX_MSG);
+		ssize_t len = fastchan_pop(rx, rt->fast_buf, FASTCHAN_MAX_MSG);
 		if (len == -EAGAIN)
 			break;
 		if (len < 0) {
@@ -861,18 +913,37 @@ static bool drain_fast(struct router *rt, struct worker *w)
 		any = true;
 		on_bytes(rt, w, rt->fast_buf, (size_t)len, true);
 	}
+	return any;
+}
+
+static void drain_fast(struct router *rt, struct worker *w)
+{
+	bool any = drain_ring(rt, w, &w->rx);
+	if (lane_ours(w)) {
+		/* What the receiver handed over is adopted before its answer
+		 * is read (it was queued before the lane changed hands). */
+		take_submissions(rt);
+		w->reply_lane = true;
+		any |= drain_ring(rt, w, &w->lrx);
+		w->reply_lane = false;
+		if (w->n_lane == 0 && w->state == WORKER_READY) {
+			/* Nothing of the receiver's is pending: hand it back. */
+			fastchan_no_wake(&w->lrx.ring->need_wake);
+			atomic_store_explicit(&w->lane_owner, LANE_RECEIVER, memory_order_release);
+		}
+	}
 	if (w->fast_broken)
 		worker_failed(rt, w, "violation", "corrupted its fast channel");
 	if (any)
 		rt->last_busy_ns = now_ns();
-	return any;
 }
 
 static bool fast_ready(struct router *rt)
 {
 	for (size_t i = 0; i < rt->n_workers; i++) {
 		struct worker *w = &rt->workers[i];
-		if (w->fast && w->state == WORKER_READY && fastchan_ready(&w->rx))
+		if (w->fast && w->state == WORKER_READY &&
+		    (fastchan_ready(&w->rx) || (lane_ours(w) && fastchan_ready(&w->lrx))))
 			return true;
 	}
 	return false;
@@ -941,6 +1012,21 @@ static void on_exit_of(struct router *rt, struct worker *w)
 	publish_pids(rt);
 }
 
+/* A notification the receiver sent on w's lane and gave up waiting for:
+ * ours from now on, like one we sent. */
+static void adopt(struct router *rt, struct pending *p)
+{
+	struct worker *w = p->w;
+	p->adopt = false;
+	if (w->state != WORKER_READY || !w->fast || p->gen != w->generation) {
+		apply_policy(rt, p, "is not running");
+		return;
+	}
+	p->via_lane = true;
+	w->n_lane++;
+	w->inflight[w->n_inflight++] = p; /* room: see WORKER_HELD_MAX */
+}
+
 static void take_submissions(struct router *rt)
 {
 	uint64_t n;
@@ -948,10 +1034,16 @@ static void take_submissions(struct router *rt)
 	struct pending *p;
 	while ((p = ring_pop(&rt->submitted))) {
 		rt->last_busy_ns = now_ns();
+		if (p->adopt) {
+			adopt(rt, p);
+			continue;
+		}
 		struct childmem mem = { .listener = rt->listener, .id = p->req.id,
 					.pid = (pid_t)p->req.pid };
 		/* Path arguments travel with the snapshot: no round trip. */
-		audit_preread_paths(&p->rec, &p->req, &mem);
+		if (!p->preread)
+			audit_preread_paths(&p->rec, &p->req, &mem);
+		p->preread = true;
 		route(rt, p);
 	}
 }
@@ -988,6 +1080,7 @@ static void expire(struct router *rt, struct worker *w, struct pending *p)
 {
 	find_inflight(w, p->seq, true);
 	/* Room: in flight and expired together never pass the bound. */
+	w->expired_lane[w->n_expired] = p->via_lane; /* its late answer still counts there */
 	w->expired[w->n_expired++] = p->seq;
 	log_error("worker '%s' did not answer %s within --handler-timeout %lu ms", w->spec,
 		  syscall_label(p->req.data.nr), rt->cfg->handler_timeout_ms);
@@ -1103,9 +1196,13 @@ static void serve(struct router *rt)
 		if (timeout != 0) {
 			/* Ask to be woken, then look once more (fastchan.h). */
 			atomic_store(&rt->sleeping, 1);
-			for (size_t i = 0; i < rt->n_workers; i++)
-				if (rt->workers[i].fast)
-					fastchan_want_wake(rt->workers[i].rx.ring);
+			for (size_t i = 0; i < rt->n_workers; i++) {
+				struct worker *w = &rt->workers[i];
+				if (w->fast)
+					fastchan_want_wake(&w->rx.ring->need_wake);
+				if (lane_ours(w))
+					fastchan_want_wake(&w->lrx.ring->need_wake);
+			}
 			if (submissions_ready(rt) || fast_ready(rt))
 				timeout = 0;
 		}
@@ -1113,7 +1210,7 @@ static void serve(struct router *rt)
 		atomic_store_explicit(&rt->sleeping, 0, memory_order_relaxed);
 		for (size_t i = 0; i < rt->n_workers; i++)
 			if (rt->workers[i].fast)
-				fastchan_no_wake(rt->workers[i].rx.ring);
+				fastchan_no_wake(&rt->workers[i].rx.ring->need_wake);
 		if (pr < 0) {
 			if (errno == EINTR)
 				continue;
@@ -1129,6 +1226,11 @@ static void serve(struct router *rt)
 			drain_fast(rt, &rt->workers[i]);
 		}
 		check_lost_links(rt);
+		for (size_t i = 0; i < rt->n_workers; i++) {
+			struct worker *w = &rt->workers[i];
+			atomic_store_explicit(&w->load_pub, (uint32_t)load_of(w),
+					      memory_order_relaxed);
+		}
 		for (size_t i = FD_FIXED; i < n; i++) {
 			if (!pfd[i].revents)
 				continue;
@@ -1211,14 +1313,6 @@ static void release_pending(struct router *rt)
 static void *router_main(void *arg)
 {
 	struct router *rt = arg;
-	if (rt->router_cpu >= 0) {
-		cpu_set_t set;
-		CPU_ZERO(&set);
-		CPU_SET(rt->router_cpu, &set);
-		if (sched_setaffinity(0, sizeof(set), &set) < 0)
-			log_verbose("router: cannot stay on CPU %d: %s", rt->router_cpu,
-				    strerror(errno));
-	}
 	uint64_t deadline = now_ns() + rt->start_timeout_ns;
 	/* Workers are children of this thread, so the main thread's
 	 * waitpid(__WNOTHREAD) never reaps them from under us. */
@@ -1308,35 +1402,15 @@ static int read_paths(struct router *rt, const struct config *cfg, struct sg_err
 	return 0;
 }
 
-/* With the fast channel, spinning pays only if the router and a worker
- * run at the same time: on 2+ CPUs. There the router keeps one CPU (the
- * sandbox shares it: the router sleeps while the program runs) and the
- * workers get the others, so a spinning worker never takes the CPU the
- * router needs next (measured: 12 us per hop placed, 12-40 us left to the
- * scheduler, on 2 vCPUs). */
-static void place(struct router *rt, const struct config *cfg)
+/* Spinning pays only if the spinner's peer runs meanwhile: on 2+ CPUs. */
+static void spin_setup(struct router *rt)
 {
-	rt->router_cpu = -1;
-	rt->spin_ns = 0;
 	cpu_set_t allowed;
-	if (!rt->env.fast || sched_getaffinity(0, sizeof(allowed), &allowed) < 0 ||
-	    CPU_COUNT(&allowed) < 2)
-		return;
-	rt->spin_ns = fastchan_spin_ns();
+	rt->spin_ns = 0;
+	if (rt->env.fast && sched_getaffinity(0, sizeof(allowed), &allowed) == 0 &&
+	    CPU_COUNT(&allowed) >= 2)
+		rt->spin_ns = fastchan_spin_ns();
 	rt->env.spin_ns = rt->spin_ns;
-	if (!cfg->cpu_placement)
-		return;
-	for (int cpu = CPU_SETSIZE - 1; cpu >= 0; cpu--) {
-		if (CPU_ISSET(cpu, &allowed)) {
-			rt->router_cpu = cpu;
-			break;
-		}
-	}
-	rt->worker_cpus = allowed;
-	CPU_CLR(rt->router_cpu, &rt->worker_cpus);
-	rt->env.cpus = &rt->worker_cpus;
-	log_verbose("placement: router on CPU %d, workers on the %d others", rt->router_cpu,
-		    CPU_COUNT(&rt->worker_cpus));
 }
 
 int router_start(struct router **out, const struct router_config *c, struct sg_err *err)
@@ -1371,6 +1445,10 @@ int router_start(struct router **out, const struct router_config *c, struct sg_e
 		return r;
 	rt->proxy_buf = malloc(PROXY_BUF_SIZE);
 	rt->fast_buf = malloc(FASTCHAN_MAX_MSG);
+	rt->lane_buf = malloc(FASTCHAN_MAX_MSG);
+	rt->lane_proxy = malloc(PROXY_BUF_SIZE);
+	if ((r = answer_buf_init(&rt->lane_answer, err)) < 0)
+		return r;
 	rt->pool = calloc(POOL_SIZE, sizeof(*rt->pool));
 	if (!rt->pool)
 		return err_set(err, ENOMEM, "out of memory for the router");
@@ -1378,8 +1456,9 @@ int router_start(struct router **out, const struct router_config *c, struct sg_e
 		ring_push(&rt->spare, &rt->pool[i]);
 	rt->kick_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
 	rt->stop_fd = eventfd(0, EFD_CLOEXEC);
-	if (!rt->proxy_buf || !rt->fast_buf || rt->kick_fd < 0 || rt->stop_fd < 0)
-		return err_sys(err, rt->proxy_buf && rt->fast_buf ? errno : ENOMEM,
+	bool bufs = rt->proxy_buf && rt->fast_buf && rt->lane_buf && rt->lane_proxy;
+	if (!bufs || rt->kick_fd < 0 || rt->stop_fd < 0)
+		return err_sys(err, bufs ? errno : ENOMEM,
 			       "router: cannot set up");
 	if ((r = make_rundir(rt, err)) < 0 || (r = read_paths(rt, c->cfg, err)) < 0)
 		return r;
@@ -1388,7 +1467,7 @@ int router_start(struct router **out, const struct router_config *c, struct sg_e
 	rt->env.sigmask = c->sigmask;
 	rt->env.kick_fd = rt->kick_fd;
 	rt->env.fast = !c->cfg->worker_nng_only;
-	place(rt, c->cfg);
+	spin_setup(rt);
 	for (size_t i = 0; i < c->cfg->workers.n; i++) {
 		unsigned reps = c->cfg->replicas[i] ? c->cfg->replicas[i] : 1;
 		struct worker *first = &rt->workers[rt->n_workers];
@@ -1470,10 +1549,214 @@ int router_submit(struct router *rt, const struct seccomp_notif *req, const stru
 	return 0;
 }
 
+/* --- the receiver's lane --------------------------------------------------
+ *
+ * The receiver thread itself sends a notification to a worker that spins
+ * on another CPU, and spins (at most spin_ns) for the answer: then a
+ * worker's answer costs the same two context switches as a builtin's. It
+ * answers continue, errno and return itself, and serves memory requests
+ * for that notification. Anything else (another action, another message,
+ * no answer in time, a broken ring) it leaves unread and hands over, the
+ * notification and the lane, to the router, which treats it as its own
+ * and hands the lane back once nothing sent on it is pending. Only one
+ * thread uses a lane at a time (lane_owner). */
+
+/* A replica of h's worker whose lane the receiver may use now (lane_busy
+ * set), or NULL. */
+static struct worker *lane_pick(struct router *rt, const struct chain_hop *h, int cpu)
+{
+	struct worker *first = h->worker;
+	for (unsigned i = 0; i < first->n_replicas; i++) {
+		struct worker *w = &rt->workers[first->index + i];
+		if (!atomic_load_explicit(&w->lane_ready, memory_order_acquire) ||
+		    atomic_load_explicit(&w->lane_owner, memory_order_acquire) != LANE_RECEIVER ||
+		    atomic_load_explicit(&w->load_pub, memory_order_relaxed) >= WORKER_MAX_INFLIGHT)
+			continue;
+		atomic_store(&w->lane_busy, true);
+		if (!atomic_load(&w->lane_ready)) {
+			atomic_store(&w->lane_busy, false);
+			continue;
+		}
+		/* Spinning for a worker that spins on this very CPU would only
+		 * keep it from answering (the receiver is real-time). */
+		if (atomic_load_explicit(&w->shm->worker_cpu, memory_order_relaxed) == cpu) {
+			/* Ask it to move (a hint the SDK follows), use the router now. */
+			atomic_store_explicit(&w->shm->avoid_cpu, cpu, memory_order_relaxed);
+			rt->lane_same_cpu++;
+			atomic_store(&w->lane_busy, false);
+			continue;
+		}
+		return w;
+	}
+	return NULL;
+}
+
+/* Sends m on w's lane; false if it does not fit now. */
+static bool lane_send(struct worker *w, const Sysgate__V1__Envelope *m)
+{
+	size_t len = protobuf_c_message_get_packed_size(&m->base);
+	int e;
+	uint8_t *dst = fastchan_reserve(&w->ltx, len, &e);
+	if (!dst)
+		return false;
+	protobuf_c_message_pack(&m->base, dst);
+	fastchan_commit(&w->ltx, len);
+	if (fastchan_take_wake(&w->shm->worker_need_wake))
+		fastchan_futex_wake_all(&w->shm->worker_wake_seq);
+	return true;
+}
+
+/* The lane's next message, already copied out (len bytes, next: the
+ * position after it), for p: 1 p is answered, 0 keep waiting (a memory
+ * request was served), -1 leave it unread for the router. */
+static int lane_message(struct router *rt, struct worker *w, struct pending *p, size_t len,
+			uint32_t next)
+{
+	Sysgate__V1__Envelope *m _cleanup_envelope_ = NULL;
+	struct sg_err err;
+	if (proto_decode(rt->lane_buf, len, &m, &err) < 0 ||
+	    proto_validate_from_worker(m, &err) < 0)
+		return -1;
+	if (m->body_case == SYSGATE__V1__ENVELOPE__BODY_MEM_REQUEST) {
+		const Sysgate__V1__MemRequest *q = m->mem_request;
+		/* A reply that might not fit the ring goes by the router (nng). */
+		size_t bound = (size_t)q->length + 256;
+		int e;
+		if (q->seq != p->seq || bound > FASTCHAN_MAX_MSG ||
+		    !fastchan_reserve(&w->ltx, bound, &e))
+			return -1;
+		fastchan_consume(&w->lrx, next);
+		Sysgate__V1__Envelope env;
+		Sysgate__V1__MemReply reply;
+		proto_envelope_init(&env, SYSGATE__V1__ENVELOPE__BODY_MEM_REPLY);
+		env.mem_reply = &reply;
+		struct childmem mem = { .listener = rt->listener, .id = p->req.id,
+					.pid = (pid_t)p->req.pid };
+		proxy_serve(&mem, q, rt->lane_proxy, &reply);
+		lane_send(w, &env); /* room reserved above */
+		return 0;
+	}
+	if (m->body_case != SYSGATE__V1__ENVELOPE__BODY_ACTION || m->action->seq != p->seq)
+		return -1;
+	const struct chain_hop *h = &p->chain->hops[0];
+	struct action a;
+	switch (m->action->kind_case) {
+	case SYSGATE__V1__ACTION__KIND_DO_CONTINUE:
+		a = (struct action){ .kind = ACTION_CONTINUE };
+		break;
+	case SYSGATE__V1__ACTION__KIND_DO_ERRNO:
+		a = (struct action){ .kind = ACTION_ERRNO, .value = m->action->do_errno->errnum };
+		break;
+	case SYSGATE__V1__ACTION__KIND_DO_RETURN:
+		if (h->observe_only)
+			return -1;
+		a = (struct action){ .kind = ACTION_RETURN, .value = m->action->do_return->value };
+		break;
+	default:
+		return -1; /* kill, inject, failure: the router's business */
+	}
+	if (!action_valid(&a))
+		return -1;
+	fastchan_consume(&w->lrx, next);
+	if (a.kind == ACTION_CONTINUE && p->chain->n_hops > 1) {
+		/* The next hops are the router's. */
+		p->hop = 1;
+		p->w = NULL;
+		rt->lane_spare = NULL;
+		ring_push(&rt->submitted, p); /* room: at most the pool is out */
+		return 2;
+	}
+	answer_send(rt->listener, &rt->lane_answer, &p->req, &a);
+	record(rt, p, &a, a.kind == ACTION_CONTINUE ? "kernel" : w->name, NULL);
+	return 1;
+}
+
+int router_lane(struct router *rt, const struct seccomp_notif *req, const struct chain *chain,
+		uint64_t t0)
+{
+	if (!rt->spin_ns)
+		return -EAGAIN;
+	struct pending *p = rt->lane_spare ? rt->lane_spare : ring_pop(&rt->spare);
+	if (!p)
+		return -EAGAIN;
+	rt->lane_spare = p;
+	struct worker *w = lane_pick(rt, &chain->hops[0], sched_getcpu());
+	if (!w) {
+		rt->lane_not_used++;
+		return -EAGAIN;
+	}
+	memset(p, 0, sizeof(*p));
+	p->req = *req;
+	p->t0 = t0;
+	p->chain = chain;
+	p->w = w;
+	p->gen = w->generation; /* published with lane_ready */
+	p->seq = atomic_fetch_add(&rt->next_seq, 1) + 1;
+	p->via_lane = true;
+	if (rt->audit)
+		clock_gettime(CLOCK_REALTIME, &p->rec.when);
+	struct childmem mem = { .listener = rt->listener, .id = req->id, .pid = (pid_t)req->pid };
+	audit_preread_paths(&p->rec, req, &mem);
+	p->preread = true;
+	struct snapshot_msg sm;
+	build_snapshot(rt, p, &chain->hops[0], &sm);
+	if (!lane_send(w, &sm.env)) {
+		audit_syscall_release(&p->rec);
+		atomic_store(&w->lane_busy, false);
+		return -EAGAIN;
+	}
+	uint64_t start = now_ns();
+	p->deadline = start + rt->handler_timeout_ns;
+	int k = -1;
+	for (unsigned spins = 0;; spins++) {
+		uint32_t next;
+		ssize_t len = fastchan_peek(&w->lrx, rt->lane_buf, FASTCHAN_MAX_MSG, &next);
+		if (len >= 0) {
+			k = lane_message(rt, w, p, (size_t)len, next);
+			if (k != 0)
+				break;
+			k = -1; /* a memory request served: still unanswered */
+			continue;
+		}
+		if (len != -EAGAIN)
+			break; /* a broken ring: the router finds it */
+		fastchan_relax();
+		if (spins % 64 == 63 && now_ns() - start > rt->spin_ns)
+			break;
+	}
+	if (k < 0)
+		rt->lane_handed++;
+	else
+		rt->lane_answered++;
+	if (k == 2 || k < 0) {
+		if (k < 0) {
+			/* Unanswered here: the router takes it, and the lane. */
+			p->adopt = true;
+			rt->lane_spare = NULL;
+			ring_push(&rt->submitted, p);
+			atomic_store_explicit(&w->lane_owner, LANE_ROUTER, memory_order_release);
+		}
+		atomic_thread_fence(memory_order_seq_cst);
+		if (atomic_load_explicit(&rt->sleeping, memory_order_relaxed)) {
+			uint64_t one = 1;
+			(void)!write(rt->kick_fd, &one, sizeof(one));
+		}
+	}
+	atomic_store(&w->lane_busy, false);
+	return 0;
+}
+
 void router_stop(struct router *rt)
 {
 	if (!rt)
 		return;
+	if (rt->lane_answered || rt->lane_handed || rt->lane_not_used)
+		log_verbose("receiver's lane: %llu answered on it, %llu handed to the router, "
+			    "%llu not taken (%llu of them: the worker was on the receiver's CPU)",
+			    (unsigned long long)rt->lane_answered,
+			    (unsigned long long)rt->lane_handed,
+			    (unsigned long long)rt->lane_not_used,
+			    (unsigned long long)rt->lane_same_cpu);
 	if (rt->thread_started) {
 		uint64_t one = 1;
 		(void)!write(rt->stop_fd, &one, sizeof(one));
@@ -1494,6 +1777,9 @@ void router_free(struct router *rt)
 	answer_buf_free(&rt->answer);
 	free(rt->proxy_buf);
 	free(rt->fast_buf);
+	free(rt->lane_buf);
+	free(rt->lane_proxy);
+	answer_buf_free(&rt->lane_answer);
 	free(rt->pool);
 	free(rt->read_paths);
 	for (size_t i = 0; i < ARRAY_SIZE(rt->extra_read); i++)

@@ -288,9 +288,6 @@ static _Noreturn void child_run(const struct worker *w, const struct worker_env 
 			if (fd != w->exe_fd && fd != w->sandbox.landlock_fd)
 				fcntl(fd, F_SETFD, FD_CLOEXEC);
 	}
-	/* Off the router's CPU (router.c: place). */
-	if (env->cpus)
-		sched_setaffinity(0, sizeof(*env->cpus), env->cpus);
 	/* The fast channel is the worker's to keep (SYSGATE_WORKER_FAST). */
 	if (shm_fd >= 0 && (fcntl(shm_fd, F_SETFD, 0) < 0 || fcntl(w->wake_fd, F_SETFD, 0) < 0))
 		_exit(126);
@@ -327,6 +324,10 @@ int worker_spawn(struct worker *w, const struct worker_env *env, uint64_t hello_
 			return err_sys(err, errno, "--worker '%s': eventfd", w->spec);
 		w->tx = (struct fastchan_end){ .ring = &w->shm->to_worker };
 		w->rx = (struct fastchan_end){ .ring = &w->shm->to_sup };
+		w->ltx = (struct fastchan_end){ .ring = &w->shm->to_worker_r };
+		w->lrx = (struct fastchan_end){ .ring = &w->shm->to_sup_r };
+		atomic_store(&w->lane_owner, LANE_RECEIVER);
+		w->n_lane = 0;
 	}
 	char **envp = worker_environ(w, shm_fd, env->spin_ns);
 	if (!envp)
@@ -379,6 +380,11 @@ int worker_spawn(struct worker *w, const struct worker_env *env, uint64_t hello_
 
 void worker_fast_release(struct worker *w)
 {
+	/* The receiver may be looking at the lane: wait for it (bounded by
+	 * its spin) before the pages go. */
+	atomic_store(&w->lane_ready, false);
+	while (atomic_load(&w->lane_busy))
+		fastchan_relax();
 	fastchan_unmap(w->shm);
 	w->shm = NULL;
 	if (w->wake_fd >= 0)

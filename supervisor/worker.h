@@ -26,7 +26,11 @@
 #include "worker_sandbox.h"
 
 #define WORKER_MAX 32           /* worker processes, replicas included */
-#define WORKER_MAX_INFLIGHT 64u /* notifications pending with one worker */
+#define WORKER_MAX_INFLIGHT 64u /* notifications the router hands one worker */
+/* ... plus the one the receiver may hand it on its lane (router.c). */
+#define WORKER_HELD_MAX (WORKER_MAX_INFLIGHT + 1u)
+
+enum lane_owner { LANE_RECEIVER, LANE_ROUTER };
 #define WORKER_TAIL 2048u       /* bytes of output kept for messages */
 
 enum worker_state {
@@ -66,7 +70,17 @@ struct worker {
 	int wake_fd;                 /* eventfd the worker writes to wake us */
 	bool fast;                   /* agreed: hot-path messages travel here */
 	bool fast_broken;            /* it wrote an impossible ring position */
-	struct fastchan_end tx, rx;  /* to_worker (ours to produce), to_sup */
+	struct fastchan_end tx, rx;  /* the router's lane: to_worker, to_sup */
+	/* The receiver's lane (router.c): used by whichever thread lane_owner
+	 * names. The router publishes lane_ready and load_pub for the
+	 * receiver, which sets lane_busy while it looks at the lane, so the
+	 * pages are never unmapped under it. */
+	struct fastchan_end ltx, lrx;
+	_Atomic int lane_owner;
+	_Atomic bool lane_ready, lane_busy;
+	_Atomic uint32_t load_pub;
+	size_t n_lane;   /* router: taken over from the receiver, not answered yet */
+	bool reply_lane; /* router: serving a message that came on the lane */
 
 	/* process */
 	pid_t pid;
@@ -80,13 +94,14 @@ struct worker {
 	/* Seqs that timed out while it was alive and that it has not answered
 	 * yet: they still count against its in-flight bound (the SDK counts
 	 * them until it answers), and their late answers are ignored. */
-	uint64_t expired[WORKER_MAX_INFLIGHT];
+	uint64_t expired[WORKER_HELD_MAX];
+	bool expired_lane[WORKER_HELD_MAX]; /* it came on the receiver's lane */
 	size_t n_expired;
 
 	struct registration *regs; /* after the first accepted Hello */
 	size_t n_regs;
 
-	struct pending *inflight[WORKER_MAX_INFLIGHT];
+	struct pending *inflight[WORKER_HELD_MAX];
 	size_t n_inflight;
 
 	char tail[WORKER_TAIL]; /* ring of recent output */
@@ -103,7 +118,6 @@ struct worker_env {
 	int kick_fd;               /* eventfd the pipe callback writes to */
 	bool fast;                 /* --worker-transport fast */
 	uint64_t spin_ns;          /* SYSGATE_WORKER_SPIN_NS for the SDK */
-	const cpu_set_t *cpus;     /* placement: where workers run, or NULL */
 };
 
 /* Splits spec, finds the binary, prepares the sandbox, creates the link's

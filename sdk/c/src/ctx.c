@@ -42,7 +42,7 @@ static void free_paths(char *paths[PROTO_ARGS])
 		free(paths[i]);
 }
 
-int ctx_begin(struct sg_ctx *c, const Sysgate__V1__Snapshot *s, const char *reg_name)
+int ctx_begin(struct sg_ctx *c, const Sysgate__V1__Snapshot *s, const char *reg_name, int lane)
 {
 	char *paths[PROTO_ARGS] = { NULL };
 	for (size_t i = 0; i < s->n_paths; i++) {
@@ -60,6 +60,7 @@ int ctx_begin(struct sg_ctx *c, const Sysgate__V1__Snapshot *s, const char *reg_
 	}
 	pthread_mutex_lock(c->lock);
 	c->seq = s->seq;
+	c->lane = lane;
 	c->notif_id = s->notif_id;
 	c->pid = (pid_t)s->pid;
 	c->syscall_nr = (long)s->syscall_nr;
@@ -93,6 +94,7 @@ int ctx_defer(struct sg_ctx *c, struct sg_deferred *d)
 	if (r == 0) {
 		/* copy is d's alone until d is returned: no need for its lock. */
 		copy->seq = c->seq;
+		copy->lane = c->lane;
 		copy->notif_id = c->notif_id;
 		copy->instruction_pointer = c->instruction_pointer;
 		memcpy(copy->args, c->args, sizeof(copy->args));
@@ -222,7 +224,7 @@ static int mem_transact(const sg_ctx *c, Sysgate__V1__MemRequest__Op op, uint64_
 		if (data)
 			q.data = (ProtobufCBinaryData){ .len = length,
 							.data = (uint8_t *)(uintptr_t)data };
-		r = worker_send(w, &env, &err);
+		r = worker_send(w, &env, c->lane, &err);
 		if (r < 0)
 			worker_mem_cancel(w, &wait);
 		/* A lost link: the receiving thread sees it too and ends the run. */

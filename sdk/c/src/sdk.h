@@ -36,6 +36,7 @@
 
 #include <nng/nng.h>
 #include <pthread.h>
+#include <sched.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <sysgate.h>
@@ -99,6 +100,7 @@ struct sg_ctx {
 	const char *reg_name;         /* the registration's syscall (static) */
 	/* The snapshot's fields, copied: valid while live. */
 	uint64_t seq, notif_id, instruction_pointer;
+	int lane; /* the fast-channel lane it came on (answers go back there) */
 	uint64_t args[PROTO_ARGS];
 	long syscall_nr;
 	pid_t pid;
@@ -157,9 +159,10 @@ struct sg_worker {
 	bool fast;
 	_Atomic bool pumping;
 	pthread_mutex_t fast_tx_lock; /* senders take turns on tx */
-	struct fastchan_end fast_tx, fast_rx;
+	struct fastchan_end fast_tx[2], fast_rx[2]; /* [lane]: the router's, the receiver's */
 	uint8_t *fast_buf; /* the pump role's */
 	uint64_t fast_spin_ns; /* SYSGATE_WORKER_SPIN_NS */
+	cpu_set_t fast_cpus;   /* where the worker may run (at start) */
 
 	uint32_t max_inflight, max_mem_request, max_inject; /* Welcome; fixed after */
 
@@ -176,6 +179,7 @@ struct sg_worker {
 	unsigned refs;                 /* the owner's (until sg_worker_free), one per sg_deferred */
 	unsigned link_users;           /* threads sending on the link (worker_link_leave) */
 	Sysgate__V1__Envelope **queue; /* Snapshots no thread took yet, oldest first */
+	uint8_t *queue_lane;           /* ... and the lane each came on */
 	size_t queue_len, queue_cap;
 	uint32_t outstanding; /* snapshots queued, in a handler call or deferred */
 	struct mem_wait *mem_waits;
@@ -196,7 +200,7 @@ int worker_admit(sg_worker *w, const Sysgate__V1__Snapshot *s, struct sg_err *er
 int worker_route_reply(sg_worker *w, Sysgate__V1__Envelope **m, const struct mem_wait *mine,
 		       struct sg_err *err);
 /* Queues an admitted Snapshot for whichever handler thread is free. */
-int worker_queue_snapshot(sg_worker *w, Sysgate__V1__Envelope **m, struct sg_err *err);
+int worker_queue_snapshot(sg_worker *w, Sysgate__V1__Envelope **m, int lane, struct sg_err *err);
 
 /* Ends the run with result (0: orderly, by the supervisor) unless it ended
  * already: wakes every memory call waiting (they fail with -ECONNRESET, or
@@ -227,8 +231,9 @@ void fast_init(sg_worker *w);
 /* Maps the channel for the Hello: whether it can be offered. */
 bool fast_offer(sg_worker *w);
 void fast_free(sg_worker *w);
-/* Sends m over the fast channel when agreed and it fits, else the link. */
-int worker_send(sg_worker *w, const Sysgate__V1__Envelope *m, struct sg_err *err);
+/* Sends m over lane of the fast channel when agreed and it fits, else the
+ * link. */
+int worker_send(sg_worker *w, const Sysgate__V1__Envelope *m, int lane, struct sg_err *err);
 /* Wakes every thread sleeping on the channel (fast only): what it waits
  * for may have happened. */
 void worker_kick(sg_worker *w);
@@ -239,9 +244,10 @@ void fast_try_role(sg_worker *w, struct handler_slot *slot);
 /* A memory call waiting for wait (fast only): pumps when nobody else does. */
 int fast_mem_wait(sg_worker *w, struct mem_wait *wait);
 /* Calls the handler of snapshot s with the context c and sends its answer. */
-void worker_dispatch(sg_worker *w, struct handler_slot *slot, const Sysgate__V1__Snapshot *s);
-/* The next queued Snapshot, or NULL (never waits). */
-Sysgate__V1__Envelope *worker_try_snapshot(sg_worker *w);
+void worker_dispatch(sg_worker *w, struct handler_slot *slot, const Sysgate__V1__Snapshot *s,
+		     int lane);
+/* The next queued Snapshot and its lane, or NULL (never waits). */
+Sysgate__V1__Envelope *worker_try_snapshot(sg_worker *w, int *lane);
 
 /* ---- ctx.c ----------------------------------------------------------- */
 
@@ -249,7 +255,7 @@ Sysgate__V1__Envelope *worker_try_snapshot(sg_worker *w);
 void ctx_init(struct sg_ctx *c, sg_worker *w, pthread_mutex_t *lock);
 /* Makes c the context of snapshot s for one handler call of the
  * registration for reg_name (static); -ENOMEM. */
-int ctx_begin(struct sg_ctx *c, const Sysgate__V1__Snapshot *s, const char *reg_name);
+int ctx_begin(struct sg_ctx *c, const Sysgate__V1__Snapshot *s, const char *reg_name, int lane);
 /* Makes d->ctx (set up with ctx_init) a live copy of the handler call's
  * context c, and d the answer of that call. -EINVAL c is no handler call's
  * context, -ESTALE its call is over, -EALREADY it deferred already, -ENOMEM. */

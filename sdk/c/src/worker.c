@@ -62,7 +62,9 @@ static void worker_free_queue(sg_worker *w)
 	for (size_t i = 0; i < w->queue_len; i++)
 		proto_envelope_free(w->queue[i]);
 	free(w->queue);
+	free(w->queue_lane);
 	w->queue = NULL;
+	w->queue_lane = NULL;
 	w->queue_len = w->queue_cap = 0;
 }
 
@@ -499,7 +501,7 @@ static int deferred_finish(struct sg_deferred *d)
 		struct sg_err err = { "" };
 		action_to_msg(&d->action, d->cancelled ? ACTION_CANCELLED : 0, d->ctx.seq,
 			      d->ctx.reg_name, &msg);
-		r = worker_send(w, &msg.env, &err);
+		r = worker_send(w, &msg.env, d->ctx.lane, &err);
 		/* A lost link: the receiving thread sees it too and ends the run. */
 		if (r == -ECONNRESET)
 			r = -ENOTCONN;
@@ -578,10 +580,10 @@ int worker_admit(sg_worker *w, const Sysgate__V1__Snapshot *s, struct sg_err *er
 static int worker_receive_snapshot(sg_worker *w, Sysgate__V1__Envelope **m, struct sg_err *err)
 {
 	int r = worker_admit(w, (*m)->snapshot, err);
-	return r < 0 ? r : worker_queue_snapshot(w, m, err);
+	return r < 0 ? r : worker_queue_snapshot(w, m, 0, err);
 }
 
-int worker_queue_snapshot(sg_worker *w, Sysgate__V1__Envelope **m, struct sg_err *err)
+int worker_queue_snapshot(sg_worker *w, Sysgate__V1__Envelope **m, int lane, struct sg_err *err)
 {
 	const Sysgate__V1__Snapshot *s = (*m)->snapshot;
 	pthread_mutex_lock(&w->lock);
@@ -589,8 +591,12 @@ int worker_queue_snapshot(sg_worker *w, Sysgate__V1__Envelope **m, struct sg_err
 	if (w->queue_len == w->queue_cap) {
 		size_t cap = w->queue_cap ? 2 * w->queue_cap : 8;
 		Sysgate__V1__Envelope **q = realloc(w->queue, cap * sizeof(*q));
-		if (q) {
+		if (q)
 			w->queue = q;
+		uint8_t *ql = q ? realloc(w->queue_lane, cap) : NULL;
+		if (ql)
+			w->queue_lane = ql;
+		if (q && ql) {
 			w->queue_cap = cap;
 		} else {
 			r = err_set(err, ENOMEM, "Snapshot %llu: out of memory",
@@ -598,6 +604,7 @@ int worker_queue_snapshot(sg_worker *w, Sysgate__V1__Envelope **m, struct sg_err
 		}
 	}
 	if (r == 0) {
+		w->queue_lane[w->queue_len] = (uint8_t)lane;
 		w->queue[w->queue_len++] = steal_ptr(m);
 		pthread_cond_signal(&w->work_cond);
 	} else {
@@ -609,13 +616,15 @@ int worker_queue_snapshot(sg_worker *w, Sysgate__V1__Envelope **m, struct sg_err
 	return r;
 }
 
-Sysgate__V1__Envelope *worker_try_snapshot(sg_worker *w)
+Sysgate__V1__Envelope *worker_try_snapshot(sg_worker *w, int *lane)
 {
 	pthread_mutex_lock(&w->lock);
 	Sysgate__V1__Envelope *m = NULL;
 	if (!w->ended && w->queue_len) {
 		m = w->queue[0];
+		*lane = w->queue_lane[0];
 		memmove(w->queue, w->queue + 1, --w->queue_len * sizeof(*w->queue));
+		memmove(w->queue_lane, w->queue_lane + 1, w->queue_len);
 	}
 	pthread_mutex_unlock(&w->lock);
 	return m;
@@ -632,6 +641,7 @@ static Sysgate__V1__Envelope *worker_next_snapshot(sg_worker *w)
 	if (!w->ended) {
 		m = w->queue[0];
 		memmove(w->queue, w->queue + 1, --w->queue_len * sizeof(*w->queue));
+		memmove(w->queue_lane, w->queue_lane + 1, w->queue_len);
 	}
 	pthread_mutex_unlock(&w->lock);
 	return m;
@@ -650,12 +660,13 @@ static bool worker_settle(sg_worker *w)
 }
 
 /* A failure of ours ends the run. */
-void worker_dispatch(sg_worker *w, struct handler_slot *slot, const Sysgate__V1__Snapshot *s)
+void worker_dispatch(sg_worker *w, struct handler_slot *slot, const Sysgate__V1__Snapshot *s,
+		     int lane)
 {
 	struct sg_ctx *c = &slot->ctx;
 	const struct registration *reg = &w->regs[s->registration]; /* checked when queued */
 	struct sg_err err = { "" };
-	if (ctx_begin(c, s, reg->name) < 0) {
+	if (ctx_begin(c, s, reg->name, lane) < 0) {
 		worker_settle(w);
 		err_set(&err, ENOMEM, "Snapshot %llu: out of memory", (unsigned long long)s->seq);
 		worker_end(w, -ENOMEM, &err);
@@ -678,7 +689,7 @@ void worker_dispatch(sg_worker *w, struct handler_slot *slot, const Sysgate__V1_
 		 * finds this thread spinning, not asleep. */
 		if (w->fast)
 			fast_try_role(w, slot);
-		int r = worker_send(w, &msg.env, &err);
+		int r = worker_send(w, &msg.env, lane, &err);
 		/* A lost link: the receiving thread sees it too and ends the run. */
 		if (r < 0 && r != -ECONNRESET)
 			worker_end(w, r, &err);
@@ -694,7 +705,7 @@ static void *worker_thread(void *arg)
 		Sysgate__V1__Envelope *m _cleanup_envelope_ = worker_next_snapshot(w);
 		if (!m)
 			return NULL;
-		worker_dispatch(w, slot, m->snapshot);
+		worker_dispatch(w, slot, m->snapshot, 0);
 	}
 }
 
@@ -810,7 +821,7 @@ int sg_worker_emit(sg_worker *w, const char *json, size_t len)
 	env.record = &rec;
 	rec.json = (ProtobufCBinaryData){ .len = len, .data = (uint8_t *)(uintptr_t)json };
 	struct sg_err err;
-	int r = worker_send(w, &env, &err);
+	int r = worker_send(w, &env, 0, &err);
 	worker_link_leave(w);
 	return r;
 }
