@@ -1563,9 +1563,11 @@ int router_submit(struct router *rt, const struct seccomp_notif *req, const stru
 
 /* A replica of h's worker whose lane the receiver may use now (lane_busy
  * set), or NULL. */
-static struct worker *lane_pick(struct router *rt, const struct chain_hop *h, int cpu)
+static struct worker *lane_pick(struct router *rt, const struct chain_hop *h, int cpu,
+				bool *same_cpu)
 {
 	struct worker *first = h->worker;
+	*same_cpu = false;
 	for (unsigned i = 0; i < first->n_replicas; i++) {
 		struct worker *w = &rt->workers[first->index + i];
 		if (!atomic_load_explicit(&w->lane_ready, memory_order_acquire) ||
@@ -1582,7 +1584,7 @@ static struct worker *lane_pick(struct router *rt, const struct chain_hop *h, in
 		if (atomic_load_explicit(&w->shm->worker_cpu, memory_order_relaxed) == cpu) {
 			/* Ask it to move (a hint the SDK follows), use the router now. */
 			atomic_store_explicit(&w->shm->avoid_cpu, cpu, memory_order_relaxed);
-			rt->lane_same_cpu++;
+			*same_cpu = true;
 			atomic_store(&w->lane_busy, false);
 			continue;
 		}
@@ -1680,9 +1682,11 @@ int router_lane(struct router *rt, const struct seccomp_notif *req, const struct
 	if (!p)
 		return -EAGAIN;
 	rt->lane_spare = p;
-	struct worker *w = lane_pick(rt, &chain->hops[0], sched_getcpu());
+	bool same_cpu;
+	struct worker *w = lane_pick(rt, &chain->hops[0], sched_getcpu(), &same_cpu);
 	if (!w) {
 		rt->lane_not_used++;
+		rt->lane_same_cpu += same_cpu;
 		return -EAGAIN;
 	}
 	memset(p, 0, sizeof(*p));

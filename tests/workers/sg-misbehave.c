@@ -44,7 +44,19 @@
  *	memwriteat WRITE "sysgate!" (8 bytes) at args[0]: "memwriteat:
  *	           error=N"; answers continue
  * A reply's text is printed with bytes outside printable ASCII as '?'.
- * Snapshots arriving while a memory request waits are served after it. */
+ * Snapshots arriving while a memory request waits are served after it.
+ *
+ * The fast* modes offer the fast channel (common/fastchan.h) in the Hello
+ * and break it (one line on stderr), then wait on the link without
+ * serving:
+ *	fastcorrupt   an impossible tail in the worker->supervisor ring, once the
+ *	              first Snapshot arrived (so while a call is pending)
+ *	fastgarbage   a record that is no protobuf on the receiver's lane, right
+ *	              after the Welcome
+ *	fastlifecycle an encoded Goodbye on the router's ring, once the first
+ *	              Snapshot arrived
+ *	fasthead      impossible read positions in both supervisor->worker rings,
+ *	              right after the Welcome */
 #include <errno.h>
 #include <getopt.h>
 #include <inttypes.h>
@@ -56,7 +68,9 @@
 #include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
+#include <time.h>
 
+#include "fastchan.h"
 #include "protocol.h"
 #include "syscalls.h"
 #include "util.h"
@@ -66,6 +80,7 @@
 #define ENV_TOKEN "SYSGATE_WORKER_TOKEN"
 #define ENV_NAME "SYSGATE_WORKER_NAME"
 #define ENV_RESTART "SYSGATE_WORKER_RESTART"
+#define ENV_FAST "SYSGATE_WORKER_FAST"
 
 /* How often a blocked receive or send looks whether the supervisor's end
  * went away: a pair1 dialer would otherwise wait for it forever. */
@@ -117,6 +132,10 @@ enum mode {
 	MODE_RETURN,
 	MODE_KILL,
 	MODE_INJECTTRACK,
+	MODE_FASTCORRUPT,
+	MODE_FASTGARBAGE,
+	MODE_FASTLIFECYCLE,
+	MODE_FASTHEAD,
 };
 
 static const char *const mode_names[] = {
@@ -146,6 +165,10 @@ static const char *const mode_names[] = {
 	[MODE_RETURN] = "return",
 	[MODE_KILL] = "kill",
 	[MODE_INJECTTRACK] = "injecttrack",
+	[MODE_FASTCORRUPT] = "fastcorrupt",
+	[MODE_FASTGARBAGE] = "fastgarbage",
+	[MODE_FASTLIFECYCLE] = "fastlifecycle",
+	[MODE_FASTHEAD] = "fasthead",
 };
 
 static const struct {
@@ -175,6 +198,7 @@ struct env {
 	const char *name;
 	uint8_t token[PROTO_TOKEN_SIZE];
 	unsigned long restart;
+	int fast_fd, fast_wake_fd; /* SYSGATE_WORKER_FAST, or -1 */
 };
 
 struct link {
@@ -194,7 +218,8 @@ static void usage(FILE *f)
 		   "       [--after N] [--register NAME ...] MODE\n"
 		   "MODE: ok segv abort exit hang twice wrongseq garbage noaction fail errno\n"
 		   "      wrongversion register memread memwrite memstale memafter membad\n"
-		   "      membig memreadat memwriteat\n");
+		   "      membig memreadat memwriteat record badrecord return kill injecttrack\n"
+		   "      fastcorrupt fastgarbage fastlifecycle fasthead\n");
 }
 
 /* ---- Options and environment ------------------------------------------- */
@@ -306,7 +331,10 @@ static int hex_digit(char c)
 /* 0, or EXIT_FAILURE after printing what is missing or malformed. */
 static int read_env(struct env *e)
 {
-	*e = (struct env){ .name = PROG };
+	*e = (struct env){ .name = PROG, .fast_fd = -1, .fast_wake_fd = -1 };
+	const char *fast = getenv(ENV_FAST);
+	if (fast && sscanf(fast, "%d,%d", &e->fast_fd, &e->fast_wake_fd) != 2)
+		e->fast_fd = e->fast_wake_fd = -1;
 	e->url = getenv(ENV_URL);
 	if (!e->url || !*e->url) {
 		fprintf(stderr, PROG ": %s is not set: not started by sysgate?\n", ENV_URL);
@@ -444,6 +472,61 @@ static enum link_result link_recv(struct link *l, Sysgate__V1__Envelope **out)
 	return LINK_OK;
 }
 
+static bool mode_is_fast(enum mode mode)
+{
+	return mode >= MODE_FASTCORRUPT && mode <= MODE_FASTHEAD;
+}
+
+/* Breaks the fast channel as the mode says, and wakes the supervisor. */
+static int break_fast(const struct env *e, enum mode mode)
+{
+	struct fastchan_shm *shm;
+	struct sg_err err;
+	if (e->fast_fd < 0 || fastchan_map(e->fast_fd, &shm, &err) < 0) {
+		fprintf(stderr, PROG ": no fast channel to break\n");
+		return EXIT_FAILURE;
+	}
+	if (mode == MODE_FASTCORRUPT || mode == MODE_FASTLIFECYCLE) {
+		/* Broken before a call came, the router would find it while the
+		 * sandbox is still starting: a failed start, not a policy. */
+		struct fastchan_end in[2] = { { .ring = &shm->to_worker },
+					      { .ring = &shm->to_worker_r } };
+		for (int i = 0; i < 20000 && !fastchan_ready(&in[0]) && !fastchan_ready(&in[1]);
+		     i++)
+			nanosleep(&(struct timespec){ .tv_nsec = 1000000 }, NULL);
+	}
+	fprintf(stderr, PROG ": %s\n", mode_names[mode]);
+	struct fastchan_end to_sup = { .ring = &shm->to_sup };
+	struct fastchan_end lane = { .ring = &shm->to_sup_r };
+	static const uint8_t junk[] = { 0xff, 0xfe, 0x00, 0x42, 0x13, 0x37, 0x99 };
+	switch (mode) {
+	case MODE_FASTCORRUPT:
+		atomic_store(&shm->to_sup.tail, 12345u); /* not a record boundary */
+		break;
+	case MODE_FASTGARBAGE:
+		fastchan_push(&lane, junk, sizeof(junk));
+		break;
+	case MODE_FASTLIFECYCLE: {
+		Sysgate__V1__Envelope env;
+		Sysgate__V1__Goodbye bye;
+		proto_envelope_init(&env, SYSGATE__V1__ENVELOPE__BODY_GOODBYE);
+		sysgate__v1__goodbye__init(&bye);
+		env.goodbye = &bye;
+		uint8_t buf[64];
+		size_t len = protobuf_c_message_pack(&env.base, buf);
+		fastchan_push(&to_sup, buf, len);
+		break;
+	}
+	default:
+		atomic_store(&shm->to_worker.head, 3u);
+		atomic_store(&shm->to_worker_r.head, 77777u);
+		break;
+	}
+	uint64_t one = 1;
+	(void)!write(e->fast_wake_fd, &one, sizeof(one));
+	return EXIT_SUCCESS;
+}
+
 /* ---- Handshake ----------------------------------------------------------- */
 
 /* A --register or --syscall value: a decimal number (negative ones too,
@@ -491,6 +574,7 @@ static enum link_result send_hello(struct link *l, const struct options *o, cons
 					     .data = (uint8_t *)(uintptr_t)e->token };
 	hello.n_registrations = n;
 	hello.registrations = ptrs;
+	hello.fast_channel = mode_is_fast(o->mode) && e->fast_fd >= 0;
 	/* Deliberately not validated: MODE register sends what the supervisor
 	 * must refuse. */
 	return link_send(l, &env);
@@ -1084,6 +1168,8 @@ static int run(struct link *l, const struct options *o, const struct env *e, enu
 	int status;
 	if (!await_welcome(l, o, &status))
 		return status;
+	if (mode_is_fast(mode) && break_fast(e, mode) != EXIT_SUCCESS)
+		return EXIT_FAILURE;
 	struct session s = { .link = l, .mode = mode, .after = o->after, .tracked_fd = -1 };
 	status = serve(&s);
 	session_done(&s);
