@@ -2,6 +2,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/prctl.h>
+#include <sys/resource.h>
 
 #include "cli.h"
 #include "log.h"
@@ -61,6 +62,10 @@ int main(int argc, char **argv)
 		 * memory or take our fds (the listener) through /proc. */
 		prctl(PR_SET_DUMPABLE, 0);
 		status = sandbox_run(&cfg);
+		/* What the supervisor itself held at most (bench/rss-flood.sh). */
+		struct rusage ru;
+		if (getrusage(RUSAGE_SELF, &ru) == 0)
+			log_verbose("peak resident memory: %ld KiB", ru.ru_maxrss);
 	}
 	cli_config_free(&cfg);
 	return status;
