@@ -155,6 +155,21 @@ SG_API uint32_t sg_ctx_flags(const sg_ctx *c);
 SG_API uint64_t sg_ctx_ip(const sg_ctx *c);
 /* Syscall argument i (0..5); 0 for any other i. */
 SG_API uint64_t sg_ctx_arg(const sg_ctx *c, unsigned i);
+/* Every plain field above in one call, for language bindings where each
+ * call costs (Python's ctypes): 0, or -ESTALE once the handler returned
+ * and -EINVAL for NULL (then *out reads as the single calls do: zeros,
+ * syscall -1). */
+struct sg_ctx_info {
+	uint64_t id;      /* sg_ctx_id */
+	uint64_t ip;      /* sg_ctx_ip */
+	uint64_t args[6]; /* sg_ctx_arg */
+	int64_t syscall;  /* sg_ctx_syscall */
+	int32_t pid;      /* sg_ctx_pid */
+	uint32_t arch;    /* sg_ctx_arch */
+	uint32_t flags;   /* sg_ctx_flags */
+	uint32_t reserved;
+};
+SG_API int sg_ctx_info(const sg_ctx *c, struct sg_ctx_info *out);
 /* The path the supervisor pre-read for argument arg (owned by ctx, valid
  * until the handler returns, or a deferred answer is completed), or NULL. */
 SG_API const char *sg_ctx_path(const sg_ctx *c, unsigned arg);

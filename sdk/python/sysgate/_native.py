@@ -63,6 +63,7 @@ _SIGNATURES: Dict[str, Tuple[object, List[object]]] = {
     "sg_ctx_ip": (c_uint64, [c_void_p]),
     "sg_ctx_arg": (c_uint64, [c_void_p, c_uint]),
     "sg_ctx_path": (c_char_p, [c_void_p, c_uint]),
+    "sg_ctx_info": (c_int, [c_void_p, c_void_p]),
     "sg_ctx_read": (c_ssize_t, [c_void_p, c_uint64, c_void_p, c_size_t]),
     "sg_ctx_read_cstr": (c_ssize_t, [c_void_p, c_uint64, c_void_p, c_size_t]),
     "sg_ctx_write": (c_ssize_t, [c_void_p, c_uint64, c_char_p, c_size_t]),
@@ -87,7 +88,15 @@ _SIGNATURES: Dict[str, Tuple[object, List[object]]] = {
 _OPTIONAL = frozenset({"sg_worker_emit", "sg_ctx_flags", "sg_defer",
                        "sg_deferred_ctx", "sg_deferred_action", "sg_complete",
                        "sg_deferred_cancel", "sg_inject_tracked",
-                       "sg_worker_on_injected"})
+                       "sg_worker_on_injected", "sg_ctx_info"})
+
+
+class CtxInfo(ctypes.Structure):
+    """struct sg_ctx_info (sysgate.h)."""
+    _fields_ = [("id", c_uint64), ("ip", c_uint64), ("args", c_uint64 * 6),
+                ("syscall", ctypes.c_int64), ("pid", ctypes.c_int32),
+                ("arch", c_uint32), ("flags", c_uint32),
+                ("reserved", c_uint32)]
 
 
 class Native:

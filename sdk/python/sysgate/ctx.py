@@ -25,6 +25,7 @@ MULTI_PATH_SYSCALLS = frozenset(("renameat", "renameat2", "linkat",
                                  "symlinkat", "rename", "link", "symlink"))
 
 _U64 = (1 << 64) - 1
+_info_local = threading.local()  # a struct sg_ctx_info per handler thread
 _NO_FLAGS = object()
 
 
@@ -100,6 +101,27 @@ class HandlerCtx:
     def _from_native(cls, native: "_native.Native", ptr: int) -> "HandlerCtx":
         """The context of the C handler call whose ``sg_ctx *`` is ptr."""
         self = cls.__new__(cls)
+        info_fn = native.sg_ctx_info
+        if info_fn is not None:
+            # One call instead of eleven: each ctypes call costs about a
+            # microsecond, a good part of a fast worker's hop.
+            info = getattr(_info_local, "info", None)
+            if info is None:
+                info = _info_local.info = _native.CtxInfo()
+            info_fn(ptr, ctypes.addressof(info))
+            self.id = info.id
+            self.pid = info.pid
+            self._flags = info.flags
+            self.syscall_nr = info.syscall
+            self.arch = info.arch
+            self.instruction_pointer = info.ip
+            self.args = tuple(info.args)
+            self._native = native
+            self._ptr = ptr
+            self._paths = None
+            self._lock = threading.Lock()
+            self._live = True
+            return self
         self.id = native.sg_ctx_id(ptr)
         self.pid = native.sg_ctx_pid(ptr)
         flags_fn = native.sg_ctx_flags

@@ -41,6 +41,27 @@ from ._errors import SysgateError
 from .action import ExceptionPolicy, NotifAction
 from .ctx import HandlerCtx
 
+
+class _ThreadState(threading.local):
+    kept = False
+
+
+_thread_state = _ThreadState()
+
+
+def _keep_thread_state() -> None:
+    """Called on each SDK handler thread's first call into Python: ctypes
+    makes (and after the call destroys) a Python thread state for every
+    call from a thread Python did not start, several microseconds each time.
+    One PyGILState_Ensure never released keeps this thread's for good (the
+    threads live as long as the worker)."""
+    _thread_state.kept = True
+    try:
+        ctypes.pythonapi.PyGILState_Ensure.restype = ctypes.c_int
+        ctypes.pythonapi.PyGILState_Ensure()
+    except (AttributeError, OSError):
+        pass  # not CPython: nothing to keep
+
 #: Handler threads of a Python worker unless told otherwise.
 DEFAULT_THREADS = 16
 #: The C SDK's limit.
@@ -398,6 +419,8 @@ class _Worker:
 
     def _call(self, ctx_ptr: int, action_ptr: int, ud: Optional[int]) -> int:
         """The C handler: 0 after setting the action, 1 on failure."""
+        if not _thread_state.kept:
+            _keep_thread_state()
         reg = self.regs[ud or 0]
         ctx = None
         deferred = False

@@ -322,12 +322,26 @@ def test_emit_outside_worker():
 
 
 @needs_lib
+def test_ctx_info_and_single_calls_agree(monkeypatch):
+    """The one-call path (sg_ctx_info) and the per-field calls read the
+    same context the same way (NULL: a stale context, all zero)."""
+    native = _native.load()
+    fast = HandlerCtx._from_native(native, 0)
+    monkeypatch.setattr(native, "sg_ctx_info", None)
+    slow = HandlerCtx._from_native(native, 0)
+    for name in ("id", "pid", "syscall_nr", "arch", "instruction_pointer",
+                 "args", "flags"):
+        assert getattr(fast, name) == getattr(slow, name), name
+
+
 def test_missing_optional_function(monkeypatch):
     native = _native.load()
     monkeypatch.setattr(native, "sg_worker_emit", None)
     with pytest.raises(SysgateError, match="sg_worker_emit"):
         native.require("sg_worker_emit")
     ctx = HandlerCtx._from_native(native, 0)  # NULL: reads as stale
+    # A library older than sg_ctx_flags has no sg_ctx_info either.
+    monkeypatch.setattr(native, "sg_ctx_info", None)
     monkeypatch.setattr(native, "sg_ctx_flags", None)
     old = HandlerCtx._from_native(native, 0)
     assert ctx.flags == 0 and ctx.read(1, 1) is None
