@@ -38,32 +38,48 @@ ssize_t childmem_read(const struct childmem *m, uint64_t addr, void *buf, size_t
 	return n;
 }
 
+/* Most strings (paths) are short: the first read stops at this, or at the
+ * end of the page if nearer, instead of copying the rest of the page. */
+#define CSTR_FIRST_READ 256u
+
 ssize_t childmem_read_cstr(const struct childmem *m, uint64_t addr, char *buf, size_t cap)
 {
 	if (cap == 0)
 		return -EINVAL;
+	if (cap - 1 > CHILDMEM_MAX)
+		return -E2BIG;
 	size_t got = 0;
-	/* Read page by page: a string may end just before an unmapped page. */
+	ssize_t r = -ENAMETOOLONG;
+	/* Chunks never cross a page: a string may end just before an
+	 * unmapped page. One NOTIF_ID_VALID after all of them (as
+	 * childmem_read: still pending, so the pid was not recycled). */
 	while (got < cap - 1) {
 		uint64_t at = addr + got;
-		size_t page_left = 4096 - (size_t)(at & 4095);
-		size_t want = cap - 1 - got;
-		if (want > page_left)
-			want = page_left;
-		ssize_t n = childmem_read(m, at, buf + got, want);
+		size_t want = 4096 - (size_t)(at & 4095);
+		if (got == 0 && want > CSTR_FIRST_READ)
+			want = CSTR_FIRST_READ;
+		if (want > cap - 1 - got)
+			want = cap - 1 - got;
+		struct iovec local = { .iov_base = buf + got, .iov_len = want };
+		struct iovec remote = { .iov_base = (void *)(uintptr_t)at, .iov_len = want };
+		ssize_t n = process_vm_readv(m->pid, &local, 1, &remote, 1, 0);
 		if (n < 0) {
-			buf[got] = '\0';
-			return n;
+			r = errno == ESRCH ? -ENOENT : -errno;
+			break;
 		}
 		if (n == 0)
 			break;
 		char *nul = memchr(buf + got, '\0', (size_t)n);
-		if (nul)
-			return nul - buf;
+		if (nul) {
+			got = (size_t)(nul - buf);
+			r = (ssize_t)got;
+			break;
+		}
 		got += (size_t)n;
 	}
 	buf[got] = '\0';
-	return -ENAMETOOLONG;
+	int v = childmem_id_valid(m->listener, m->id);
+	return v < 0 ? v : r;
 }
 
 /* Is [addr, addr+len) covered by writable mappings of the process whose
