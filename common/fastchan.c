@@ -198,16 +198,23 @@ void fastchan_futex_wake_all(_Atomic uint32_t *word)
 	syscall(SYS_futex, word, FUTEX_WAKE, INT_MAX, NULL, NULL, 0);
 }
 
-uint64_t fastchan_spin_ns(void)
+/* SYSGATE_FAST_SPIN_NS (0..10 s), or UINT64_MAX when unset or invalid. */
+static uint64_t spin_override(void)
 {
-	static _Atomic uint64_t cached = UINT64_MAX;
-	uint64_t v = atomic_load_explicit(&cached, memory_order_relaxed);
-	if (v != UINT64_MAX)
-		return v;
 	const char *e = getenv("SYSGATE_FAST_SPIN_NS");
 	char *end;
 	unsigned long long n = e && *e ? strtoull(e, &end, 10) : 0;
-	v = e && *e && !*end && n <= 10000000ull ? (uint64_t)n : FASTCHAN_SPIN_NS;
-	atomic_store_explicit(&cached, v, memory_order_relaxed);
-	return v;
+	return e && *e && !*end && n <= 10000000ull ? (uint64_t)n : UINT64_MAX;
+}
+
+uint64_t fastchan_spin_ns(void)
+{
+	uint64_t v = spin_override();
+	return v != UINT64_MAX ? v : FASTCHAN_SPIN_NS;
+}
+
+uint64_t fastchan_worker_spin_ns(void)
+{
+	uint64_t v = spin_override();
+	return v != UINT64_MAX ? v : FASTCHAN_WORKER_SPIN_NS;
 }

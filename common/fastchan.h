@@ -115,17 +115,25 @@ static inline void fastchan_relax(void)
 #endif
 }
 
-/* How long an idle consumer spins before it sleeps: long enough to cover
- * the gap between a syscall's answer and the child's next trap, short
- * enough that an idle sandbox costs nothing. */
+/* How long the supervisor's threads spin before they sleep (the receiver
+ * waiting for an answer on its lane; the router after work): long enough
+ * for a worker that spins to answer, or one asleep to wake up and answer,
+ * short since the receiver runs at real-time priority on the program's CPU. */
 #define FASTCHAN_SPIN_NS 50000ull
+/* How long an idle worker spins on its own CPU before it sleeps (the
+ * supervisor passes it as SYSGATE_WORKER_SPIN_NS): real programs trap in
+ * bursts with gaps of tens to hundreds of microseconds between calls (a
+ * tar: open, read, write, open ...); a worker asleep costs a cross-CPU
+ * wake-up (25-30 us here) on the next one. Bounded, and it yields. */
+#define FASTCHAN_WORKER_SPIN_NS 500000ull
 
 /* A spinning thread yields this often, so a runnable task on its CPU (the
  * sandboxed program) waits at most about this long for it. */
 #define FASTCHAN_YIELD_NS 1000ull
 
-/* FASTCHAN_SPIN_NS, or SYSGATE_FAST_SPIN_NS from the environment (0: never
- * spin), read once. */
+/* FASTCHAN_SPIN_NS and FASTCHAN_WORKER_SPIN_NS, or SYSGATE_FAST_SPIN_NS
+ * from the environment for both (0: never spin), read once. */
 uint64_t fastchan_spin_ns(void);
+uint64_t fastchan_worker_spin_ns(void);
 
 #endif

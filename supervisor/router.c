@@ -1410,7 +1410,7 @@ static void spin_setup(struct router *rt)
 	if (rt->env.fast && sched_getaffinity(0, sizeof(allowed), &allowed) == 0 &&
 	    CPU_COUNT(&allowed) >= 2)
 		rt->spin_ns = fastchan_spin_ns();
-	rt->env.spin_ns = rt->spin_ns;
+	rt->env.spin_ns = rt->spin_ns ? fastchan_worker_spin_ns() : 0;
 }
 
 int router_start(struct router **out, const struct router_config *c, struct sg_err *err)

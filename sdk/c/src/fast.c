@@ -3,7 +3,7 @@
  * to the channel.
  *
  * One thread at a time holds the pump role: it consumes rx, spinning for
- * FASTCHAN_SPIN_NS after the last message, then sleeping on rx's futex
+ * SYSGATE_WORKER_SPIN_NS after the last message, then sleeping on a futex
  * word. A Snapshot it finds it runs itself, after releasing the role (so
  * another thread can take it if more arrives meanwhile; when none is
  * pumping, need_wake stays set and the supervisor's next message wakes the
@@ -44,7 +44,8 @@ void fast_init(sg_worker *w)
 	const char *spin = getenv(ENV_SPIN);
 	char *end;
 	unsigned long long ns = spin && *spin ? strtoull(spin, &end, 10) : 0;
-	w->fast_spin_ns = spin && *spin && !*end && ns <= 10000000ull ? ns : FASTCHAN_SPIN_NS;
+	w->fast_spin_ns = spin && *spin && !*end && ns <= 10000000ull ? ns
+									: FASTCHAN_WORKER_SPIN_NS;
 }
 
 bool fast_offer(sg_worker *w)
