@@ -3,6 +3,8 @@
  *   sg_bench_worker MODE     (started by `sysgate run --worker 'sg_bench_worker MODE'`)
  * MODE:
  *   continue  getppid: continue at once (the bare supervisor -> worker -> supervisor hop)
+ *   nopath    faccessat: continue at once, without reading the path (the reference for path:
+ *             the same syscall and snapshot, minus the handler's look at the path)
  *   path      faccessat: read the path the supervisor pre-read for argument 1 (it travels
  *             in the snapshot), check it is "/", continue
  *   read      pwrite64: read the 256-byte buffer at argument 1 with one sg_ctx_read (a
@@ -58,6 +60,7 @@ static const struct mode {
 	sg_handler_fn fn;
 } modes[] = {
 	{ "continue", "getppid", on_continue },
+	{ "nopath", "faccessat", on_continue },
 	{ "path", "faccessat", on_path },
 	{ "read", "pwrite64", on_read },
 };
@@ -69,7 +72,7 @@ int main(int argc, char **argv)
 		if (strcmp(argv[1], modes[i].name) == 0)
 			m = &modes[i];
 	if (!m) {
-		fprintf(stderr, "usage: " PROG " continue|path|read\n");
+		fprintf(stderr, "usage: " PROG " continue|nopath|path|read\n");
 		return 2;
 	}
 

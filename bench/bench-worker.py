@@ -1,4 +1,4 @@
-"""The Python worker side of the benchmark: the same three handlers as
+"""The Python worker side of the benchmark: the same handlers, mode for mode, as
 sg_bench_worker (bench-worker.c), written against the Python SDK.
 
     python3 bench-worker.py MODE    (started by `sysgate run --worker '... MODE'`)
@@ -6,6 +6,8 @@ sg_bench_worker (bench-worker.c), written against the Python SDK.
 MODE:
   continue  getppid: continue at once (the bare supervisor -> worker -> supervisor
             hop, plus the SDK's way into Python and back)
+  nopath    faccessat: continue at once, without reading the path (the
+            reference for path)
   path      faccessat: check the path of argument 1 (pre-read by the supervisor,
             it travels in the snapshot) is "/", continue
   read      pwrite64: read the 256-byte buffer at argument 1 with one ctx.read
@@ -56,13 +58,13 @@ class Read(Handler):
         return CONTINUE
 
 
-MODES = {"continue": ("getppid", Continue), "path": ("faccessat", Path),
-         "read": ("pwrite64", Read)}
+MODES = {"continue": ("getppid", Continue), "nopath": ("faccessat", Continue),
+         "path": ("faccessat", Path), "read": ("pwrite64", Read)}
 
 
 def main(argv):
     if len(argv) != 2 or argv[1] not in MODES:
-        print("usage: bench-worker.py continue|path|read", file=sys.stderr)
+        print("usage: bench-worker.py continue|nopath|path|read", file=sys.stderr)
         return 2
     syscall, handler = MODES[argv[1]]
     return serve([(syscall, handler())])

@@ -2,13 +2,16 @@
  *
  * Each case runs sg_bench_loop (directly or under `sysgate run`, possibly with the C
  * handler worker sg_bench_worker or the Python one, bench-worker.py), which calls one
- * syscall N times and prints the mean ns per call.  Repetitions are interleaved (rep 1 of
- * every case, then rep 2 of every case, ...) so all cases share the machine's conditions,
- * and every figure is reported against the inline-supervisor path (SPEC section 9).
- * Wall-clock cases time whole commands the same way: sysgate's start-up (`sysgate run --
- * /bin/true`) and two real workloads (python3 imports run several times, a tar of a
- * directory) with no sysgate, untrapped under sysgate, with an openat audit worker and under
- * strace.  A last section checks every row of issue 6's target table.
+ * syscall N times and prints the mean ns per call.  Every worker case runs twice: over the
+ * default transport (the shared-memory channel) and, as its nng-* twin, with
+ * `--worker-transport nng`.  Repetitions are interleaved (rep 1 of every case, then rep 2
+ * of every case, ...) so all cases share the machine's conditions, and every figure is
+ * reported against the inline-supervisor path (SPEC section 9).  Wall-clock cases time whole
+ * commands the same way: sysgate's start-up (`sysgate run -- /bin/true`) and two real
+ * workloads (python3 imports run several times, a tar of a directory) with no sysgate,
+ * untrapped under sysgate, with an openat audit worker (over either transport) and under
+ * strace.  A last section checks every row of issue 6's target table, on the default
+ * transport, and gives the same figure over nng beside it.
  *
  *   sysgate-bench [--sysgate PATH] [--loop PATH] [--worker-bin PATH] [--python PATH]
  *                 [--py-worker PATH] [--py-sdk DIR] [--sdk-lib PATH] [--no-python]
@@ -52,9 +55,10 @@ extern char **environ;
 #define MAX_REPS 1000L
 #define MAX_ITERS 1000000000L
 #define OUT_CAP 4096
-/* The multi-threaded cases: child threads, and the C worker's handler threads. */
+/* The multi-threaded cases: child threads, and copies of the C worker (--replicas). */
 #define MT_THREADS "2"
-#define MT_WORKER_ENV "SYSGATE_WORKER_THREADS=2"
+#define MT_REPLICAS "2"
+#define MAX_EXTRA 4 /* extra sysgate arguments of one case */
 /* Wall-clock cases. */
 #define STARTUP_CMD "/bin/true"
 #define DEFAULT_STARTUP_RUNS 20L /* launches per repetition; the sample is their mean */
@@ -74,13 +78,23 @@ enum case_id {
 	C_INLINE_PATH,
 	C_INLINE_READ,
 	C_WORKER_CONTINUE,
+	C_WORKER_NOPATH,
 	C_WORKER_PATH,
 	C_WORKER_READ,
 	C_PY_CONTINUE,
 	C_PY_PATH,
 	C_PY_READ,
 	C_INLINE_2THREADS,
-	C_WORKER_2THREADS,
+	C_WORKER_REPLICAS,
+	/* The nng twins of the worker cases. */
+	C_NNG_WORKER_CONTINUE,
+	C_NNG_WORKER_NOPATH,
+	C_NNG_WORKER_PATH,
+	C_NNG_WORKER_READ,
+	C_NNG_PY_CONTINUE,
+	C_NNG_PY_PATH,
+	C_NNG_PY_READ,
+	C_NNG_WORKER_REPLICAS,
 	C_COUNT
 };
 
@@ -100,8 +114,15 @@ struct bench_case {
 	enum worker_lang lang;
 	int c_twin; /* for a Python worker case: the C worker case with the same MODE */
 	const char *threads; /* sg_bench_loop --threads, or NULL */
-	const char *env;     /* NAME=VALUE added to the environment of sysgate, or NULL */
+	/* More sysgate arguments, after the flag and its argument: NULL-terminated, at most
+	 * MAX_EXTRA, or NULL for none. */
+	const char *const *extra;
 };
+
+static const char *const extra_nng[] = { "--worker-transport", "nng", NULL };
+static const char *const extra_replicas[] = { "--replicas", MT_REPLICAS, NULL };
+static const char *const extra_replicas_nng[] = { "--replicas", MT_REPLICAS, "--worker-transport",
+						  "nng", NULL };
 
 static const struct bench_case cases[C_COUNT] = {
 	[C_PLAIN] = { "plain", "getppid", NULL, NULL, ITERS_UNTRAPPED, -1 },
@@ -113,6 +134,8 @@ static const struct bench_case cases[C_COUNT] = {
 	[C_INLINE_READ] = { "inline-read", "pwrite64", "--trap", "pwrite64", ITERS_TRAPPED, -1 },
 	[C_WORKER_CONTINUE] = { "worker-continue", "getppid", "--worker", "continue", ITERS_WORKER,
 				C_INLINE_CONTINUE, LANG_C, -1 },
+	[C_WORKER_NOPATH] = { "worker-nopath", "faccessat", "--worker", "nopath", ITERS_WORKER,
+			      C_INLINE_PATH, LANG_C, -1 },
 	[C_WORKER_PATH] = { "worker-path", "faccessat", "--worker", "path", ITERS_WORKER,
 			    C_INLINE_PATH, LANG_C, -1 },
 	[C_WORKER_READ] = { "worker-read", "pwrite64", "--worker", "read", ITERS_WORKER,
@@ -124,9 +147,42 @@ static const struct bench_case cases[C_COUNT] = {
 	[C_PY_READ] = { "py-read", "pwrite64", "--worker", "read", ITERS_PYTHON, C_INLINE_READ,
 			LANG_PYTHON, C_WORKER_READ },
 	[C_INLINE_2THREADS] = { "inline-2threads", "getppid", "--trap", "getppid", ITERS_TRAPPED,
-				-1, LANG_NONE, -1, MT_THREADS, NULL },
-	[C_WORKER_2THREADS] = { "worker-2threads", "getppid", "--worker", "continue", ITERS_WORKER,
-				C_INLINE_2THREADS, LANG_C, -1, MT_THREADS, MT_WORKER_ENV },
+				-1, LANG_NONE, -1, MT_THREADS },
+	[C_WORKER_REPLICAS] = { "worker-replicas", "getppid", "--worker", "continue", ITERS_WORKER,
+				C_INLINE_2THREADS, LANG_C, -1, MT_THREADS, extra_replicas },
+	[C_NNG_WORKER_CONTINUE] = { "nng-worker-continue", "getppid", "--worker", "continue",
+				    ITERS_WORKER, C_INLINE_CONTINUE, LANG_C, -1, NULL, extra_nng },
+	[C_NNG_WORKER_NOPATH] = { "nng-worker-nopath", "faccessat", "--worker", "nopath",
+				  ITERS_WORKER, C_INLINE_PATH, LANG_C, -1, NULL, extra_nng },
+	[C_NNG_WORKER_PATH] = { "nng-worker-path", "faccessat", "--worker", "path", ITERS_WORKER,
+				C_INLINE_PATH, LANG_C, -1, NULL, extra_nng },
+	[C_NNG_WORKER_READ] = { "nng-worker-read", "pwrite64", "--worker", "read", ITERS_WORKER,
+				C_INLINE_READ, LANG_C, -1, NULL, extra_nng },
+	[C_NNG_PY_CONTINUE] = { "nng-py-continue", "getppid", "--worker", "continue", ITERS_PYTHON,
+				C_INLINE_CONTINUE, LANG_PYTHON, C_NNG_WORKER_CONTINUE, NULL,
+				extra_nng },
+	[C_NNG_PY_PATH] = { "nng-py-path", "faccessat", "--worker", "path", ITERS_PYTHON,
+			    C_INLINE_PATH, LANG_PYTHON, C_NNG_WORKER_PATH, NULL, extra_nng },
+	[C_NNG_PY_READ] = { "nng-py-read", "pwrite64", "--worker", "read", ITERS_PYTHON,
+			    C_INLINE_READ, LANG_PYTHON, C_NNG_WORKER_READ, NULL, extra_nng },
+	[C_NNG_WORKER_REPLICAS] = { "nng-worker-replicas", "getppid", "--worker", "continue",
+				    ITERS_WORKER, C_INLINE_2THREADS, LANG_C, -1, MT_THREADS,
+				    extra_replicas_nng },
+};
+
+/* Every worker case and its nng twin: the same case with --worker-transport nng. */
+static const struct twin {
+	int fast, nng;
+	const char *label; /* for the summary lines */
+} twins[] = {
+	{ C_WORKER_CONTINUE, C_NNG_WORKER_CONTINUE, "C worker continue" },
+	{ C_WORKER_NOPATH, C_NNG_WORKER_NOPATH, "C worker nopath" },
+	{ C_WORKER_PATH, C_NNG_WORKER_PATH, "C worker path" },
+	{ C_WORKER_READ, C_NNG_WORKER_READ, "C worker read" },
+	{ C_PY_CONTINUE, C_NNG_PY_CONTINUE, "Python worker continue" },
+	{ C_PY_PATH, C_NNG_PY_PATH, "Python worker path" },
+	{ C_PY_READ, C_NNG_PY_READ, "Python worker read" },
+	{ C_WORKER_REPLICAS, C_NNG_WORKER_REPLICAS, "C worker, 2 replicas, 2 threads" },
 };
 
 /* Wall-clock cases: a whole command, timed from its start to its exit. */
@@ -135,11 +191,15 @@ enum wall_id {
 	W_STARTUP_SYSGATE,
 	W_PY_PLAIN,
 	W_PY_UNTRAPPED,
+	W_PY_TRAP,
 	W_PY_AUDIT,
+	W_PY_AUDIT_NNG,
 	W_PY_STRACE,
 	W_TAR_PLAIN,
 	W_TAR_UNTRAPPED,
+	W_TAR_TRAP,
 	W_TAR_AUDIT,
+	W_TAR_AUDIT_NNG,
 	W_TAR_STRACE,
 	W_COUNT
 };
@@ -147,7 +207,7 @@ enum wall_id {
 /* What runs ... */
 enum wall_work { WORK_STARTUP, WORK_PY, WORK_TAR };
 /* ... and under what. */
-enum wall_wrap { WRAP_NONE, WRAP_SYSGATE, WRAP_AUDIT, WRAP_STRACE };
+enum wall_wrap { WRAP_NONE, WRAP_SYSGATE, WRAP_TRAP, WRAP_AUDIT, WRAP_AUDIT_NNG, WRAP_STRACE };
 
 struct wall_case {
 	const char *name;
@@ -163,11 +223,17 @@ static const struct wall_case wall_cases[W_COUNT] = {
 				-1 },
 	[W_PY_PLAIN] = { "pyimport-plain", WORK_PY, WRAP_NONE, -1, W_PY_UNTRAPPED },
 	[W_PY_UNTRAPPED] = { "pyimport-untrapped", WORK_PY, WRAP_SYSGATE, W_PY_PLAIN, -1 },
+	[W_PY_TRAP] = { "pyimport-trap", WORK_PY, WRAP_TRAP, W_PY_PLAIN, W_PY_UNTRAPPED },
 	[W_PY_AUDIT] = { "pyimport-audit", WORK_PY, WRAP_AUDIT, W_PY_PLAIN, W_PY_UNTRAPPED },
+	[W_PY_AUDIT_NNG] = { "pyimport-audit-nng", WORK_PY, WRAP_AUDIT_NNG, W_PY_PLAIN,
+			     W_PY_UNTRAPPED },
 	[W_PY_STRACE] = { "pyimport-strace", WORK_PY, WRAP_STRACE, W_PY_PLAIN, W_PY_UNTRAPPED },
 	[W_TAR_PLAIN] = { "tar-plain", WORK_TAR, WRAP_NONE, -1, W_TAR_UNTRAPPED },
 	[W_TAR_UNTRAPPED] = { "tar-untrapped", WORK_TAR, WRAP_SYSGATE, W_TAR_PLAIN, -1 },
+	[W_TAR_TRAP] = { "tar-trap", WORK_TAR, WRAP_TRAP, W_TAR_PLAIN, W_TAR_UNTRAPPED },
 	[W_TAR_AUDIT] = { "tar-audit", WORK_TAR, WRAP_AUDIT, W_TAR_PLAIN, W_TAR_UNTRAPPED },
+	[W_TAR_AUDIT_NNG] = { "tar-audit-nng", WORK_TAR, WRAP_AUDIT_NNG, W_TAR_PLAIN,
+			      W_TAR_UNTRAPPED },
 	[W_TAR_STRACE] = { "tar-strace", WORK_TAR, WRAP_STRACE, W_TAR_PLAIN, W_TAR_UNTRAPPED },
 };
 
@@ -193,7 +259,7 @@ static const char usage[] =
 	"  --py-sdk DIR       the directory holding the sysgate package (default: sdk/python\n"
 	"                     of that source tree)\n"
 	"  --sdk-lib PATH     libsysgate.so for the Python SDK (default: next to sysgate)\n"
-	"  --no-python        leave the Python worker cases out\n"
+	"  --no-python        leave the Python worker cases (and their nng twins) out\n"
 	"  --audit-worker PATH  the openat audit worker of the workload cases (default:\n"
 	"                     examples/sysgate-audit-worker next to sysgate)\n"
 	"  --strace PATH      strace for the workload comparison (default: strace in PATH;\n"
@@ -207,22 +273,28 @@ static const char usage[] =
 	"                     trapped cases use N/10 (at least 1000), C worker cases N/40\n"
 	"                     (at least 500), Python worker cases N/160 (at least 100)\n"
 	"  --quick            reps 3, iters 20000, py-runs 3, startup-runs 5, tar-dir\n"
-	"                     " QUICK_TAR_DIR ": proves the benchmark works in some seconds\n"
+	"                     " QUICK_TAR_DIR ": every case still runs, fewer times; proves\n"
+	"                     the benchmark works in some seconds\n"
 	"  --help             show this help and exit\n"
 	"\n"
 	"Cases: plain (no sysgate), untrapped (filter installed, getppid not trapped);\n"
 	"answered inline by the supervisor: inline-continue (--trap getppid), inline-return\n"
 	"(--hostname, uname writes memory), inline-path (--trap faccessat), inline-read\n"
 	"(--trap pwrite64); answered by a C worker: worker-continue (getppid, continue),\n"
-	"worker-path (faccessat, reads the pre-read path), worker-read (pwrite64, reads 256\n"
-	"bytes of the child through the memory proxy); answered by the same handlers in a\n"
-	"Python worker (the Python SDK): py-continue, py-path, py-read; 2 child threads:\n"
-	"inline-2threads (--trap getppid), worker-2threads (C worker, continue,\n"
-	"SYSGATE_WORKER_THREADS=2).  Wall-clock cases: startup-plain (/bin/true),\n"
-	"startup-sysgate (sysgate run -- /bin/true); pyimport-* (python3 -c '" PY_IMPORT "'\n"
-	"run py-runs times) and tar-* (tar of tar-dir into /dev/zero), each -plain, -untrapped\n"
-	"(sysgate run), -audit (sysgate run --worker sysgate-audit-worker) and -strace\n"
-	"(strace -f -e trace=openat -o /dev/null).  The report ends with issue 6's targets.\n";
+	"worker-nopath (faccessat, continues without reading the path), worker-path\n"
+	"(faccessat, reads the pre-read path), worker-read (pwrite64, reads 256 bytes of the\n"
+	"child through the memory proxy); answered by the same handlers in a Python worker\n"
+	"(the Python SDK): py-continue, py-path, py-read; 2 child threads: inline-2threads\n"
+	"(--trap getppid), worker-replicas (C worker, continue, --replicas " MT_REPLICAS ").\n"
+	"The worker cases use the default transport (the shared-memory channel); each has an\n"
+	"nng twin, nng-CASE, run with --worker-transport nng.  Wall-clock cases: startup-plain\n"
+	"(/bin/true), startup-sysgate (sysgate run -- /bin/true); pyimport-*\n"
+	"(python3 -c '" PY_IMPORT "' run py-runs times) and tar-*\n"
+	"(tar of tar-dir into /dev/zero), each -plain, -untrapped (sysgate run), -audit\n"
+	"(sysgate run --worker sysgate-audit-worker), -audit-nng (the same with\n"
+	"--worker-transport nng) and -strace (strace -f -e trace=openat -o /dev/null).  The\n"
+	"report ends with issue 6's targets, judged on the default transport, with the same\n"
+	"figure over nng beside each.\n";
 
 /* --- small helpers -------------------------------------------------------- */
 
@@ -328,28 +400,22 @@ static void strv_free(char **v)
 	free(v);
 }
 
-/* A copy of the environment env with extra ("NAME=VALUE", or NULL) set in it; NULL when out of
- * memory.  Free with strv_free. */
-static char **env_copy(char *const *env, const char *extra)
+/* A copy of the environment env; NULL when out of memory.  Free with strv_free. */
+static char **env_copy(char *const *env)
 {
-	size_t n = 0, k = 0, name_len = extra ? strcspn(extra, "=") + 1 : 0;
+	size_t n = 0;
 	while (env[n])
 		n++;
-	char **v = calloc(n + 2, sizeof(*v));
+	char **v = calloc(n + 1, sizeof(*v));
 	if (!v)
 		return NULL;
 	for (size_t i = 0; i < n; i++) {
-		if (extra && strncmp(env[i], extra, name_len) == 0)
-			continue;
-		if (!(v[k++] = strdup(env[i])))
-			goto fail;
+		if (!(v[i] = strdup(env[i]))) {
+			strv_free(v);
+			return NULL;
+		}
 	}
-	if (extra && !(v[k++] = strdup(extra)))
-		goto fail;
 	return v;
-fail:
-	strv_free(v);
-	return NULL;
 }
 
 /* A NULL-terminated vector of copies of the n strings in a[] followed by the m in b[]. */
@@ -677,16 +743,28 @@ static int run_case(const struct bench_case *c, const char *sg_arg, char *const 
 {
 	char a_run[] = "run", a_dashes[] = "--", a_flag[32], a_sys[16], a_iters[24];
 	char a_threads_opt[] = "--threads", a_threads[16];
-	char *argv[16];
+	char *argv[12 + MAX_EXTRA];
 	int argc = 0, rc = -1;
 	char *sg_path = strdup(sysgate), *loop_path = strdup(loop);
 	char *a_arg = sg_arg ? strdup(sg_arg) : NULL;
+	char *a_extra[MAX_EXTRA] = { NULL };
+	int n_extra = 0;
 	char out[OUT_CAP];
 	double wall;
 
 	if (!sg_path || !loop_path || (sg_arg && !a_arg)) {
 		snprintf(why, why_cap, "out of memory");
 		goto done;
+	}
+	for (; c->extra && c->extra[n_extra]; n_extra++) {
+		if (n_extra == MAX_EXTRA) {
+			snprintf(why, why_cap, "more than %d extra sysgate arguments", MAX_EXTRA);
+			goto done;
+		}
+		if (!(a_extra[n_extra] = strdup(c->extra[n_extra]))) {
+			snprintf(why, why_cap, "out of memory");
+			goto done;
+		}
 	}
 	snprintf(a_sys, sizeof(a_sys), "%s", c->syscall);
 	snprintf(a_iters, sizeof(a_iters), "%ld", iters);
@@ -697,6 +775,8 @@ static int run_case(const struct bench_case *c, const char *sg_arg, char *const 
 			snprintf(a_flag, sizeof(a_flag), "%s", c->sg_flag);
 			argv[argc++] = a_flag;
 			argv[argc++] = a_arg;
+			for (int i = 0; i < n_extra; i++)
+				argv[argc++] = a_extra[i];
 		}
 		argv[argc++] = a_dashes;
 	}
@@ -731,6 +811,8 @@ done:
 	free(sg_path);
 	free(loop_path);
 	free(a_arg);
+	for (int i = 0; i < n_extra; i++)
+		free(a_extra[i]);
 	return rc;
 }
 
@@ -742,8 +824,8 @@ static int run_wall(const struct wall_case *c, char *const argv[], char *const e
 	char out[OUT_CAP];
 	double total = 0, wall = 0;
 	for (long i = 0; i < runs; i++) {
-		if (run_cmd(argv, envp, c->wrap == WRAP_AUDIT, out, sizeof(out), &wall, why,
-			    why_cap) < 0)
+		if (run_cmd(argv, envp, c->wrap == WRAP_AUDIT || c->wrap == WRAP_AUDIT_NNG, out,
+			    sizeof(out), &wall, why, why_cap) < 0)
 			return -1;
 		total += wall;
 	}
@@ -799,7 +881,9 @@ struct target {
 	bool is_ms;      /* an absolute difference in ms, not a ratio */
 	double measured; /* NAN if not measured */
 	enum target_result result;
-	char note[256];
+	bool has_nng; /* the row has an nng figure (worker rows) */
+	double nng;   /* measured the same way on the nng twins, never judged; NAN if not */
+	char note[384];
 };
 
 static const struct target target_rows[T_COUNT] = {
@@ -846,6 +930,13 @@ static void judge(struct target *t, double v)
 	t->result = isnan(v) ? T_NA : meets(t, v) ? T_PASS : T_FAIL;
 }
 
+/* Sets the row's nng figure. */
+static void set_nng(struct target *t, double v)
+{
+	t->has_nng = true;
+	t->nng = v;
+}
+
 /* The largest of n ratios (the worst, for an upper limit), its index in *worst. */
 static double worst_of(const double *v, int n, int *worst)
 {
@@ -868,40 +959,44 @@ static void compute_targets(struct target *t, const struct stats *st, const bool
 {
 	for (int i = 0; i < T_COUNT; i++) {
 		t[i] = target_rows[i];
-		t[i].measured = NAN;
+		t[i].measured = t[i].nng = NAN;
 		t[i].note[0] = '\0';
 	}
 	judge(&t[T_UNTRAPPED], ratio(st[C_UNTRAPPED].median, st[C_PLAIN].median));
 	judge(&t[T_WORKER], ratio(st[C_WORKER_CONTINUE].median, st[C_INLINE_CONTINUE].median));
-	judge(&t[T_PATH], ratio(st[C_WORKER_PATH].median, st[C_WORKER_CONTINUE].median));
+	set_nng(&t[T_WORKER],
+		ratio(st[C_NNG_WORKER_CONTINUE].median, st[C_INLINE_CONTINUE].median));
+	judge(&t[T_PATH], ratio(st[C_WORKER_PATH].median, st[C_WORKER_NOPATH].median));
+	set_nng(&t[T_PATH], ratio(st[C_NNG_WORKER_PATH].median, st[C_NNG_WORKER_NOPATH].median));
 	judge(&t[T_READ], ratio(st[C_WORKER_READ].median, st[C_WORKER_CONTINUE].median));
+	set_nng(&t[T_READ], ratio(st[C_NNG_WORKER_READ].median, st[C_NNG_WORKER_CONTINUE].median));
 
+	static const char *const mode[] = { "continue", "path", "read" };
 	if (skip[C_PY_CONTINUE]) {
 		t[T_PYTHON].result = T_SKIPPED;
 		snprintf(t[T_PYTHON].note, sizeof(t[T_PYTHON].note), "--no-python");
 	} else {
+		/* Each Python case over its C twin (cases[].c_twin), per transport. */
 		static const int py[] = { C_PY_CONTINUE, C_PY_PATH, C_PY_READ };
-		static const char *const mode[] = { "continue", "path", "read" };
-		double r[3];
-		int w;
-		for (int i = 0; i < 3; i++)
+		static const int nng_py[] = { C_NNG_PY_CONTINUE, C_NNG_PY_PATH, C_NNG_PY_READ };
+		double r[3], rn[3];
+		int w, wn;
+		for (int i = 0; i < 3; i++) {
 			r[i] = ratio(st[py[i]].median, st[cases[py[i]].c_twin].median);
+			rn[i] = ratio(st[nng_py[i]].median, st[cases[nng_py[i]].c_twin].median);
+		}
 		judge(&t[T_PYTHON], worst_of(r, 3, &w));
+		set_nng(&t[T_PYTHON], worst_of(rn, 3, &wn));
 		snprintf(t[T_PYTHON].note, sizeof(t[T_PYTHON].note),
-			 "worst of continue %.2fx, path %.2fx, read %.2fx: %s", r[0], r[1], r[2],
-			 mode[w]);
+			 "worst of continue %.2fx, path %.2fx, read %.2fx: %s; nng worst: %s", r[0],
+			 r[1], r[2], mode[w], mode[wn]);
 	}
 
-	/* Replicas do not exist yet: what is measured is the nearest thing there is, never
-	 * judged against the target. */
-	t[T_REPLICAS].measured = ratio(st[C_WORKER_CONTINUE].median, st[C_WORKER_2THREADS].median);
-	t[T_REPLICAS].result = T_NA;
+	judge(&t[T_REPLICAS], ratio(st[C_WORKER_CONTINUE].median, st[C_WORKER_REPLICAS].median));
+	set_nng(&t[T_REPLICAS],
+		ratio(st[C_NNG_WORKER_CONTINUE].median, st[C_NNG_WORKER_REPLICAS].median));
 	snprintf(t[T_REPLICAS].note, sizeof(t[T_REPLICAS].note),
-		 "replicas not implemented; measured instead: 2 child threads, 1 C worker "
-		 "(SYSGATE_WORKER_THREADS=2) vs 1/1%s; inline 2 vs 1 thread %.2fx",
-		 isnan(t[T_REPLICAS].measured)                   ? ""
-		 : meets(&t[T_REPLICAS], t[T_REPLICAS].measured) ? " (would pass)"
-								 : " (would fail)",
+		 "for reference, inline 2 vs 1 thread %.2fx",
 		 ratio(st[C_INLINE_CONTINUE].median, st[C_INLINE_2THREADS].median));
 
 	if (wskip[W_PY_AUDIT]) {
@@ -911,24 +1006,36 @@ static void compute_targets(struct target *t, const struct stats *st, const bool
 	} else {
 		double r[2] = { ratio(ws[W_PY_AUDIT].median, ws[W_PY_UNTRAPPED].median),
 				ratio(ws[W_TAR_AUDIT].median, ws[W_TAR_UNTRAPPED].median) };
+		double rn[2] = { ratio(ws[W_PY_AUDIT_NNG].median, ws[W_PY_UNTRAPPED].median),
+				 ratio(ws[W_TAR_AUDIT_NNG].median, ws[W_TAR_UNTRAPPED].median) };
 		char py_name[48];
 		snprintf(py_name, sizeof(py_name), "python3 x%ld", py_runs);
 		const char *names[2] = { py_name, "tar" };
-		int w;
+		int w, wn;
 		judge(&t[T_WORKLOAD], worst_of(r, 2, &w));
+		set_nng(&t[T_WORKLOAD], worst_of(rn, 2, &wn));
+		/* The same syscalls trapped and continued inline: below that no
+		 * worker can go. */
+		double floor[2] = { ratio(ws[W_PY_TRAP].median, ws[W_PY_UNTRAPPED].median),
+				    ratio(ws[W_TAR_TRAP].median, ws[W_TAR_UNTRAPPED].median) };
 		snprintf(t[T_WORKLOAD].note, sizeof(t[T_WORKLOAD].note),
-			 "worst of %s %.2fx, tar %s %.2fx: %s", py_name, r[0], tar_dir, r[1],
-			 names[w]);
+			 "worst of %s %.2fx, tar %s %.2fx: %s; nng worst: %s; floor (the same "
+			 "syscalls trapped inline): %s %.2fx, tar %.2fx",
+			 py_name, r[0], tar_dir, r[1], names[w], names[wn], py_name, floor[0],
+			 floor[1]);
 		if (wskip[W_PY_STRACE]) {
 			t[T_STRACE].result = T_SKIPPED;
 			snprintf(t[T_STRACE].note, sizeof(t[T_STRACE].note), "no strace found");
 		} else {
 			r[0] = ratio(ws[W_PY_AUDIT].median, ws[W_PY_STRACE].median);
 			r[1] = ratio(ws[W_TAR_AUDIT].median, ws[W_TAR_STRACE].median);
+			rn[0] = ratio(ws[W_PY_AUDIT_NNG].median, ws[W_PY_STRACE].median);
+			rn[1] = ratio(ws[W_TAR_AUDIT_NNG].median, ws[W_TAR_STRACE].median);
 			judge(&t[T_STRACE], worst_of(r, 2, &w));
+			set_nng(&t[T_STRACE], worst_of(rn, 2, &wn));
 			snprintf(t[T_STRACE].note, sizeof(t[T_STRACE].note),
-				 "sysgate/strace, worst of %s %.2fx, tar %.2fx: %s", py_name, r[0],
-				 r[1], names[w]);
+				 "sysgate/strace, worst of %s %.2fx, tar %.2fx: %s; nng worst: %s",
+				 py_name, r[0], r[1], names[w], names[wn]);
 		}
 	}
 
@@ -937,30 +1044,40 @@ static void compute_targets(struct target *t, const struct stats *st, const bool
 	snprintf(t[T_STARTUP].note, sizeof(t[T_STARTUP].note), "%.2f ms vs %.2f ms", up, down);
 }
 
+/* A target's figure as printed: "-" for none (skipped, or no such figure), "n/a" for one
+ * that could not be measured. */
+static void format_figure(char *buf, size_t cap, const struct target *t, bool present, double v)
+{
+	if (t->result == T_SKIPPED || !present)
+		snprintf(buf, cap, "-");
+	else if (isnan(v))
+		snprintf(buf, cap, "n/a");
+	else if (t->is_ms)
+		snprintf(buf, cap, "%+.2f ms", v);
+	else
+		snprintf(buf, cap, "%.2fx", v);
+}
+
 static void print_targets(const struct target *t)
 {
 	int count[4] = { 0 };
 	printf("\ntargets (issue 6)\n");
-	printf("%-54s %9s  %-8s %-7s %s\n", "row", "measured", "target", "result", "note");
+	printf("%-54s %9s %9s  %-8s %-7s %s\n", "row", "measured", "nng", "target", "result",
+	       "note");
 	for (int i = 0; i < T_COUNT; i++) {
-		char m[32];
-		if (t[i].result == T_SKIPPED)
-			snprintf(m, sizeof(m), "-");
-		else if (isnan(t[i].measured))
-			snprintf(m, sizeof(m), "n/a");
-		else if (t[i].is_ms)
-			snprintf(m, sizeof(m), "%+.2f ms", t[i].measured);
-		else
-			snprintf(m, sizeof(m), "%.2fx", t[i].measured);
+		char m[32], n[32];
+		format_figure(m, sizeof(m), &t[i], true, t[i].measured);
+		format_figure(n, sizeof(n), &t[i], t[i].has_nng, t[i].nng);
 		const char *res = result_names[t[i].result];
-		printf("%-54s %9s  %-8s %s", t[i].row, m, t[i].goal, res);
+		printf("%-54s %9s %9s  %-8s %s", t[i].row, m, n, t[i].goal, res);
 		if (t[i].note[0]) /* the note column, with no blanks at the end of the line */
 			printf("%*s%s", 8 - (int)strlen(res), "", t[i].note);
 		printf("\n");
 		count[t[i].result]++;
 	}
 	printf("targets: %d PASS, %d FAIL, %d N/A, %d skipped (ratios of medians over the "
-	       "repetitions)\n",
+	       "repetitions;\n judged on measured, the default transport; nng: the same figure "
+	       "from the nng twins, not judged)\n",
 	       count[T_PASS], count[T_FAIL], count[T_NA], count[T_SKIPPED]);
 }
 
@@ -996,6 +1113,11 @@ static int print_json(const struct stats *st, const bool *skip, const struct sta
 			fprintf(f, "null");
 		else
 			fprintf(f, "%.4g", t[i].measured);
+		fprintf(f, ",\"nng\":");
+		if (!t[i].has_nng || isnan(t[i].nng))
+			fprintf(f, "null");
+		else
+			fprintf(f, "%.4g", t[i].nng);
 		fprintf(f, ",\"unit\":\"%s\",\"target\":\"%s\",\"result\":\"%s\"}",
 			t[i].is_ms ? "ms" : "x", t[i].goal, result_names[t[i].result]);
 	}
@@ -1041,9 +1163,11 @@ static void print_context(const char *sysgate, const char *loop, const char *wor
 	       "%ld C worker, %ld Python worker\n",
 	       reps, iters[ITERS_UNTRAPPED], iters[ITERS_TRAPPED], iters[ITERS_WORKER],
 	       iters[ITERS_PYTHON]);
-	printf("threads:  the *-2threads cases: sg_bench_loop --threads %s (aggregate ns per "
-	       "call), worker with %s\n",
-	       MT_THREADS, MT_WORKER_ENV);
+	printf("threads:  inline-2threads, *worker-replicas: sg_bench_loop --threads %s (aggregate "
+	       "ns per call); *worker-replicas: --replicas %s\n",
+	       MT_THREADS, MT_REPLICAS);
+	printf("channel:  worker cases and *-audit: the default transport (fast); nng-* and "
+	       "*-audit-nng: --worker-transport nng\n");
 	printf("start-up: %s, %ld launches per rep (their mean)\n", STARTUP_CMD, ws->startup_runs);
 	if (ws->workload) {
 		printf("workload: %s -c '%s' run %ld times in one sh loop; tar -cPf /dev/zero %s\n",
@@ -1075,14 +1199,14 @@ static void print_python_summary(const char *mode, const struct stats *st, int p
 static void print_table(const struct stats *st, const bool *skip)
 {
 	const double ref_inline = st[C_INLINE_CONTINUE].median, ref_plain = st[C_PLAIN].median;
-	printf("%-16s %10s %10s %10s %10s %10s %10s\n", "case", "median_ns", "min_ns", "max_ns",
+	printf("%-19s %10s %10s %10s %10s %10s %10s\n", "case", "median_ns", "min_ns", "max_ns",
 	       "x_inline", "x_plain", "x_own");
 	for (int c = 0; c < C_COUNT; c++) {
 		if (skip[c]) {
-			printf("%-16s %10s\n", cases[c].name, "skipped");
+			printf("%-19s %10s\n", cases[c].name, "skipped");
 			continue;
 		}
-		printf("%-16s %10.1f %10.1f %10.1f", cases[c].name, st[c].median, st[c].min,
+		printf("%-19s %10.1f %10.1f %10.1f", cases[c].name, st[c].median, st[c].min,
 		       st[c].max);
 		print_ratio(st[c].median, ref_inline);
 		print_ratio(st[c].median, ref_plain);
@@ -1098,19 +1222,27 @@ static void print_table(const struct stats *st, const bool *skip)
 	print_summary("untrapped under sysgate vs plain", st[C_UNTRAPPED].median, ref_plain);
 	print_summary("trapped inline vs untrapped", ref_inline, st[C_UNTRAPPED].median);
 	print_summary("C worker continue vs inline", st[C_WORKER_CONTINUE].median, ref_inline);
-	print_summary("pre-read path vs worker continue", st[C_WORKER_PATH].median,
-		      st[C_WORKER_CONTINUE].median);
+	print_summary("pre-read path vs not reading (worker)", st[C_WORKER_PATH].median,
+		      st[C_WORKER_NOPATH].median);
 	print_summary("proxied 256-byte read vs worker continue", st[C_WORKER_READ].median,
 		      st[C_WORKER_CONTINUE].median);
 	print_summary("2 threads vs 1, inline (throughput)", st[C_INLINE_CONTINUE].median,
 		      st[C_INLINE_2THREADS].median);
-	print_summary("2 threads vs 1, C worker (throughput)", st[C_WORKER_CONTINUE].median,
-		      st[C_WORKER_2THREADS].median);
-	if (skip[C_PY_CONTINUE])
-		return;
-	print_python_summary("continue", st, C_PY_CONTINUE);
-	print_python_summary("path", st, C_PY_PATH);
-	print_python_summary("read", st, C_PY_READ);
+	print_summary("2 threads, 2 replicas vs 1/1 (throughput)", st[C_WORKER_CONTINUE].median,
+		      st[C_WORKER_REPLICAS].median);
+	if (!skip[C_PY_CONTINUE]) {
+		print_python_summary("continue", st, C_PY_CONTINUE);
+		print_python_summary("path", st, C_PY_PATH);
+		print_python_summary("read", st, C_PY_READ);
+	}
+	/* What the default transport saves over nng, case by case. */
+	for (size_t i = 0; i < sizeof(twins) / sizeof(twins[0]); i++) {
+		char label[64];
+		if (skip[twins[i].fast] || skip[twins[i].nng])
+			continue;
+		snprintf(label, sizeof(label), "%s, nng / fast", twins[i].label);
+		print_summary(label, st[twins[i].nng].median, st[twins[i].fast].median);
+	}
 }
 
 static void print_wall_table(const struct stats *ws, const bool *wskip, long startup_runs)
@@ -1311,7 +1443,6 @@ int main(int argc, char **argv)
 	char *dir = NULL, *sysgate = NULL, *loop = NULL, *loop_dir = NULL, *worker = NULL;
 	char *sdk_lib = NULL, *stage = NULL, *py_script = NULL, *py_cmd = NULL;
 	char *sg_args[C_COUNT] = { NULL };
-	char **case_env[C_COUNT] = { NULL };
 	bool skip[C_COUNT] = { false };
 	double *samples = NULL, *scratch = NULL, *wall_samples = NULL;
 	char *audit = NULL, *strace = NULL, *tar = NULL;
@@ -1319,7 +1450,7 @@ int main(int argc, char **argv)
 	bool wskip[W_COUNT] = { false };
 	/* The environment as given, before the Python staging sets PYTHONPATH: the wall-clock
 	 * cases run in it. */
-	char **orig_env = env_copy(environ, NULL);
+	char **orig_env = env_copy(environ);
 
 	if (!sysgate_opt || !loop_opt) {
 		dir = self_dir();
@@ -1418,14 +1549,6 @@ int main(int argc, char **argv)
 			goto out;
 		}
 	}
-	for (int c = 0; c < C_COUNT; c++) {
-		if (skip[c] || !cases[c].env)
-			continue;
-		if (!(case_env[c] = env_copy(environ, cases[c].env))) {
-			fprintf(stderr, "sysgate-bench: out of memory\n");
-			goto out;
-		}
-	}
 
 	/* The wall-clock cases. */
 	if (!no_workload) {
@@ -1485,7 +1608,15 @@ int main(int argc, char **argv)
 		const char *work_py[] = { "/bin/sh", "-c", py_loop, "sh", python, py_n };
 		const char *work_tar[] = { tar, "-cPf", "/dev/zero", tar_dir };
 		const char *wrap_sysgate[] = { sysgate, "run", "--" };
+		/* What the audit worker registers, trapped and continued by a builtin:
+		 * the floor for any worker. */
+		const char *wrap_trap[] = { sysgate, "run",   "--trap", "openat",  "--trap", "open",
+					    "--trap", "creat", "--trap", "openat2", "--trap", "execve",
+					    "--" };
 		const char *wrap_audit[] = { sysgate, "run", "--worker", audit, "--" };
+		const char *wrap_audit_nng[] = {
+			sysgate, "run", "--worker", audit, "--worker-transport", "nng", "--"
+		};
 		const char *wrap_strace[] = {
 			strace, "-f", "-e", "trace=openat", "-o", "/dev/null"
 		};
@@ -1497,13 +1628,17 @@ int main(int argc, char **argv)
 			size_t nwork = w->work == WORK_STARTUP ? 1
 				       : w->work == WORK_PY    ? sizeof(work_py) / sizeof(*work_py)
 							    : sizeof(work_tar) / sizeof(*work_tar);
-			const char *const *wrap = w->wrap == WRAP_SYSGATE ? wrap_sysgate
-						  : w->wrap == WRAP_AUDIT ? wrap_audit
-									  : wrap_strace;
-			size_t nwrap = w->wrap == WRAP_NONE      ? 0
-				       : w->wrap == WRAP_SYSGATE ? 3
-				       : w->wrap == WRAP_AUDIT   ? 5
-								 : 6;
+			const char *const *wrap = w->wrap == WRAP_SYSGATE     ? wrap_sysgate
+						  : w->wrap == WRAP_TRAP      ? wrap_trap
+						  : w->wrap == WRAP_AUDIT     ? wrap_audit
+						  : w->wrap == WRAP_AUDIT_NNG ? wrap_audit_nng
+									      : wrap_strace;
+			size_t nwrap = w->wrap == WRAP_NONE        ? 0
+				       : w->wrap == WRAP_SYSGATE   ? 3
+				       : w->wrap == WRAP_TRAP      ? sizeof(wrap_trap) / sizeof(*wrap_trap)
+				       : w->wrap == WRAP_AUDIT     ? 5
+				       : w->wrap == WRAP_AUDIT_NNG ? 7
+								   : 6;
 			wskip[c] = (w->work != WORK_STARTUP && no_workload) ||
 				   (w->wrap == WRAP_STRACE && !strace);
 			if (wskip[c])
@@ -1539,9 +1674,9 @@ int main(int argc, char **argv)
 			char why[512];
 			if (skip[c])
 				continue;
-			if (run_case(&cases[c], sg_args[c], case_env[c] ? case_env[c] : environ,
-				     sysgate, loop, case_iters[cases[c].iters],
-				     &samples[c * reps + r], why, sizeof(why)) < 0) {
+			if (run_case(&cases[c], sg_args[c], environ, sysgate, loop,
+				     case_iters[cases[c].iters], &samples[c * reps + r], why,
+				     sizeof(why)) < 0) {
 				fflush(stdout);
 				fprintf(stderr, "sysgate-bench: case %s failed (rep %ld): %s\n",
 					cases[c].name, r + 1, why);
@@ -1590,10 +1725,8 @@ out:
 	free(py_script);
 	free(py_cmd);
 	free(sdk_lib);
-	for (int c = 0; c < C_COUNT; c++) {
+	for (int c = 0; c < C_COUNT; c++)
 		free(sg_args[c]);
-		strv_free(case_env[c]);
-	}
 	for (int c = 0; c < W_COUNT; c++)
 		strv_free(wall_argv[c]);
 	strv_free(orig_env);
