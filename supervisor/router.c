@@ -548,7 +548,7 @@ static void worker_failed(struct router *rt, struct worker *w, const char *kind,
 		     json_pack("{s:s, s:s, s:b, s:i}", "kind", kind, "reason", why, "restart",
 			       restart, "pending", (int)w->n_inflight));
 	/* Policies may route to other workers (or back here: down now). */
-	struct pending *held[WORKER_MAX_INFLIGHT];
+	struct pending *held[WORKER_HELD_MAX];
 	size_t n = w->n_inflight;
 	memcpy(held, w->inflight, n * sizeof(*held));
 	w->n_inflight = 0;
@@ -668,9 +668,25 @@ static bool in_sandbox(struct router *rt, pid_t tid)
 	return ok;
 }
 
+static void take_submissions(struct router *rt);
+static bool submissions_ready(struct router *rt);
+
+/* The pending notification seq of w, taking it (take) from its list. One
+ * the receiver handed over may still sit in the submission ring (its
+ * answer can come over nng, overtaking the hand-over): adopt those first. */
+static struct pending *find_held(struct router *rt, struct worker *w, uint64_t seq, bool take)
+{
+	struct pending *p = find_inflight(w, seq, take);
+	if (!p && submissions_ready(rt)) {
+		take_submissions(rt);
+		p = find_inflight(w, seq, take);
+	}
+	return p;
+}
+
 static void on_action(struct router *rt, struct worker *w, const Sysgate__V1__Action *m)
 {
-	struct pending *p = find_inflight(w, m->seq, true);
+	struct pending *p = find_held(rt, w, m->seq, true);
 	if (p && p->via_lane)
 		w->n_lane--;
 	if (!p && expired_seq(w, m->seq, true)) {
@@ -772,7 +788,7 @@ static void on_mem_request(struct router *rt, struct worker *w,
 	Sysgate__V1__MemReply reply;
 	proto_envelope_init(&env, SYSGATE__V1__ENVELOPE__BODY_MEM_REPLY);
 	env.mem_reply = &reply;
-	struct pending *p = find_inflight(w, m->seq, false);
+	struct pending *p = find_held(rt, w, m->seq, false);
 	if (!p) {
 		/* Not held (any more): an error, never an access. */
 		sysgate__v1__mem_reply__init(&reply);
@@ -887,8 +903,6 @@ static void drain_messages(struct router *rt, struct worker *w)
 		nng_msg_free(msg);
 	}
 }
-
-static void take_submissions(struct router *rt);
 
 static bool lane_ours(struct worker *w)
 {
@@ -1250,6 +1264,13 @@ static void serve(struct router *rt)
 /* End of the run: Goodbye, a grace period to exit, then SIGKILL. */
 static void stop_workers(struct router *rt)
 {
+	for (size_t i = 0; i < rt->n_workers; i++) {
+		/* What they sent before the end still counts: a Record on the
+		 * router's lane can trail the answer the receiver took on its
+		 * own lane, and the program may have exited since. */
+		drain_messages(rt, &rt->workers[i]);
+		drain_fast(rt, &rt->workers[i]);
+	}
 	for (size_t i = 0; i < rt->n_workers; i++)
 		if (rt->workers[i].state == WORKER_READY)
 			send_goodbye(&rt->workers[i], "the sandbox ended");
@@ -1561,6 +1582,10 @@ int router_submit(struct router *rt, const struct seccomp_notif *req, const stru
  * and hands the lane back once nothing sent on it is pending. Only one
  * thread uses a lane at a time (lane_owner). */
 
+/* Memory requests the receiver serves for one notification; more go to
+ * the router. */
+#define LANE_MAX_MEM_REQUESTS 16u
+
 /* A replica of h's worker whose lane the receiver may use now (lane_busy
  * set), or NULL. */
 static struct worker *lane_pick(struct router *rt, const struct chain_hop *h, int cpu,
@@ -1712,14 +1737,20 @@ int router_lane(struct router *rt, const struct seccomp_notif *req, const struct
 	uint64_t start = now_ns();
 	p->deadline = start + rt->handler_timeout_ns;
 	int k = -1;
+	unsigned served = 0;
 	for (unsigned spins = 0;; spins++) {
 		uint32_t next;
 		ssize_t len = fastchan_peek(&w->lrx, rt->lane_buf, FASTCHAN_MAX_MSG, &next);
 		if (len >= 0) {
+			/* Bounded however the worker behaves: a stream of memory
+			 * requests does not keep the receiver here. */
+			if (served == LANE_MAX_MEM_REQUESTS || now_ns() - start > rt->spin_ns)
+				break;
 			k = lane_message(rt, w, p, (size_t)len, next);
 			if (k != 0)
 				break;
 			k = -1; /* a memory request served: still unanswered */
+			served++;
 			continue;
 		}
 		if (len != -EAGAIN)

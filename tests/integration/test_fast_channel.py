@@ -30,6 +30,7 @@ BUILD = os.environ.get("SYSGATE_BUILD_DIR", "")
 FAKER = os.path.join(BUILD, "examples", "sysgate-getpid-faker")
 MISBEHAVE = os.path.join(BUILD, "tests", "workers", "sg-misbehave")
 DEFER = os.path.join(BUILD, "tests", "workers", "sg-defer")
+BUSY = os.path.join(BUILD, "tests", "workers", "sg-busy")
 BENCH_WORKER = os.path.join(BUILD, "bench", "sg_bench_worker")
 BENCH_LOOP = os.path.join(BUILD, "bench", "sg_bench_loop")
 
@@ -267,6 +268,38 @@ def test_lane_hands_slow_answers_to_the_router(sysgate_bin, rundir_base):
     answered, handed, not_taken, _ = counts
     assert handed > 0, counts
     assert answered + handed + not_taken == 100, counts
+
+
+ERRNOS_IN_THREADS = """
+import collections, ctypes, json, sys, threading
+libc = ctypes.CDLL(None, use_errno=True)
+nr, threads, calls = (int(a) for a in sys.argv[1:4])
+seen = collections.Counter()
+def work():
+    for _ in range(calls):
+        ctypes.set_errno(0)
+        r = libc.syscall(nr)
+        seen[ctypes.get_errno() if r == -1 else 0] += 1
+ts = [threading.Thread(target=work) for _ in range(threads)]
+[t.start() for t in ts]; [t.join() for t in ts]
+print(json.dumps(dict(seen)), flush=True)
+"""
+
+
+@pytest.mark.parametrize("transport", ["fast", "nng"])
+def test_busy_handlers_reading_memory(sysgate_bin, rundir_base, transport):
+    """Every handler thread busy (0.3 ms of work, then a memory read) while
+    16 program threads keep calling: snapshots queue up and memory replies
+    arrive while no thread is free. Each of the 4800 calls gets the
+    handler's answer (errno 77), none a timeout's or a failure's. (A handler
+    once ran holding the fast channel's pump role: its own memory reply was
+    never read.)"""
+    r = run("--handler-timeout", "3000", "--worker-transport", transport, "--worker",
+            f"{BUSY} --work-us 300", "--", PY, "-c", ERRNOS_IN_THREADS, str(GETPPID), "16",
+            "300", env=env_with(rundir_base), timeout=120)
+    assert r.returncode == 0, r.stderr
+    assert json.loads(r.stdout) == {"77": 4800}, r.stderr
+    assert "did not answer" not in r.stderr and "restarting" not in r.stderr, r.stderr
 
 
 def test_no_spinning_with_spin_time_zero(sysgate_bin, rundir_base):

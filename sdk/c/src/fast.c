@@ -169,6 +169,8 @@ static void step_aside(sg_worker *w)
 	atomic_store_explicit(&w->shm->worker_cpu, cpu, memory_order_relaxed);
 }
 
+static int pump_router_lane(sg_worker *w, struct mem_wait *mine);
+
 /* One message from lane: 1 a Snapshot for the caller (*snap), 0 handled,
  * -1 the run ended (a violation). */
 static int pump_one(sg_worker *w, int lane, size_t len, struct mem_wait *mine,
@@ -189,6 +191,10 @@ static int pump_one(sg_worker *w, int lane, size_t len, struct mem_wait *mine,
 			*snap = steal_ptr(&m);
 			return 1;
 		}
+		/* The receiver's lane may overtake an Injected: what the
+		 * router's lane holds goes first, before anyone can take it. */
+		if (r == 0 && lane == 1 && pump_router_lane(w, mine) < 0)
+			return -1;
 		if (r == 0)
 			r = worker_queue_snapshot(w, &m, lane, &err);
 		break;
@@ -298,6 +304,11 @@ void *fast_thread(void *arg)
 		int lane = 0;
 		Sysgate__V1__Envelope *m _cleanup_envelope_ = worker_try_snapshot(w, &lane);
 		if (m) {
+			/* Never run a handler holding the role (taken back before
+			 * the last answer left): nobody would read the rings
+			 * meanwhile, a memory reply included. */
+			if (slot->pumping)
+				release_role(w, slot);
 			worker_dispatch(w, slot, m->snapshot, lane);
 			continue;
 		}
