@@ -1698,6 +1698,14 @@ static int lane_message(struct router *rt, struct worker *w, struct pending *p, 
 	return 1;
 }
 
+/* Another notification waits to be received: waiting here would delay it
+ * (and keep the next replica idle), so the router takes this one over. */
+static bool listener_ready(struct router *rt)
+{
+	struct pollfd pfd = { .fd = rt->listener, .events = POLLIN };
+	return poll(&pfd, 1, 0) == 1 && (pfd.revents & POLLIN);
+}
+
 int router_lane(struct router *rt, const struct seccomp_notif *req, const struct chain *chain,
 		uint64_t t0)
 {
@@ -1756,7 +1764,7 @@ int router_lane(struct router *rt, const struct seccomp_notif *req, const struct
 		if (len != -EAGAIN)
 			break; /* a broken ring: the router finds it */
 		fastchan_relax();
-		if (spins % 64 == 63 && now_ns() - start > rt->spin_ns)
+		if (spins % 64 == 63 && (now_ns() - start > rt->spin_ns || listener_ready(rt)))
 			break;
 	}
 	if (k < 0)
