@@ -1618,7 +1618,9 @@ static struct worker *lane_pick(struct router *rt, const struct chain_hop *h, in
 	return NULL;
 }
 
-/* Sends m on w's lane; false if it does not fit now. */
+/* Sends m on w's lane; false if it does not fit now (or the worker broke
+ * the ring: the router finds that out). Not send_fast: that marks the
+ * worker, which is the router's to touch. */
 static bool lane_send(struct worker *w, const Sysgate__V1__Envelope *m)
 {
 	size_t len = protobuf_c_message_get_packed_size(&m->base);
@@ -1634,8 +1636,9 @@ static bool lane_send(struct worker *w, const Sysgate__V1__Envelope *m)
 }
 
 /* The lane's next message, already copied out (len bytes, next: the
- * position after it), for p: 1 p is answered, 0 keep waiting (a memory
- * request was served), -1 leave it unread for the router. */
+ * position after it), for p: 1 p is answered, 2 p continued and went to the
+ * router for its next hops, 0 keep waiting (a memory request was served),
+ * -1 leave it unread for the router. */
 static int lane_message(struct router *rt, struct worker *w, struct pending *p, size_t len,
 			uint32_t next)
 {
