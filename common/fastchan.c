@@ -47,7 +47,8 @@ int fastchan_map(int memfd, struct fastchan_shm **shm, struct sg_err *err)
 	if (fstat(memfd, &st) < 0)
 		return err_sys(err, errno, "fast channel: fd %d", memfd);
 	if (st.st_size != (off_t)sizeof(struct fastchan_shm))
-		return err_set(err, EPROTO, "fast channel: %lld bytes, expected %zu (another build?)",
+		return err_set(err, EPROTO,
+			       "fast channel: %lld bytes, expected %zu (another build?)",
 			       (long long)st.st_size, sizeof(struct fastchan_shm));
 	struct fastchan_shm *m =
 		mmap(NULL, sizeof(*m), PROT_READ | PROT_WRITE, MAP_SHARED, memfd, 0);

@@ -38,20 +38,20 @@
 
 #include "util.h"
 
-#define FASTCHAN_MAGIC 0x63666773u    /* "sgfc" */
-#define FASTCHAN_RING (256u << 10)    /* bytes per direction, a power of two */
-#define FASTCHAN_MAX_MSG (64u << 10)  /* bigger messages go over nng */
+#define FASTCHAN_MAGIC 0x63666773u   /* "sgfc" */
+#define FASTCHAN_RING (256u << 10)   /* bytes per direction, a power of two */
+#define FASTCHAN_MAX_MSG (64u << 10) /* bigger messages go over nng */
 
 struct fastchan_ring {
-	_Alignas(64) _Atomic uint32_t head; /* bytes consumed */
-	_Alignas(64) _Atomic uint32_t tail; /* bytes published */
+	_Alignas(64) _Atomic uint32_t head;      /* bytes consumed */
+	_Alignas(64) _Atomic uint32_t tail;      /* bytes published */
 	_Alignas(64) _Atomic uint32_t need_wake; /* the consumer (supervisor) sleeps */
 	_Alignas(64) uint8_t data[FASTCHAN_RING];
 };
 
 struct fastchan_shm {
 	uint32_t magic;
-	uint32_t size; /* sizeof(struct fastchan_shm) */
+	uint32_t size;                                  /* sizeof(struct fastchan_shm) */
 	_Alignas(64) _Atomic uint32_t worker_need_wake; /* no worker thread pumps */
 	_Atomic uint32_t worker_wake_seq;               /* futex word */
 	_Atomic int32_t worker_cpu; /* where a worker thread spins, -1: none (a hint) */

@@ -31,6 +31,8 @@ enum cli_field {
 	FIELD_WORKER_USER,
 	FIELD_AUDIT,
 	FIELD_VERBOSE,
+	FIELD_REPLICAS,  /* replicas of each --worker, '|'-joined */
+	FIELD_TRANSPORT, /* "fast" or "nng" */
 };
 
 struct parse_case {
@@ -95,6 +97,19 @@ static struct parse_case parse_cases[] = {
 	{ "--worker repeatable, in order",
 	  { "run", "--worker", "w1 --flag", "--worker", "w2", "--", "true" }, CLI_RUN,
 	  FIELD_WORKERS, "w1 --flag|w2" },
+	{ "--replicas apply to the --worker before",
+	  { "run", "--worker", "w1", "--replicas", "3", "--worker", "w2", "--", "true" }, CLI_RUN,
+	  FIELD_REPLICAS, "3|1" },
+	{ "--replicas 8, last one wins",
+	  { "run", "--worker", "w1", "--replicas", "2", "--replicas=8", "--", "true" }, CLI_RUN,
+	  FIELD_REPLICAS, "8" },
+	{ "transport defaults to fast", { "run", "--worker", "w1", "--", "true" }, CLI_RUN,
+	  FIELD_TRANSPORT, "fast" },
+	{ "--worker-transport nng", { "run", "--worker-transport", "nng", "--", "true" }, CLI_RUN,
+	  FIELD_TRANSPORT, "nng" },
+	{ "--worker-transport fast", { "run", "--worker-transport=nng", "--worker-transport",
+				       "fast", "--", "true" },
+	  CLI_RUN, FIELD_TRANSPORT, "fast" },
 	{ "--handler-timeout", { "run", "--handler-timeout", "250", "--", "true" }, CLI_RUN,
 	  FIELD_HANDLER_TIMEOUT_MS, "250" },
 	{ "--worker-user", { "run", "--worker-user", "daemon", "--", "true" }, CLI_RUN,
@@ -115,6 +130,16 @@ static struct parse_case parse_cases[] = {
 };
 
 static struct error_case error_cases[] = {
+	{ "--replicas before any --worker", { "run", "--replicas", "2", "--", "true" },
+	  "--replicas 2" },
+	{ "--replicas 0", { "run", "--worker", "w", "--replicas", "0", "--", "true" },
+	  "--replicas 0" },
+	{ "--replicas 9", { "run", "--worker", "w", "--replicas", "9", "--", "true" },
+	  "--replicas 9" },
+	{ "--replicas x", { "run", "--worker", "w", "--replicas", "x", "--", "true" },
+	  "--replicas x" },
+	{ "--worker-transport tcp", { "run", "--worker-transport", "tcp", "--", "true" },
+	  "--worker-transport tcp" },
 	{ "unknown long option", { "run", "--bogus", "--", "true" }, "--bogus" },
 	{ "unknown short option", { "run", "-x", "--", "true" }, "-x" },
 	{ "unknown short option in a cluster", { "run", "-vx", "--", "true" }, "-x" },
@@ -247,6 +272,17 @@ static void render(const struct config *cfg, enum cli_field field, char *buf, si
 		return;
 	case FIELD_VERBOSE:
 		snprintf(buf, cap, "%d", cfg->verbose);
+		return;
+	case FIELD_REPLICAS: {
+		size_t k = 0;
+		buf[0] = '\0';
+		for (size_t i = 0; i < cfg->workers.n && k < cap; i++)
+			k += (size_t)snprintf(buf + k, cap - k, "%s%u", i ? "|" : "",
+					      cfg->replicas[i]);
+		return;
+	}
+	case FIELD_TRANSPORT:
+		snprintf(buf, cap, "%s", cfg->worker_nng_only ? "nng" : "fast");
 		return;
 	}
 	fail_msg("unknown field %d", (int)field);

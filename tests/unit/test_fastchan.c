@@ -77,7 +77,7 @@ static void test_full_then_room(void **state)
 	unsigned n = 0;
 	while (fastchan_push(&c->tx, msg, sizeof(msg)) == 0)
 		n++;
-	assert_int_equal(n, FASTCHAN_RING / (FASTCHAN_MAX_MSG + 8) );
+	assert_int_equal(n, FASTCHAN_RING / (FASTCHAN_MAX_MSG + 8));
 	assert_int_equal(fastchan_push(&c->tx, msg, sizeof(msg)), -EAGAIN);
 	assert_int_equal(fastchan_pop(&c->rx, c->buf, sizeof(c->buf)), (ssize_t)sizeof(msg));
 	assert_int_equal(fastchan_push(&c->tx, msg, sizeof(msg)), 0);

@@ -44,8 +44,8 @@ void fast_init(sg_worker *w)
 	const char *spin = getenv(ENV_SPIN);
 	char *end;
 	unsigned long long ns = spin && *spin ? strtoull(spin, &end, 10) : 0;
-	w->fast_spin_ns = spin && *spin && !*end && ns <= 10000000ull ? ns
-									: FASTCHAN_WORKER_SPIN_NS;
+	w->fast_spin_ns =
+		spin && *spin && !*end && ns <= 10000000ull ? ns : FASTCHAN_WORKER_SPIN_NS;
 }
 
 bool fast_offer(sg_worker *w)
@@ -269,7 +269,8 @@ static void pump(sg_worker *w, struct mem_wait *mine, Sysgate__V1__Envelope **sn
 		}
 		if (len == -EPROTO) {
 			struct sg_err err;
-			err_set(&err, EPROTO, "the supervisor's end of the fast channel is corrupt");
+			err_set(&err, EPROTO,
+				"the supervisor's end of the fast channel is corrupt");
 			violation(w, &err);
 			return;
 		}
@@ -322,8 +323,8 @@ void *fast_thread(void *arg)
 			continue;
 		}
 		/* Another thread pumps: wait for queued work, the role, or the end. */
-		if (!__atomic_load_n(&w->queue_len, __ATOMIC_RELAXED) &&
-		    atomic_load(&w->pumping) && !ended(w))
+		if (!__atomic_load_n(&w->queue_len, __ATOMIC_RELAXED) && atomic_load(&w->pumping) &&
+		    !ended(w))
 			fastchan_futex_wait(&w->shm->worker_wake_seq, seq, 0);
 	}
 	if (slot->pumping)
