@@ -194,14 +194,15 @@ static int parse_option(int c, const char *arg, struct config *cfg, struct sg_er
 		if (!*arg)
 			return err_set(err, EINVAL, "--worker: empty command");
 		if (cfg->workers.n >= CLI_MAX_WORKERS)
-			return err_set(err, E2BIG, "--worker: at most %u workers",
-				       CLI_MAX_WORKERS);
+			return err_set(err, E2BIG, "--worker: at most %u workers", CLI_MAX_WORKERS);
 		cfg->replicas[cfg->workers.n] = 1;
 		return strvec_push(&cfg->workers, arg);
 	case OPT_REPLICAS:
 		if (cfg->workers.n == 0)
-			return err_set(err, EINVAL, "--replicas %s: give it after the --worker it "
-				       "applies to", arg);
+			return err_set(err, EINVAL,
+				       "--replicas %s: give it after the --worker it "
+				       "applies to",
+				       arg);
 		if (parse_long(arg, 1, CLI_MAX_REPLICAS, &v) < 0)
 			return err_set(err, EINVAL, "--replicas %s: not a number from 1 to %u", arg,
 				       CLI_MAX_REPLICAS);
@@ -213,7 +214,8 @@ static int parse_option(int c, const char *arg, struct config *cfg, struct sg_er
 		else if (strcmp(arg, "nng") == 0)
 			cfg->worker_nng_only = true;
 		else
-			return err_set(err, EINVAL, "--worker-transport %s: must be fast or nng", arg);
+			return err_set(err, EINVAL, "--worker-transport %s: must be fast or nng",
+				       arg);
 		return 0;
 	case OPT_HANDLER_TIMEOUT:
 		if (parse_long(arg, 1, 3600000, &v) < 0)

@@ -114,7 +114,7 @@ struct router {
 	_Atomic uint64_t next_seq; /* the receiver takes seqs too */
 	uint64_t handler_timeout_ns, start_timeout_ns;
 	uint8_t *proxy_buf;
-	uint8_t *fast_buf;    /* one fast-channel record, copied out */
+	uint8_t *fast_buf;     /* one fast-channel record, copied out */
 	uint64_t last_busy_ns; /* last hot-path work: spin a while after it */
 	uint64_t spin_ns;      /* how long: 0 never (one CPU) */
 	bool sandbox_killed;
@@ -206,13 +206,15 @@ static int send_envelope(struct worker *w, const Sysgate__V1__Envelope *env, str
 			env->body_case == SYSGATE__V1__ENVELOPE__BODY_MEM_REPLY ||
 			env->body_case == SYSGATE__V1__ENVELOPE__BODY_INJECTED)) {
 		/* A MemReply answers on the lane its request came on. */
-		bool lane = w->reply_lane && env->body_case == SYSGATE__V1__ENVELOPE__BODY_MEM_REPLY;
+		bool lane =
+			w->reply_lane && env->body_case == SYSGATE__V1__ENVELOPE__BODY_MEM_REPLY;
 		int r = send_fast(w, lane ? &w->ltx : &w->tx, env);
 		if (r == -EPROTO)
 			return err_set(err, EPROTO, "it corrupted its fast channel");
 		/* A MemReply may overtake anything: nng carries what does not
 		 * fit. Snapshots and Injected keep their order or fail. */
-		if (r == 0 || (r == -EAGAIN && env->body_case != SYSGATE__V1__ENVELOPE__BODY_MEM_REPLY))
+		if (r == 0 ||
+		    (r == -EAGAIN && env->body_case != SYSGATE__V1__ENVELOPE__BODY_MEM_REPLY))
 			return r == 0 ? 0 : err_set(err, EAGAIN, "its fast channel is full");
 	}
 	_cleanup_free_ void *buf = NULL;
@@ -604,7 +606,8 @@ static void on_hello(struct router *rt, struct worker *w, const Sysgate__V1__Hel
 		if (o != w && o->regs)
 			sibling = o;
 	}
-	if (w->generation == 0 && sibling && !registry_equal(sibling->regs, sibling->n_regs, regs, n)) {
+	if (w->generation == 0 && sibling &&
+	    !registry_equal(sibling->regs, sibling->n_regs, regs, n)) {
 		free(regs);
 		refuse(rt, w, "registered differently from its other replicas");
 		return;
@@ -914,8 +917,8 @@ static bool lane_ours(struct worker *w)
 static bool drain_ring(struct router *rt, struct worker *w, struct fastchan_end *rx)
 {
 	bool any = false;
-	for (unsigned n = 0; n < 2 * WORKER_HELD_MAX && w->fast && !w->fast_broken &&
-			     w->state == WORKER_READY;
+	for (unsigned n = 0;
+	     n < 2 * WORKER_HELD_MAX && w->fast && !w->fast_broken && w->state == WORKER_READY;
 	     n++) {
 		ssize_t len = fastchan_pop(rx, rt->fast_buf, FASTCHAN_MAX_MSG);
 		if (len == -EAGAIN)
@@ -1479,8 +1482,7 @@ int router_start(struct router **out, const struct router_config *c, struct sg_e
 	rt->stop_fd = eventfd(0, EFD_CLOEXEC);
 	bool bufs = rt->proxy_buf && rt->fast_buf && rt->lane_buf && rt->lane_proxy;
 	if (!bufs || rt->kick_fd < 0 || rt->stop_fd < 0)
-		return err_sys(err, bufs ? errno : ENOMEM,
-			       "router: cannot set up");
+		return err_sys(err, bufs ? errno : ENOMEM, "router: cannot set up");
 	if ((r = make_rundir(rt, err)) < 0 || (r = read_paths(rt, c->cfg, err)) < 0)
 		return r;
 	rt->env.rundir = rt->rundir;
@@ -1494,8 +1496,8 @@ int router_start(struct router **out, const struct router_config *c, struct sg_e
 		struct worker *first = &rt->workers[rt->n_workers];
 		for (unsigned k = 0; k < reps; k++) {
 			struct worker *w = &rt->workers[rt->n_workers];
-			r = worker_init(w, (unsigned)rt->n_workers, c->cfg->workers.v[i], k, &rt->env,
-					err);
+			r = worker_init(w, (unsigned)rt->n_workers, c->cfg->workers.v[i], k,
+					&rt->env, err);
 			rt->n_workers++;
 			w->first = first;
 			first->n_replicas = k + 1;
@@ -1660,7 +1662,8 @@ static int lane_message(struct router *rt, struct worker *w, struct pending *p, 
 		Sysgate__V1__MemReply reply;
 		proto_envelope_init(&env, SYSGATE__V1__ENVELOPE__BODY_MEM_REPLY);
 		env.mem_reply = &reply;
-		struct childmem mem = { .listener = rt->listener, .id = p->req.id,
+		struct childmem mem = { .listener = rt->listener,
+					.id = p->req.id,
 					.pid = (pid_t)p->req.pid };
 		proxy_serve(&mem, q, rt->lane_proxy, &reply);
 		lane_send(w, &env); /* room reserved above */

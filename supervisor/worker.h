@@ -67,10 +67,10 @@ struct worker {
 	/* The fast channel of this start (fastchan.h), when the transport is
 	 * fast: made at spawn, used once the handshake agreed on it. */
 	struct fastchan_shm *shm;
-	int wake_fd;                 /* eventfd the worker writes to wake us */
-	bool fast;                   /* agreed: hot-path messages travel here */
-	bool fast_broken;            /* it wrote an impossible ring position */
-	struct fastchan_end tx, rx;  /* the router's lane: to_worker, to_sup */
+	int wake_fd;                /* eventfd the worker writes to wake us */
+	bool fast;                  /* agreed: hot-path messages travel here */
+	bool fast_broken;           /* it wrote an impossible ring position */
+	struct fastchan_end tx, rx; /* the router's lane: to_worker, to_sup */
 	/* The receiver's lane (router.c): used by whichever thread lane_owner
 	 * names. The router publishes lane_ready and load_pub for the
 	 * receiver, which sets lane_busy while it looks at the lane, so the

@@ -158,11 +158,11 @@ struct sg_worker {
 	struct fastchan_shm *shm;
 	bool fast;
 	_Atomic bool pumping;
-	pthread_mutex_t fast_tx_lock; /* senders take turns on tx */
+	pthread_mutex_t fast_tx_lock;               /* senders take turns on tx */
 	struct fastchan_end fast_tx[2], fast_rx[2]; /* [lane]: the router's, the receiver's */
-	uint8_t *fast_buf; /* the pump role's */
-	uint64_t fast_spin_ns; /* SYSGATE_WORKER_SPIN_NS */
-	cpu_set_t fast_cpus;   /* where the worker may run (at start) */
+	uint8_t *fast_buf;                          /* the pump role's */
+	uint64_t fast_spin_ns;                      /* SYSGATE_WORKER_SPIN_NS */
+	cpu_set_t fast_cpus;                        /* where the worker may run (at start) */
 
 	uint32_t max_inflight, max_mem_request, max_inject; /* Welcome; fixed after */
 
