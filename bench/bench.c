@@ -40,6 +40,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "util.h" /* now_ns, strv_free */
+
 extern char **environ;
 
 #define DEFAULT_REPS 7
@@ -364,13 +366,6 @@ static char *dir_of(const char *path)
 	return strndup(path, (size_t)(slash - path));
 }
 
-static double now_ns(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec * 1e9 + (double)ts.tv_nsec;
-}
-
 /* The first executable name in PATH (or name itself if it has a slash); malloc'd or NULL. */
 static char *find_in_path(const char *name)
 {
@@ -389,15 +384,6 @@ static char *find_in_path(const char *name)
 	}
 	free(copy);
 	return found;
-}
-
-static void strv_free(char **v)
-{
-	if (!v)
-		return;
-	for (char **p = v; *p; p++)
-		free(*p);
-	free(v);
 }
 
 /* A copy of the environment env; NULL when out of memory.  Free with strv_free. */
@@ -656,7 +642,7 @@ static int run_cmd(char *const argv[], char *const envp[], bool discard_err, cha
 		e = discard_err ? posix_spawn_file_actions_addopen(&fa, STDERR_FILENO, "/dev/null",
 								   O_WRONLY, 0)
 				: posix_spawn_file_actions_adddup2(&fa, err_pipe[1], STDERR_FILENO);
-	double t0 = now_ns();
+	uint64_t t0 = now_ns();
 	if (e == 0)
 		e = posix_spawn(&pid, argv[0], &fa, NULL, argv, envp);
 	if (e != 0) {
@@ -692,7 +678,7 @@ static int run_cmd(char *const argv[], char *const envp[], bool discard_err, cha
 	pid_t w;
 	while ((w = waitpid(pid, &status, 0)) < 0 && errno == EINTR)
 		;
-	*wall_ns = now_ns() - t0;
+	*wall_ns = (double)(now_ns() - t0);
 	if (w < 0) {
 		snprintf(why, why_cap, "waitpid: %s", strerror(errno));
 		goto done;

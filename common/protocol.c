@@ -2,6 +2,8 @@
  * controls, encoding. See protocol.h. */
 #include "protocol.h"
 
+#include "fastchan.h"
+
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -578,5 +580,17 @@ int proto_encode(const Sysgate__V1__Envelope *m, void **buf, size_t *len, struct
 			       body_name(m->body_case), packed, size);
 	*buf = steal_ptr(&out);
 	*len = size;
+	return 0;
+}
+
+int proto_ring_put(struct fastchan_end *e, const Sysgate__V1__Envelope *m)
+{
+	size_t len = protobuf_c_message_get_packed_size(&m->base);
+	int error;
+	uint8_t *dst = fastchan_reserve(e, len, &error);
+	if (!dst)
+		return error;
+	protobuf_c_message_pack(&m->base, dst);
+	fastchan_commit(e, len);
 	return 0;
 }

@@ -87,6 +87,14 @@ int proto_validate_from_supervisor(const Sysgate__V1__Envelope *m, struct sg_err
  * the body's fields. */
 int proto_encode(const Sysgate__V1__Envelope *m, void **buf, size_t *len, struct sg_err *err);
 
+struct fastchan_end;
+
+/* Packs m straight into the next record of a fast-channel ring
+ * (fastchan.h): 0, or fastchan_reserve()'s error (-EAGAIN full, -EMSGSIZE
+ * too big for a ring, -EPROTO the peer broke it). Waking the consumer is the
+ * caller's. */
+int proto_ring_put(struct fastchan_end *e, const Sysgate__V1__Envelope *m);
+
 /* Frees an envelope from proto_decode() (NULL is fine). Not for envelopes
  * the caller built itself. */
 static inline void proto_envelope_free(Sysgate__V1__Envelope *m)

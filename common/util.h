@@ -64,4 +64,11 @@ uint64_t now_ns(void);
 /* write(2) all of buf, retrying on EINTR and short writes. */
 int write_all(int fd, const void *buf, size_t len);
 
+/* out[0..n) = the 2n hex digits of s (either case), nothing more: 0, or
+ * -EINVAL. How a worker reads the token the supervisor passed. */
+int hex_decode(const char *s, uint8_t *out, size_t n);
+
+/* Frees a NULL-terminated array of strings and the strings (NULL is fine). */
+void strv_free(char **v);
+
 #endif

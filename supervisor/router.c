@@ -183,21 +183,22 @@ static void audit_worker(struct router *rt, const char *type, const struct worke
 
 /* Over the fast channel: 0, or -EMSGSIZE / -EAGAIN (too big, full: the
  * caller may use nng), -EPROTO (the worker broke the ring). */
+/* Puts env on tx, one of w's rings to the worker, and wakes the worker if
+ * it sleeps. The receiver's lane uses it too: it touches nothing else of w. */
+static int put_fast(struct worker *w, struct fastchan_end *tx, const Sysgate__V1__Envelope *env)
+{
+	int r = proto_ring_put(tx, env);
+	if (r == 0 && fastchan_take_wake(&w->shm->worker_need_wake))
+		fastchan_futex_wake_all(&w->shm->worker_wake_seq);
+	return r;
+}
+
 static int send_fast(struct worker *w, struct fastchan_end *tx, const Sysgate__V1__Envelope *env)
 {
-	size_t len = protobuf_c_message_get_packed_size(&env->base);
-	int e;
-	uint8_t *dst = fastchan_reserve(tx, len, &e);
-	if (!dst) {
-		if (e == -EPROTO)
-			w->fast_broken = true;
-		return e;
-	}
-	protobuf_c_message_pack(&env->base, dst);
-	fastchan_commit(tx, len);
-	if (fastchan_take_wake(&w->shm->worker_need_wake))
-		fastchan_futex_wake_all(&w->shm->worker_wake_seq);
-	return 0;
+	int r = put_fast(w, tx, env);
+	if (r == -EPROTO)
+		w->fast_broken = true;
+	return r;
 }
 
 static int send_envelope(struct worker *w, const Sysgate__V1__Envelope *env, struct sg_err *err)
@@ -1620,23 +1621,6 @@ static struct worker *lane_pick(struct router *rt, const struct chain_hop *h, in
 	return NULL;
 }
 
-/* Sends m on w's lane; false if it does not fit now (or the worker broke
- * the ring: the router finds that out). Not send_fast: that marks the
- * worker, which is the router's to touch. */
-static bool lane_send(struct worker *w, const Sysgate__V1__Envelope *m)
-{
-	size_t len = protobuf_c_message_get_packed_size(&m->base);
-	int e;
-	uint8_t *dst = fastchan_reserve(&w->ltx, len, &e);
-	if (!dst)
-		return false;
-	protobuf_c_message_pack(&m->base, dst);
-	fastchan_commit(&w->ltx, len);
-	if (fastchan_take_wake(&w->shm->worker_need_wake))
-		fastchan_futex_wake_all(&w->shm->worker_wake_seq);
-	return true;
-}
-
 /* The lane's next message, already copied out (len bytes, next: the
  * position after it), for p: 1 p is answered, 2 p continued and went to the
  * router for its next hops, 0 keep waiting (a memory request was served),
@@ -1666,7 +1650,7 @@ static int lane_message(struct router *rt, struct worker *w, struct pending *p, 
 					.id = p->req.id,
 					.pid = (pid_t)p->req.pid };
 		proxy_serve(&mem, q, rt->lane_proxy, &reply);
-		lane_send(w, &env); /* room reserved above */
+		put_fast(w, &w->ltx, &env); /* room reserved above */
 		return 0;
 	}
 	if (m->body_case != SYSGATE__V1__ENVELOPE__BODY_ACTION || m->action->seq != p->seq)
@@ -1743,7 +1727,9 @@ int router_lane(struct router *rt, const struct seccomp_notif *req, const struct
 	p->preread = true;
 	struct snapshot_msg sm;
 	build_snapshot(rt, p, &chain->hops[0], &sm);
-	if (!lane_send(w, &sm.env)) {
+	/* A full or broken lane: the router's way (and the router finds a
+	 * broken ring; w's state is not the receiver's to touch). */
+	if (put_fast(w, &w->ltx, &sm.env) < 0) {
 		audit_syscall_release(&p->rec);
 		atomic_store(&w->lane_busy, false);
 		return -EAGAIN;

@@ -32,15 +32,6 @@ extern char **environ;
 static const char *const system_read[] = { "/usr", "/lib", "/lib64", "/lib32", "/libx32",
 					   "/bin", "/sbin", "/etc" };
 
-static void free_strv(char **v)
-{
-	if (!v)
-		return;
-	for (char **p = v; *p; p++)
-		free(*p);
-	free(v);
-}
-
 static int split_blanks(const char *spec, char ***out)
 {
 	size_t n = 0, cap = 4;
@@ -56,14 +47,14 @@ static int split_blanks(const char *spec, char ***out)
 		if (n == cap) {
 			char **nv = realloc(v, (cap * 2 + 1) * sizeof(*v));
 			if (!nv) {
-				free_strv(v);
+				strv_free(v);
 				return -ENOMEM;
 			}
 			v = nv;
 			cap *= 2;
 		}
 		if (!(v[n] = strndup(p, len))) {
-			free_strv(v);
+			strv_free(v);
 			return -ENOMEM;
 		}
 		v[++n] = NULL;
@@ -252,7 +243,7 @@ static char **worker_environ(const struct worker *w, int shm_fd, uint64_t spin_n
 	}
 	return v;
 fail:
-	free_strv(v);
+	strv_free(v);
 	return NULL;
 }
 
@@ -342,7 +333,7 @@ int worker_spawn(struct worker *w, const struct worker_env *env, uint64_t hello_
 	int pipefd[2];
 	_cleanup_close_ int devnull = open("/dev/null", O_RDONLY | O_CLOEXEC);
 	if (devnull < 0 || pipe2(pipefd, O_CLOEXEC) < 0) {
-		free_strv(envp);
+		strv_free(envp);
 		return err_sys(err, errno, "--worker '%s': cannot set up its output", w->spec);
 	}
 	pid_t self = getpid();
@@ -350,7 +341,7 @@ int worker_spawn(struct worker *w, const struct worker_env *env, uint64_t hello_
 	if (pid == 0)
 		child_run(w, env, pipefd[1], devnull, shm_fd, envp, self);
 	int e = errno;
-	free_strv(envp);
+	strv_free(envp);
 	close(pipefd[1]);
 	if (pid < 0) {
 		close(pipefd[0]);
@@ -496,7 +487,7 @@ void worker_free(struct worker *w)
 		close(w->exe_fd);
 	worker_fast_release(w);
 	worker_sandbox_free(&w->sandbox);
-	free_strv(w->argv);
+	strv_free(w->argv);
 	free(w->dir);
 	free(w->url);
 	free(w->regs);

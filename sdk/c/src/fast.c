@@ -97,19 +97,11 @@ int worker_send(sg_worker *w, const Sysgate__V1__Envelope *m, int lane, struct s
 {
 	if (!w->fast)
 		return link_send(&w->link, m, err);
-	size_t len = protobuf_c_message_get_packed_size(&m->base);
-	if (len > PROTO_MAX_MESSAGE)
-		return err_set(err, EMSGSIZE, "message of %zu bytes over the cap", len);
 	struct fastchan_end *tx = &w->fast_tx[lane ? 1 : 0];
 	pthread_mutex_lock(&w->fast_tx_lock);
-	int e;
-	uint8_t *dst = fastchan_reserve(tx, len, &e);
-	if (dst) {
-		protobuf_c_message_pack(&m->base, dst);
-		fastchan_commit(tx, len);
-	}
+	int e = proto_ring_put(tx, m);
 	pthread_mutex_unlock(&w->fast_tx_lock);
-	if (dst) {
+	if (e == 0) {
 		uint64_t one = 1;
 		if (fastchan_take_wake(&tx->ring->need_wake))
 			(void)!write(w->fast_wake_fd, &one, sizeof(one));
@@ -118,7 +110,7 @@ int worker_send(sg_worker *w, const Sysgate__V1__Envelope *m, int lane, struct s
 	if (e == -EPROTO)
 		return err_set(err, EPROTO, "the supervisor's end of the fast channel is corrupt");
 	/* Too big or full for now: the link carries it (any order is fine for
-	 * what a worker sends). */
+	 * what a worker sends), and refuses what is over the protocol's cap. */
 	return link_send(&w->link, m, err);
 }
 

@@ -18,31 +18,6 @@
 
 /* ---- Creation and registrations ------------------------------------------ */
 
-static int hex_digit(char c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	return -1;
-}
-
-/* token = the 64 hex digits of s; -EINVAL if s is anything else. */
-static int token_parse(const char *s, uint8_t token[PROTO_TOKEN_SIZE])
-{
-	if (strlen(s) != 2 * PROTO_TOKEN_SIZE)
-		return -EINVAL;
-	for (size_t i = 0; i < PROTO_TOKEN_SIZE; i++) {
-		int hi = hex_digit(s[2 * i]), lo = hex_digit(s[2 * i + 1]);
-		if (hi < 0 || lo < 0)
-			return -EINVAL;
-		token[i] = (uint8_t)(hi << 4 | lo);
-	}
-	return 0;
-}
-
 /* The handler threads asked for: SYSGATE_WORKER_THREADS if it is a
  * decimal 1..WORKER_THREADS_MAX, else the default. */
 static unsigned threads_parse(const char *s)
@@ -138,7 +113,7 @@ sg_worker *sg_worker_new(const char *name)
 		return NULL;
 	}
 	const char *token = getenv(ENV_TOKEN);
-	w->token_error = token ? token_parse(token, w->token) : -ENOENT;
+	w->token_error = token ? hex_decode(token, w->token, PROTO_TOKEN_SIZE) : -ENOENT;
 	w->threads_wanted = threads_parse(getenv(ENV_THREADS));
 	fast_init(w);
 	return w;
