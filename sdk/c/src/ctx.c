@@ -144,23 +144,21 @@ int sg_ctx_info(const sg_ctx *c, struct sg_ctx_info *out)
 {
 	if (!out)
 		return -EINVAL;
+	struct sg_ctx f;
 	memset(out, 0, sizeof(*out));
 	out->syscall = -1; /* as sg_ctx_syscall on a stale context */
 	if (!c)
 		return -EINVAL;
-	pthread_mutex_lock(c->lock);
-	bool live = c->live;
-	if (live) {
-		out->id = c->notif_id;
-		out->ip = c->instruction_pointer;
-		memcpy(out->args, c->args, sizeof(out->args));
-		out->syscall = c->syscall_nr;
-		out->pid = c->pid;
-		out->arch = c->arch;
-		out->flags = c->flags;
-	}
-	pthread_mutex_unlock(c->lock);
-	return live ? 0 : -ESTALE;
+	if (!ctx_fields(c, &f))
+		return -ESTALE;
+	out->id = f.notif_id;
+	out->ip = f.instruction_pointer;
+	memcpy(out->args, f.args, sizeof(out->args));
+	out->syscall = f.syscall_nr;
+	out->pid = f.pid;
+	out->arch = f.arch;
+	out->flags = f.flags;
+	return 0;
 }
 
 uint64_t sg_ctx_id(const sg_ctx *c)

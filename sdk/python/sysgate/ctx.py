@@ -109,29 +109,18 @@ class HandlerCtx:
             if info is None:
                 info = _info_local.info = _native.CtxInfo()
             info_fn(ptr, ctypes.addressof(info))
-            self.id = info.id
-            self.pid = info.pid
-            self._flags = info.flags
-            self.syscall_nr = info.syscall
-            self.arch = info.arch
-            self.instruction_pointer = info.ip
-            self.args = tuple(info.args)
-            self._native = native
-            self._ptr = ptr
-            self._paths = None
-            self._lock = threading.Lock()
-            self._live = True
-            return self
-        self.id = native.sg_ctx_id(ptr)
-        self.pid = native.sg_ctx_pid(ptr)
-        flags_fn = native.sg_ctx_flags
-        self._flags = flags_fn(ptr) if flags_fn is not None else _NO_FLAGS
-        self.syscall_nr = native.sg_ctx_syscall(ptr)
-        self.arch = native.sg_ctx_arch(ptr)
-        self.instruction_pointer = native.sg_ctx_ip(ptr)
-        arg = native.sg_ctx_arg
-        self.args = (arg(ptr, 0), arg(ptr, 1), arg(ptr, 2), arg(ptr, 3),
-                     arg(ptr, 4), arg(ptr, 5))
+            self.id, self.pid, self._flags = info.id, info.pid, info.flags
+            self.syscall_nr, self.arch = info.syscall, info.arch
+            self.instruction_pointer, self.args = info.ip, tuple(info.args)
+        else:  # an older libsysgate: a call per field
+            self.id = native.sg_ctx_id(ptr)
+            self.pid = native.sg_ctx_pid(ptr)
+            flags_fn = native.sg_ctx_flags
+            self._flags = flags_fn(ptr) if flags_fn is not None else _NO_FLAGS
+            self.syscall_nr = native.sg_ctx_syscall(ptr)
+            self.arch = native.sg_ctx_arch(ptr)
+            self.instruction_pointer = native.sg_ctx_ip(ptr)
+            self.args = tuple(native.sg_ctx_arg(ptr, i) for i in range(6))
         self._native = native
         self._ptr = ptr
         self._paths = None
