@@ -1551,25 +1551,38 @@ void router_go(struct router *rt, int listener)
 	pthread_mutex_unlock(&rt->lock);
 }
 
-int router_submit(struct router *rt, const struct seccomp_notif *req, const struct chain *chain,
-		  uint64_t t0)
+/* The receiver's: p (a pool entry) becomes notification req. */
+static void pending_start(struct router *rt, struct pending *p, const struct seccomp_notif *req,
+			  const struct chain *chain, uint64_t t0)
 {
-	struct pending *p = ring_pop(&rt->spare);
-	if (!p)
-		return -EBUSY;
 	memset(p, 0, sizeof(*p));
 	p->req = *req;
 	p->t0 = t0;
 	p->chain = chain;
 	if (rt->audit)
 		clock_gettime(CLOCK_REALTIME, &p->rec.when);
-	ring_push(&rt->submitted, p); /* room: at most the pool is out */
-	/* A spinning router sees it without a wake-up (see serve()). */
+}
+
+/* The receiver's, after pushing to the submission ring: wakes the router
+ * if it sleeps (a spinning router sees the push without it, see serve()). */
+static void kick_router(struct router *rt)
+{
 	atomic_thread_fence(memory_order_seq_cst);
 	if (atomic_load_explicit(&rt->sleeping, memory_order_relaxed)) {
 		uint64_t one = 1;
 		(void)!write(rt->kick_fd, &one, sizeof(one));
 	}
+}
+
+int router_submit(struct router *rt, const struct seccomp_notif *req, const struct chain *chain,
+		  uint64_t t0)
+{
+	struct pending *p = ring_pop(&rt->spare);
+	if (!p)
+		return -EBUSY;
+	pending_start(rt, p, req, chain, t0);
+	ring_push(&rt->submitted, p); /* room: at most the pool is out */
+	kick_router(rt);
 	return 0;
 }
 
@@ -1679,8 +1692,6 @@ static int lane_message(struct router *rt, struct worker *w, struct pending *p, 
 		/* The next hops are the router's. */
 		p->hop = 1;
 		p->w = NULL;
-		rt->lane_spare = NULL;
-		ring_push(&rt->submitted, p); /* room: at most the pool is out */
 		return 2;
 	}
 	answer_send(rt->listener, &rt->lane_answer, &p->req, &a);
@@ -1712,16 +1723,11 @@ int router_lane(struct router *rt, const struct seccomp_notif *req, const struct
 		rt->lane_same_cpu += same_cpu;
 		return -EAGAIN;
 	}
-	memset(p, 0, sizeof(*p));
-	p->req = *req;
-	p->t0 = t0;
-	p->chain = chain;
+	pending_start(rt, p, req, chain, t0);
 	p->w = w;
 	p->gen = w->generation; /* published with lane_ready */
 	p->seq = atomic_fetch_add(&rt->next_seq, 1) + 1;
 	p->via_lane = true;
-	if (rt->audit)
-		clock_gettime(CLOCK_REALTIME, &p->rec.when);
 	struct childmem mem = { .listener = rt->listener, .id = req->id, .pid = (pid_t)req->pid };
 	audit_preread_paths(&p->rec, req, &mem);
 	p->preread = true;
@@ -1763,19 +1769,16 @@ int router_lane(struct router *rt, const struct seccomp_notif *req, const struct
 		rt->lane_handed++;
 	else
 		rt->lane_answered++;
-	if (k == 2 || k < 0) {
-		if (k < 0) {
-			/* Unanswered here: the router takes it, and the lane. */
-			p->adopt = true;
-			rt->lane_spare = NULL;
-			ring_push(&rt->submitted, p);
+	if (k != 1) {
+		/* Unanswered here (the router takes it, and the lane), or on to
+		 * the next hops. Pushed before the lane changes hands: the
+		 * router adopts it before it reads the lane. */
+		p->adopt = k < 0;
+		rt->lane_spare = NULL;
+		ring_push(&rt->submitted, p); /* room: at most the pool is out */
+		if (k < 0)
 			atomic_store_explicit(&w->lane_owner, LANE_ROUTER, memory_order_release);
-		}
-		atomic_thread_fence(memory_order_seq_cst);
-		if (atomic_load_explicit(&rt->sleeping, memory_order_relaxed)) {
-			uint64_t one = 1;
-			(void)!write(rt->kick_fd, &one, sizeof(one));
-		}
+		kick_router(rt);
 	}
 	atomic_store(&w->lane_busy, false);
 	return 0;
