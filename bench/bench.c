@@ -1606,30 +1606,28 @@ int main(int argc, char **argv)
 		const char *wrap_strace[] = {
 			strace, "-f", "-e", "trace=openat", "-o", "/dev/null"
 		};
+		/* Each enum value's words, counted where they are written. */
+#define WORDS(a) { a, sizeof(a) / sizeof(*(a)) }
+		const struct {
+			const char *const *v;
+			size_t n;
+		} works[] = { [WORK_STARTUP] = WORDS(work_startup), [WORK_PY] = WORDS(work_py),
+			      [WORK_TAR] = WORDS(work_tar) },
+		  wraps[] = { [WRAP_NONE] = { NULL, 0 },
+			      [WRAP_SYSGATE] = WORDS(wrap_sysgate),
+			      [WRAP_TRAP] = WORDS(wrap_trap),
+			      [WRAP_AUDIT] = WORDS(wrap_audit),
+			      [WRAP_AUDIT_NNG] = WORDS(wrap_audit_nng),
+			      [WRAP_STRACE] = WORDS(wrap_strace) };
+#undef WORDS
 		for (int c = 0; c < W_COUNT; c++) {
 			const struct wall_case *w = &wall_cases[c];
-			const char *const *work = w->work == WORK_STARTUP ? work_startup
-						  : w->work == WORK_PY    ? work_py
-									  : work_tar;
-			size_t nwork = w->work == WORK_STARTUP ? 1
-				       : w->work == WORK_PY    ? sizeof(work_py) / sizeof(*work_py)
-							    : sizeof(work_tar) / sizeof(*work_tar);
-			const char *const *wrap = w->wrap == WRAP_SYSGATE     ? wrap_sysgate
-						  : w->wrap == WRAP_TRAP      ? wrap_trap
-						  : w->wrap == WRAP_AUDIT     ? wrap_audit
-						  : w->wrap == WRAP_AUDIT_NNG ? wrap_audit_nng
-									      : wrap_strace;
-			size_t nwrap = w->wrap == WRAP_NONE        ? 0
-				       : w->wrap == WRAP_SYSGATE   ? 3
-				       : w->wrap == WRAP_TRAP      ? sizeof(wrap_trap) / sizeof(*wrap_trap)
-				       : w->wrap == WRAP_AUDIT     ? 5
-				       : w->wrap == WRAP_AUDIT_NNG ? 7
-								   : 6;
 			wskip[c] = (w->work != WORK_STARTUP && no_workload) ||
 				   (w->wrap == WRAP_STRACE && !strace);
 			if (wskip[c])
 				continue;
-			if (!(wall_argv[c] = strv_join(wrap, nwrap, work, nwork))) {
+			if (!(wall_argv[c] = strv_join(wraps[w->wrap].v, wraps[w->wrap].n,
+						       works[w->work].v, works[w->work].n))) {
 				fprintf(stderr, "sysgate-bench: out of memory\n");
 				goto out;
 			}
