@@ -1045,10 +1045,9 @@ static void adopt(struct router *rt, struct pending *p)
 	w->inflight[w->n_inflight++] = p; /* room: see WORKER_HELD_MAX */
 }
 
+/* What the receiver queued (one atomic load when nothing was). */
 static void take_submissions(struct router *rt)
 {
-	uint64_t n;
-	(void)!read(rt->kick_fd, &n, sizeof(n));
 	struct pending *p;
 	while ((p = ring_pop(&rt->submitted))) {
 		rt->last_busy_ns = now_ns();
@@ -1237,6 +1236,10 @@ static void serve(struct router *rt)
 		}
 		if (pfd[FD_STOP].revents)
 			return;
+		if (pfd[FD_KICK].revents) {
+			uint64_t kicks;
+			(void)!read(rt->kick_fd, &kicks, sizeof(kicks));
+		}
 		take_submissions(rt);
 		/* Messages before exits: an answer sent just before a crash counts. */
 		for (size_t i = 0; i < rt->n_workers; i++) {
