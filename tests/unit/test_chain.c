@@ -88,6 +88,43 @@ static void table_delete(struct chain_table *t)
 	free(t);
 }
 
+/* Appends to openat's chain one fake link per answer, named in order, all
+ * on *clock. */
+static void append_fakes(struct chain_table *t, unsigned n, const struct action *answers,
+			 struct fake *fakes, unsigned *clock)
+{
+	for (unsigned i = 0; i < n; i++) {
+		fakes[i] = (struct fake){ .answer = answers[i], .clock = clock };
+		struct chain_link link = { link_names[i], fake_handler, &fakes[i] };
+		assert_int_equal(chain_append(t, SYS_openat, &link), 0);
+	}
+}
+
+/* Runs the chain for req, which must answer want: the deciding link. */
+static const struct chain_link *run_want(const struct chain_table *t,
+					 const struct seccomp_notif *req, struct action want)
+{
+	struct action out = { ACTION_KILL, 99 };
+	const struct chain_link *decider = chain_run(t, req, NULL, &out);
+	assert_int_equal(out.kind, want.kind);
+	assert_int_equal(out.value, want.value);
+	return decider;
+}
+
+/* No syscall but `except` (-1: none) has a link, a hop or a trap. */
+static void assert_empty_but(const struct chain_table *t, long except)
+{
+	for (long nr = 0; nr < SYSCALLS_MAX; nr++) {
+		if (nr == except)
+			continue;
+		assert_int_equal(t->by_nr[nr].n, 0);
+		assert_null(t->by_nr[nr].links);
+		assert_int_equal(t->by_nr[nr].n_hops, 0);
+		assert_null(t->by_nr[nr].hops);
+		assert_false(t->trapped[nr]);
+	}
+}
+
 static void test_run(void **state)
 {
 	const struct run_case *c = *state;
@@ -95,17 +132,12 @@ static void test_run(void **state)
 	struct fake fakes[MAX_LINKS];
 	unsigned clock = 0;
 
-	for (unsigned i = 0; i < c->n_links; i++) {
-		fakes[i] = (struct fake){ .answer = c->answers[i], .clock = &clock };
-		struct chain_link link = { link_names[i], fake_handler, &fakes[i] };
-		assert_int_equal(chain_append(t, SYS_openat, &link), 0);
-	}
+	append_fakes(t, c->n_links, c->answers, fakes, &clock);
 	assert_int_equal(chain_trap(t, SYS_openat), 0);
 
 	struct seccomp_notif req = { .id = 7, .pid = 42 };
 	req.data.nr = SYS_openat;
-	struct action out = { ACTION_KILL, 99 };
-	const struct chain_link *decider = chain_run(t, &req, NULL, &out);
+	const struct chain_link *decider = run_want(t, &req, c->want);
 
 	if (c->decider < 0) {
 		assert_null(decider);
@@ -114,8 +146,6 @@ static void test_run(void **state)
 		assert_string_equal(decider->name, link_names[c->decider]);
 		assert_ptr_equal(decider->state, &fakes[c->decider]);
 	}
-	assert_int_equal(out.kind, c->want.kind);
-	assert_int_equal(out.value, c->want.value);
 	for (unsigned i = 0; i < c->n_links; i++) {
 		assert_int_equal(fakes[i].calls, c->calls[i]);
 		if (!fakes[i].calls)
@@ -143,9 +173,7 @@ static void test_run_other_nr(void **state)
 	for (size_t i = 0; i < ARRAY_SIZE(other_nrs); i++) {
 		struct seccomp_notif req = { 0 };
 		req.data.nr = other_nrs[i];
-		struct action out = { ACTION_KILL, 9 };
-		assert_null(chain_run(t, &req, NULL, &out));
-		assert_int_equal(out.kind, ACTION_CONTINUE);
+		assert_null(run_want(t, &req, (struct action)CONTINUE));
 	}
 	assert_int_equal(f.calls, 0);
 
@@ -180,14 +208,10 @@ static void test_append(void **state)
 	assert_int_equal(chain_append(t, c->nr, c->null_link ? NULL : &link), c->want);
 	if (c->want == 0) {
 		assert_int_equal(t->by_nr[c->nr].n, 1);
+		assert_int_equal(t->by_nr[c->nr].n_hops, 0);
 		assert_true(t->trapped[c->nr]);
 	}
-	for (long nr = 0; nr < SYSCALLS_MAX; nr++) {
-		if (c->want == 0 && nr == c->nr)
-			continue;
-		assert_int_equal(t->by_nr[nr].n, 0);
-		assert_false(t->trapped[nr]);
-	}
+	assert_empty_but(t, c->want == 0 ? c->nr : -1);
 
 	table_delete(t);
 }
@@ -205,9 +229,7 @@ static void test_trap(void **state)
 
 	struct seccomp_notif req = { 0 };
 	req.data.nr = SYS_getpid;
-	struct action out = { ACTION_KILL, 9 };
-	assert_null(chain_run(t, &req, NULL, &out));
-	assert_int_equal(out.kind, ACTION_CONTINUE);
+	assert_null(run_want(t, &req, (struct action)CONTINUE));
 
 	table_delete(t);
 }
@@ -251,13 +273,7 @@ static void test_append_hop(void **state)
 		assert_int_equal(ch->n, 0); /* a hop is not a builtin link */
 		assert_true(t->trapped[c->nr]);
 	}
-	for (long nr = 0; nr < SYSCALLS_MAX; nr++) {
-		if (c->want == 0 && nr == c->nr)
-			continue;
-		assert_int_equal(t->by_nr[nr].n_hops, 0);
-		assert_null(t->by_nr[nr].hops);
-		assert_false(t->trapped[nr]);
-	}
+	assert_empty_but(t, c->want == 0 ? c->nr : -1);
 
 	table_delete(t);
 }
@@ -326,18 +342,13 @@ static void test_run_with_hops(void **state)
 	struct chain_hop hop = { FAKE_WORKER(0), 0, 0 };
 
 	assert_int_equal(chain_append_hop(t, SYS_openat, &hop), 0);
-	for (unsigned i = 0; i < c->n_links; i++) {
-		fakes[i] = (struct fake){ .answer = c->answers[i], .clock = &clock };
-		struct chain_link link = { link_names[i], fake_handler, &fakes[i] };
-		assert_int_equal(chain_append(t, SYS_openat, &link), 0);
-	}
+	append_fakes(t, c->n_links, c->answers, fakes, &clock);
 	hop.reg = 1;
 	assert_int_equal(chain_append_hop(t, SYS_openat, &hop), 0);
 
 	struct seccomp_notif req = { .id = 7, .pid = 42 };
 	req.data.nr = SYS_openat;
-	struct action out = { ACTION_KILL, 99 };
-	const struct chain_link *decider = chain_run(t, &req, NULL, &out);
+	const struct chain_link *decider = run_want(t, &req, c->want);
 
 	if (c->decider < 0) {
 		assert_null(decider);
@@ -345,8 +356,6 @@ static void test_run_with_hops(void **state)
 		assert_non_null(decider);
 		assert_ptr_equal(decider, &t->by_nr[SYS_openat].links[c->decider]);
 	}
-	assert_int_equal(out.kind, c->want.kind);
-	assert_int_equal(out.value, c->want.value);
 	/* Running does not consume or reorder the hops. */
 	assert_int_equal(t->by_nr[SYS_openat].n_hops, 2);
 	assert_int_equal(t->by_nr[SYS_openat].hops[0].reg, 0);
@@ -376,13 +385,7 @@ static void test_free_hops(void **state)
 			assert_int_equal(chain_append(t, nrs[i], &link), 0);
 	}
 	chain_table_free(t);
-	for (long nr = 0; nr < SYSCALLS_MAX; nr++) {
-		assert_null(t->by_nr[nr].hops);
-		assert_int_equal(t->by_nr[nr].n_hops, 0);
-		assert_null(t->by_nr[nr].links);
-		assert_int_equal(t->by_nr[nr].n, 0);
-		assert_false(t->trapped[nr]);
-	}
+	assert_empty_but(t, -1);
 
 	struct chain_hop hop = { FAKE_WORKER(1), 9, 1 };
 	assert_int_equal(chain_append_hop(t, SYS_openat, &hop), 0);

@@ -188,7 +188,8 @@ static struct error_case error_cases[] = {
 	{ "--audit empty", { "run", "--audit", "", "--", "true" }, "--audit" },
 };
 
-/* A writable, NULL-terminated copy of a row's words, as main() would pass. */
+/* A writable, NULL-terminated copy of a row's words, as main() would pass
+ * (strv_free frees it). */
 static char **argv_dup(const char *const *words, int *argc)
 {
 	int n = 0;
@@ -202,13 +203,6 @@ static char **argv_dup(const char *const *words, int *argc)
 	}
 	*argc = n;
 	return argv;
-}
-
-static void argv_free(char **argv)
-{
-	for (size_t i = 0; argv[i]; i++)
-		free(argv[i]);
-	free(argv);
 }
 
 static void join(char *buf, size_t cap, const char *const *v, size_t n)
@@ -309,7 +303,7 @@ static void test_parse(void **state)
 	}
 
 	cli_config_free(&cfg);
-	argv_free(argv);
+	strv_free(argv);
 }
 
 static void test_error(void **state)
@@ -326,7 +320,7 @@ static void test_error(void **state)
 		fail_msg("message \"%s\" does not name \"%s\"", err.msg, c->msg_contains);
 
 	cli_config_free(&cfg);
-	argv_free(argv);
+	strv_free(argv);
 }
 
 /* The minimal command line leaves every option at its default and borrows
@@ -360,7 +354,7 @@ static void test_defaults(void **state)
 	assert_int_equal(cfg.verbose, 0);
 
 	cli_config_free(&cfg);
-	argv_free(argv);
+	strv_free(argv);
 }
 
 /* A parse that stops inside a cluster ("-hv" returns at 'h') must not leak
@@ -390,8 +384,8 @@ static void test_getopt_state_reset(void **state)
 	assert_string_equal(cfg.read_paths.v[0], "/x");
 	assert_string_equal(cfg.command[0], "true");
 	cli_config_free(&cfg);
-	argv_free(second);
-	argv_free(first);
+	strv_free(second);
+	strv_free(first);
 }
 
 static void test_config_free_clears(void **state)
@@ -411,7 +405,7 @@ static void test_config_free_clears(void **state)
 	assert_null(cfg.write_paths.v);
 	assert_null(cfg.trap_syscalls.v);
 	assert_null(cfg.command);
-	argv_free(argv);
+	strv_free(argv);
 }
 
 static const struct CMUnitTest fixed_tests[] = {

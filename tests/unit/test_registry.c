@@ -256,6 +256,16 @@ static void test_equal(void **state)
 
 /* ---- Fixed tests --------------------------------------------------------- */
 
+/* Resolves a Hello registering only syscall `name` (order 0, KILL). */
+static int resolve_one(const char *name, const bool deny[SYSCALLS_MAX], struct registration **out,
+		       size_t *n, struct sg_err *err)
+{
+	struct reg_in in = BY_NAME(name, 0, KILL);
+	struct hello h;
+	build_hello(&h, &in, 1);
+	return registry_resolve(&h.msg, deny, out, n, err);
+}
+
 /* A restarted worker that sends the same Hello resolves to an equal set;
  * one that changes a policy does not. */
 static void test_restart_same_hello(void **state)
@@ -296,13 +306,10 @@ static void test_every_default_deny(void **state)
 	build_deny(deny, NULL, 0);
 	for (size_t i = 0; syscalls_default_deny[i]; i++) {
 		const char *name = syscalls_default_deny[i];
-		struct reg_in in = BY_NAME(name, 0, KILL);
-		struct hello h;
-		build_hello(&h, &in, 1);
 		struct registration *out = NULL;
 		size_t n = 0;
 		struct sg_err err = { "" };
-		int r = registry_resolve(&h.msg, deny, &out, &n, &err);
+		int r = resolve_one(name, deny, &out, &n, &err);
 		int want = syscalls_resolve(name) >= 0 ? -EPERM : -ENOENT;
 		if (r != want)
 			fail_msg("%s: got %d (%s), want %d", name, r, err.msg, want);
@@ -329,13 +336,10 @@ static void test_exit_and_observe_only(void **state)
 		{ "openat", 0, false },       { "getpid", 0, false },
 	};
 	for (size_t i = 0; i < ARRAY_SIZE(rows); i++) {
-		struct reg_in in = BY_NAME(rows[i].name, 0, KILL);
-		struct hello h;
-		build_hello(&h, &in, 1);
 		struct registration *out = NULL;
 		size_t n = 0;
 		struct sg_err err = { "" };
-		int r = registry_resolve(&h.msg, deny, &out, &n, &err);
+		int r = resolve_one(rows[i].name, deny, &out, &n, &err);
 		if (r != rows[i].result)
 			fail_msg("%s: got %d (%s), want %d", rows[i].name, r, err.msg,
 				 rows[i].result);

@@ -146,8 +146,8 @@ static void fake_send(struct fake *f, Sysgate__V1__Envelope *m)
 	assert_int_equal(nng_send(f->socket, buf, len, 0), 0);
 }
 
-/* The next message from the worker, which must be valid and of kind body. */
-static Sysgate__V1__Envelope *fake_recv(struct fake *f, Sysgate__V1__Envelope__BodyCase body)
+/* The next message from the worker, which must be valid, of any kind. */
+static Sysgate__V1__Envelope *fake_recv_any(struct fake *f)
 {
 	void *buf = NULL;
 	size_t len = 0;
@@ -162,6 +162,13 @@ static Sysgate__V1__Envelope *fake_recv(struct fake *f, Sysgate__V1__Envelope__B
 		r = proto_validate_from_worker(m, &err);
 	if (r < 0)
 		fail_msg("invalid message from the worker: %s", err.msg);
+	return m;
+}
+
+/* The next message from the worker, which must be valid and of kind body. */
+static Sysgate__V1__Envelope *fake_recv(struct fake *f, Sysgate__V1__Envelope__BodyCase body)
+{
+	Sysgate__V1__Envelope *m = fake_recv_any(f);
 	assert_int_equal(m->body_case, body);
 	return m;
 }
@@ -196,19 +203,34 @@ static void send_welcome(struct fake *f, bool accepted)
 	send_welcome_inflight(f, accepted, 4);
 }
 
+/* Starts the worker; its Hello (the caller frees it). */
+static Sysgate__V1__Envelope *fake_start_hello(struct fake *f)
+{
+	fake_start(f);
+	return fake_recv(f, SYSGATE__V1__ENVELOPE__BODY_HELLO);
+}
+
 /* Starts the worker and answers its Hello with an accepting Welcome that
  * allows max_inflight snapshots at once. */
 static void fake_handshake_inflight(struct fake *f, uint32_t max_inflight)
 {
-	fake_start(f);
-	Sysgate__V1__Envelope *hello _cleanup_envelope_ =
-		fake_recv(f, SYSGATE__V1__ENVELOPE__BODY_HELLO);
+	Sysgate__V1__Envelope *hello _cleanup_envelope_ = fake_start_hello(f);
 	send_welcome_inflight(f, true, max_inflight);
 }
 
 static void fake_handshake(struct fake *f)
 {
 	fake_handshake_inflight(f, 4);
+}
+
+/* Most tests' worker: handler h (with ud, SG_EXC_KILL) for openat only, on
+ * `threads` handler threads (NULL: the default), started and welcomed. */
+static struct fake *fake_serving(const char *threads, sg_handler_fn h, void *ud)
+{
+	struct fake *f = fake_new_threads("w", threads);
+	assert_int_equal(sg_worker_on(f->worker, "openat", h, ud, SG_EXC_KILL), 0);
+	fake_handshake(f);
+	return f;
 }
 
 /* A Snapshot of openat(AT_FDCWD, "/etc/passwd", ...) with seq and the
@@ -293,6 +315,42 @@ static void fake_finish(struct fake *f)
 {
 	send_goodbye(f);
 	assert_int_equal(fake_join(f), 0);
+}
+
+/* The worker's answer to a protocol violation: Error EPROTO, whose message
+ * holds part (NULL: any), and the run's end with -EPROTO. */
+static void expect_protocol_error(struct fake *f, const char *part)
+{
+	Sysgate__V1__Envelope *m _cleanup_envelope_ =
+		fake_recv(f, SYSGATE__V1__ENVELOPE__BODY_ERROR);
+	assert_int_equal(m->error->code, EPROTO);
+	if (part && !strstr(m->error->message, part))
+		fail_msg("Error \"%s\" lacks \"%s\"", m->error->message, part);
+	assert_int_equal(fake_join(f), -EPROTO);
+}
+
+/* The next Action, which must be for seq. */
+static Sysgate__V1__Envelope *expect_action(struct fake *f, uint64_t seq)
+{
+	Sysgate__V1__Envelope *m = fake_recv(f, SYSGATE__V1__ENVELOPE__BODY_ACTION);
+	if (m->action->seq != seq) {
+		unsigned long long got = m->action->seq;
+		proto_envelope_free(m);
+		fail_msg("Action for seq %llu, expected seq %llu", got, (unsigned long long)seq);
+	}
+	return m;
+}
+
+/* The next Action when several are due in any order: its seq must be in
+ * first..last and not answered[] yet, and is marked there. */
+static Sysgate__V1__Envelope *expect_action_among(struct fake *f, bool *answered, uint64_t first,
+						  uint64_t last)
+{
+	Sysgate__V1__Envelope *m = fake_recv(f, SYSGATE__V1__ENVELOPE__BODY_ACTION);
+	uint64_t seq = m->action->seq;
+	assert_true(seq >= first && seq <= last && !answered[seq]);
+	answered[seq] = true;
+	return m;
 }
 
 /* ---- Handlers ------------------------------------------------------------- */
@@ -410,6 +468,38 @@ static int h_kill_65(const sg_ctx *ctx, sg_action *out, void *ud)
 
 /* ---- One Snapshot, one Action: one row per handler answer ------------------- */
 
+/* Checks a row's expectations of Action a: its kind and what goes with it
+ * (value: errnum, return value, signal or inject flags; an inject carries
+ * "hello" and cookie), or part of a failure's reason. */
+static void check_action(const Sysgate__V1__Action *a, Sysgate__V1__Action__KindCase want,
+			 int64_t value, uint64_t cookie, const char *fail_reason)
+{
+	assert_int_equal(a->kind_case, want);
+	switch (want) {
+	case SYSGATE__V1__ACTION__KIND_DO_ERRNO:
+		assert_int_equal(a->do_errno->errnum, value);
+		break;
+	case SYSGATE__V1__ACTION__KIND_DO_RETURN:
+		assert_true(a->do_return->value == value);
+		break;
+	case SYSGATE__V1__ACTION__KIND_DO_KILL:
+		assert_int_equal(a->do_kill->signal, value);
+		break;
+	case SYSGATE__V1__ACTION__KIND_DO_INJECT_BYTES:
+		assert_int_equal(a->do_inject_bytes->flags, value);
+		assert_int_equal(a->do_inject_bytes->data.len, 5);
+		assert_memory_equal(a->do_inject_bytes->data.data, "hello", 5);
+		assert_true(a->do_inject_bytes->cookie == cookie);
+		break;
+	case SYSGATE__V1__ACTION__KIND_DO_FAIL:
+		if (!strstr(a->do_fail->reason, fail_reason))
+			fail_msg("reason \"%s\" lacks \"%s\"", a->do_fail->reason, fail_reason);
+		break;
+	default:
+		break;
+	}
+}
+
 struct action_case {
 	const char *name;
 	sg_handler_fn handler;
@@ -445,39 +535,10 @@ static struct action_case action_cases[] = {
 static void test_action(void **state)
 {
 	const struct action_case *c = *state;
-	struct fake *f _cleanup_fake_ = fake_new("w");
-	assert_int_equal(sg_worker_on(f->worker, "openat", c->handler, NULL, SG_EXC_KILL), 0);
-	fake_handshake(f);
+	struct fake *f _cleanup_fake_ = fake_serving(NULL, c->handler, NULL);
 	send_snapshot(f, 11, 0);
-
-	Sysgate__V1__Envelope *m _cleanup_envelope_ =
-		fake_recv(f, SYSGATE__V1__ENVELOPE__BODY_ACTION);
-	const Sysgate__V1__Action *a = m->action;
-	assert_int_equal(a->seq, 11);
-	assert_int_equal(a->kind_case, c->want);
-	switch (c->want) {
-	case SYSGATE__V1__ACTION__KIND_DO_ERRNO:
-		assert_int_equal(a->do_errno->errnum, c->value);
-		break;
-	case SYSGATE__V1__ACTION__KIND_DO_RETURN:
-		assert_true(a->do_return->value == c->value);
-		break;
-	case SYSGATE__V1__ACTION__KIND_DO_KILL:
-		assert_int_equal(a->do_kill->signal, c->value);
-		break;
-	case SYSGATE__V1__ACTION__KIND_DO_INJECT_BYTES:
-		assert_int_equal(a->do_inject_bytes->flags, c->value);
-		assert_int_equal(a->do_inject_bytes->data.len, 5);
-		assert_memory_equal(a->do_inject_bytes->data.data, "hello", 5);
-		assert_true(a->do_inject_bytes->cookie == c->cookie);
-		break;
-	case SYSGATE__V1__ACTION__KIND_DO_FAIL:
-		if (!strstr(a->do_fail->reason, c->fail_reason))
-			fail_msg("reason \"%s\" lacks \"%s\"", a->do_fail->reason, c->fail_reason);
-		break;
-	default:
-		break;
-	}
+	Sysgate__V1__Envelope *m _cleanup_envelope_ = expect_action(f, 11);
+	check_action(m->action, c->want, c->value, c->cookie, c->fail_reason);
 	fake_finish(f);
 }
 
@@ -492,10 +553,8 @@ static void test_hello(void **state)
 	assert_int_equal(sg_worker_on(f->worker, "openat", h_errno, NULL, SG_EXC_DENY_EPERM), 0);
 	assert_int_equal(sg_worker_on_nr(f->worker, 39, h_return, NULL, SG_EXC_CONTINUE), 0);
 	assert_int_equal(sg_worker_on(f->worker, "read", h_kill, NULL, SG_EXC_DENY_EIO), 0);
-	fake_start(f);
 
-	Sysgate__V1__Envelope *m _cleanup_envelope_ =
-		fake_recv(f, SYSGATE__V1__ENVELOPE__BODY_HELLO);
+	Sysgate__V1__Envelope *m _cleanup_envelope_ = fake_start_hello(f);
 	const Sysgate__V1__Hello *h = m->hello;
 	assert_int_equal(h->protocol_version, SYSGATE_PROTOCOL_VERSION);
 	assert_string_equal(h->worker_name, "from-env");
@@ -534,9 +593,7 @@ static void test_hello_name_from_argument(void **state)
 	(void)state;
 	unsetenv("SYSGATE_WORKER_NAME");
 	struct fake *f _cleanup_fake_ = fake_new("from-arg");
-	fake_start(f);
-	Sysgate__V1__Envelope *m _cleanup_envelope_ =
-		fake_recv(f, SYSGATE__V1__ENVELOPE__BODY_HELLO);
+	Sysgate__V1__Envelope *m _cleanup_envelope_ = fake_start_hello(f);
 	assert_string_equal(m->hello->worker_name, "from-arg");
 	assert_int_equal(m->hello->n_registrations, 0);
 	send_welcome(f, true);
@@ -548,9 +605,7 @@ static void test_not_accepted(void **state)
 	(void)state;
 	struct fake *f _cleanup_fake_ = fake_new("w");
 	assert_int_equal(sg_worker_on(f->worker, "openat", h_errno, NULL, SG_EXC_KILL), 0);
-	fake_start(f);
-	Sysgate__V1__Envelope *m _cleanup_envelope_ =
-		fake_recv(f, SYSGATE__V1__ENVELOPE__BODY_HELLO);
+	Sysgate__V1__Envelope *m _cleanup_envelope_ = fake_start_hello(f);
 	send_welcome(f, false);
 	assert_int_equal(fake_join(f), -EPERM);
 	/* Registrations are closed once the run started; a second run refused. */
@@ -634,9 +689,7 @@ static void test_ctx_accessors(void **state)
 {
 	(void)state;
 	struct seen seen = { 0 };
-	struct fake *f _cleanup_fake_ = fake_new("w");
-	assert_int_equal(sg_worker_on(f->worker, "openat", h_inspect, &seen, SG_EXC_KILL), 0);
-	fake_handshake(f);
+	struct fake *f _cleanup_fake_ = fake_serving(NULL, h_inspect, &seen);
 	send_snapshot(f, 3, 0);
 	Sysgate__V1__Envelope *m _cleanup_envelope_ =
 		fake_recv(f, SYSGATE__V1__ENVELOPE__BODY_ACTION);
@@ -709,37 +762,6 @@ static uint64_t expect_mem_request(struct fake *f, uint64_t seq, Sysgate__V1__Me
 	return check_mem_request(m, seq, op, addr, length);
 }
 
-/* The next message from the worker, which must be valid, of any kind. */
-static Sysgate__V1__Envelope *fake_recv_any(struct fake *f)
-{
-	void *buf = NULL;
-	size_t len = 0;
-	int rv = nng_recv(f->socket, &buf, &len, NNG_FLAG_ALLOC);
-	if (rv != 0)
-		fail_msg("receiving from the worker: %s", nng_strerror(rv));
-	struct sg_err err = { "" };
-	Sysgate__V1__Envelope *m = NULL;
-	int r = proto_decode(buf, len, &m, &err);
-	nng_free(buf, len);
-	if (r == 0)
-		r = proto_validate_from_worker(m, &err);
-	if (r < 0)
-		fail_msg("invalid message from the worker: %s", err.msg);
-	return m;
-}
-
-/* The next Action, which must be for seq. */
-static Sysgate__V1__Envelope *expect_action(struct fake *f, uint64_t seq)
-{
-	Sysgate__V1__Envelope *m = fake_recv(f, SYSGATE__V1__ENVELOPE__BODY_ACTION);
-	if (m->action->seq != seq) {
-		unsigned long long got = m->action->seq;
-		proto_envelope_free(m);
-		fail_msg("Action for seq %llu, expected seq %llu", got, (unsigned long long)seq);
-	}
-	return m;
-}
-
 struct read_case {
 	const char *name;
 	int32_t error; /* what the supervisor answers the read with */
@@ -758,9 +780,7 @@ static void test_read(void **state)
 	const struct read_case *c = *state;
 	bool serial = c->threads && strcmp(c->threads, "1") == 0;
 	struct seen seen = { 0 };
-	struct fake *f _cleanup_fake_ = fake_new_threads("w", c->threads);
-	assert_int_equal(sg_worker_on(f->worker, "openat", h_read, &seen, SG_EXC_KILL), 0);
-	fake_handshake(f);
+	struct fake *f _cleanup_fake_ = fake_serving(c->threads, h_read, &seen);
 	send_snapshot(f, 21, 0);
 
 	uint64_t id =
@@ -887,9 +907,7 @@ static int h_read_elsewhere(const sg_ctx *ctx, sg_action *out, void *ud)
 static void test_ctx_from_another_thread(void **state)
 {
 	(void)state;
-	struct fake *f _cleanup_fake_ = fake_new("w");
-	assert_int_equal(sg_worker_on(f->worker, "openat", h_read_elsewhere, NULL, SG_EXC_KILL), 0);
-	fake_handshake(f);
+	struct fake *f _cleanup_fake_ = fake_serving(NULL, h_read_elsewhere, NULL);
 	send_snapshot(f, 1, 0);
 	uint64_t id =
 		expect_mem_request(f, 1, SYSGATE__V1__MEM_REQUEST__OP__READ, 0x5555deadbeef, 5);
@@ -959,10 +977,7 @@ static void test_pool(void **state)
 	bool answered[POOL_MAX + 1] = { false };
 	for (unsigned i = 1; i < c->want; i++) {
 		Sysgate__V1__Envelope *m _cleanup_envelope_ =
-			fake_recv(f, SYSGATE__V1__ENVELOPE__BODY_ACTION);
-		uint64_t seq = m->action->seq;
-		assert_true(seq >= 2 && seq <= c->want && !answered[seq]);
-		answered[seq] = true;
+			expect_action_among(f, answered, 2, c->want);
 		expect_return(m, 2);
 	}
 	fake_finish(f);
@@ -984,10 +999,7 @@ static void test_end_while_waiting(void **state)
 {
 	const struct end_case *c = *state;
 	ssize_t read_result = 1;
-	struct fake *f _cleanup_fake_ = fake_new("w");
-	assert_int_equal(sg_worker_on(f->worker, "openat", h_read5_note, &read_result, SG_EXC_KILL),
-			 0);
-	fake_handshake(f);
+	struct fake *f _cleanup_fake_ = fake_serving(NULL, h_read5_note, &read_result);
 	send_snapshot(f, 1, 0);
 	expect_mem_request(f, 1, SYSGATE__V1__MEM_REQUEST__OP__READ, 0x5555deadbeef, 5);
 	if (c->goodbye)
@@ -1052,12 +1064,7 @@ static void test_protocol_error_while_waiting(void **state)
 		send_mem_reply(f, last_id, 0, "abcdef", 6);
 		break;
 	}
-	Sysgate__V1__Envelope *m _cleanup_envelope_ =
-		fake_recv(f, SYSGATE__V1__ENVELOPE__BODY_ERROR);
-	assert_int_equal(m->error->code, EPROTO);
-	if (!strstr(m->error->message, c->message))
-		fail_msg("Error \"%s\" lacks \"%s\"", m->error->message, c->message);
-	assert_int_equal(fake_join(f), -EPROTO);
+	expect_protocol_error(f, c->message);
 	/* Every handler that got to read was told the run failed. */
 	unsigned failed = 0;
 	for (unsigned i = 0; i < c->max_inflight; i++) {
@@ -1072,15 +1079,9 @@ static void test_protocol_error_while_waiting(void **state)
 static void test_registration_out_of_range(void **state)
 {
 	(void)state;
-	struct fake *f _cleanup_fake_ = fake_new("w");
-	assert_int_equal(sg_worker_on(f->worker, "openat", h_errno, NULL, SG_EXC_KILL), 0);
-	fake_handshake(f);
+	struct fake *f _cleanup_fake_ = fake_serving(NULL, h_errno, NULL);
 	send_snapshot(f, 9, 1);
-	Sysgate__V1__Envelope *m _cleanup_envelope_ =
-		fake_recv(f, SYSGATE__V1__ENVELOPE__BODY_ERROR);
-	assert_int_equal(m->error->code, EPROTO);
-	assert_non_null(strstr(m->error->message, "registration 1"));
-	assert_int_equal(fake_join(f), -EPROTO);
+	expect_protocol_error(f, "registration 1");
 }
 
 /* A MemReply nobody asked for is a protocol error. */
@@ -1092,19 +1093,14 @@ static void test_unexpected_mem_reply(void **state)
 	send_mem_reply(f, 1, 0, "x", 1);
 	/* Read the worker's Error before closing: nng 1.5.2 can hang in
 	 * nng_close on a pair1 socket with an unread message in flight. */
-	Sysgate__V1__Envelope *m _cleanup_envelope_ =
-		fake_recv(f, SYSGATE__V1__ENVELOPE__BODY_ERROR);
-	assert_int_equal(m->error->code, EPROTO);
-	assert_int_equal(fake_join(f), -EPROTO);
+	expect_protocol_error(f, NULL);
 }
 
 /* The link closing without Goodbye ends the run too. */
 static void test_link_closed(void **state)
 {
 	(void)state;
-	struct fake *f _cleanup_fake_ = fake_new("w");
-	assert_int_equal(sg_worker_on(f->worker, "openat", h_errno, NULL, SG_EXC_KILL), 0);
-	fake_handshake(f);
+	struct fake *f _cleanup_fake_ = fake_serving(NULL, h_errno, NULL);
 	fake_close_link(f);
 	assert_int_equal(fake_join(f), 0);
 }
@@ -1149,6 +1145,15 @@ static void expect_record(struct fake *f, const void *json, size_t len)
 	assert_memory_equal(m->record->json.data, json, len);
 }
 
+/* What h_emit sends for Snapshot seq: its two records, then continue. */
+static void expect_emitted(struct fake *f, uint64_t seq)
+{
+	expect_record(f, s_record, strlen(s_record));
+	expect_record(f, big_record, PROTO_MAX_RECORD);
+	Sysgate__V1__Envelope *a _cleanup_envelope_ = expect_action(f, seq);
+	assert_int_equal(a->action->kind_case, SYSGATE__V1__ACTION__KIND_DO_CONTINUE);
+}
+
 /* Records a handler emits reach the supervisor byte for byte, before the
  * handler's Action; what is refused sends nothing. Another thread may emit
  * while the run lasts, nobody after it. */
@@ -1161,10 +1166,7 @@ static void test_emit(void **state)
 	fake_handshake(f);
 	send_snapshot(f, 3, 0);
 
-	expect_record(f, s_record, strlen(s_record));
-	expect_record(f, big_record, PROTO_MAX_RECORD);
-	Sysgate__V1__Envelope *a _cleanup_envelope_ = expect_action(f, 3);
-	assert_int_equal(a->action->kind_case, SYSGATE__V1__ACTION__KIND_DO_CONTINUE);
+	expect_emitted(f, 3);
 	assert_int_equal(e.ok, 0);
 	assert_int_equal(e.at_cap, 0);
 	assert_int_equal(e.over_cap, -EMSGSIZE);
@@ -1195,9 +1197,7 @@ static void test_emit_before_welcome(void **state)
 	assert_int_equal(sg_worker_emit(f->worker, big_record, PROTO_MAX_RECORD + 1), -EMSGSIZE);
 	assert_int_equal(sg_worker_emit(NULL, s_record, strlen(s_record)), -EINVAL);
 
-	fake_start(f);
-	Sysgate__V1__Envelope *hello _cleanup_envelope_ =
-		fake_recv(f, SYSGATE__V1__ENVELOPE__BODY_HELLO);
+	Sysgate__V1__Envelope *hello _cleanup_envelope_ = fake_start_hello(f);
 	/* Hello sent, no Welcome yet. */
 	assert_int_equal(sg_worker_emit(f->worker, s_record, strlen(s_record)), -ENOTCONN);
 	send_welcome(f, true);
@@ -1214,9 +1214,7 @@ static void test_emit_not_accepted(void **state)
 {
 	(void)state;
 	struct fake *f _cleanup_fake_ = fake_new("w");
-	fake_start(f);
-	Sysgate__V1__Envelope *hello _cleanup_envelope_ =
-		fake_recv(f, SYSGATE__V1__ENVELOPE__BODY_HELLO);
+	Sysgate__V1__Envelope *hello _cleanup_envelope_ = fake_start_hello(f);
 	send_welcome(f, false);
 	assert_int_equal(fake_join(f), -EPERM);
 	assert_int_equal(sg_worker_emit(f->worker, s_record, strlen(s_record)), -ENOTCONN);
@@ -1297,10 +1295,8 @@ static void test_injected_before_later_snapshots(void **state)
 	bool seen[N_TRACKED + 1] = { false };
 	for (int i = 0; i < N_TRACKED; i++) {
 		Sysgate__V1__Envelope *a _cleanup_envelope_ =
-			fake_recv(f, SYSGATE__V1__ENVELOPE__BODY_ACTION);
+			expect_action_among(f, seen, 1, N_TRACKED);
 		uint64_t seq = a->action->seq;
-		assert_true(seq >= 1 && seq <= N_TRACKED && !seen[seq]);
-		seen[seq] = true;
 		assert_int_equal(a->action->kind_case, SYSGATE__V1__ACTION__KIND_DO_RETURN);
 		if (a->action->do_return->value < (int64_t)seq)
 			fail_msg("the handler of Snapshot %llu saw fd %lld: its Injected was not "
@@ -1345,9 +1341,7 @@ static void test_injected_before_welcome(void **state)
 	struct tracked t = { .last_fd = -1 };
 	struct fake *f _cleanup_fake_ = fake_new("w");
 	assert_int_equal(sg_worker_on_injected(f->worker, on_injected, &t), 0);
-	fake_start(f);
-	Sysgate__V1__Envelope *hello _cleanup_envelope_ =
-		fake_recv(f, SYSGATE__V1__ENVELOPE__BODY_HELLO);
+	Sysgate__V1__Envelope *hello _cleanup_envelope_ = fake_start_hello(f);
 	send_injected(f, 1, 4242, 7, 5);
 	assert_int_equal(fake_join(f), -EPROTO);
 	assert_int_equal(t.calls, 0);
@@ -1375,9 +1369,7 @@ static void test_ctx_flags(void **state)
 	assert_int_equal(sg_worker_on(f->worker, "openat", h_emit, &e, SG_EXC_KILL), 0);
 	fake_handshake(f);
 	send_snapshot_flags(f, 4, 0, c->flags);
-	expect_record(f, s_record, strlen(s_record));
-	expect_record(f, big_record, PROTO_MAX_RECORD);
-	Sysgate__V1__Envelope *a _cleanup_envelope_ = expect_action(f, 4);
+	expect_emitted(f, 4);
 	assert_true(e.flags == c->flags);
 	/* The context the test kept is stale now. */
 	assert_non_null(e.ctx);
@@ -1441,6 +1433,22 @@ static sg_deferred *deferred_nth(struct deferrals *s, unsigned i)
 	return d;
 }
 
+/* One handler thread, h_defer (s) for openat and h_errno for getpid: the
+ * call for Snapshot 1 (openat, with flags) defers, and the thread answers
+ * Snapshot 2 (getpid) meanwhile. Completing seq 1 is the caller's. */
+static struct fake *fake_deferring(struct deferrals *s, uint32_t flags)
+{
+	struct fake *f = fake_new_threads("w", "1");
+	assert_int_equal(sg_worker_on(f->worker, "openat", h_defer, s, SG_EXC_KILL), 0);
+	assert_int_equal(sg_worker_on(f->worker, "getpid", h_errno, NULL, SG_EXC_KILL), 0);
+	fake_handshake(f);
+	send_snapshot_flags(f, 1, 0, flags);
+	send_snapshot(f, 2, 1);
+	Sysgate__V1__Envelope *a2 _cleanup_envelope_ = expect_action(f, 2);
+	assert_int_equal(a2->action->kind_case, SYSGATE__V1__ACTION__KIND_DO_ERRNO);
+	return f;
+}
+
 static void a_continue(sg_action *a)
 {
 	sg_continue(a);
@@ -1502,49 +1510,19 @@ static struct defer_case defer_cases[] = {
 	  "handler for openat cancelled its deferred answer (seq 1)" },
 };
 
-/* With one handler thread: the call for seq 1 defers, the thread answers
- * seq 2 meanwhile, and the test's thread completes seq 1 afterwards. */
+/* Seq 1 deferred while seq 2 was answered (fake_deferring); the test's
+ * thread completes it afterwards. */
 static void test_defer(void **state)
 {
 	const struct defer_case *c = *state;
 	struct deferrals s = DEFERRALS_INIT;
-	struct fake *f _cleanup_fake_ = fake_new_threads("w", "1");
-	assert_int_equal(sg_worker_on(f->worker, "openat", h_defer, &s, SG_EXC_KILL), 0);
-	assert_int_equal(sg_worker_on(f->worker, "getpid", h_errno, NULL, SG_EXC_KILL), 0);
-	fake_handshake(f);
-	send_snapshot(f, 1, 0);
-	send_snapshot(f, 2, 1);
-	Sysgate__V1__Envelope *a2 _cleanup_envelope_ = expect_action(f, 2);
-	assert_int_equal(a2->action->kind_case, SYSGATE__V1__ACTION__KIND_DO_ERRNO);
-
+	struct fake *f _cleanup_fake_ = fake_deferring(&s, 0);
 	sg_deferred *d = deferred_nth(&s, 0);
 	c->answer(sg_deferred_action(d));
 	assert_int_equal(c->cancel ? sg_deferred_cancel(d) : sg_complete(d), 0);
 	Sysgate__V1__Envelope *m _cleanup_envelope_ = expect_action(f, 1);
-	const Sysgate__V1__Action *a = m->action;
-	assert_int_equal(a->kind_case, c->want);
-	switch (c->want) {
-	case SYSGATE__V1__ACTION__KIND_DO_ERRNO:
-		assert_int_equal(a->do_errno->errnum, c->value);
-		break;
-	case SYSGATE__V1__ACTION__KIND_DO_RETURN:
-		assert_true(a->do_return->value == c->value);
-		break;
-	case SYSGATE__V1__ACTION__KIND_DO_KILL:
-		assert_int_equal(a->do_kill->signal, c->value);
-		break;
-	case SYSGATE__V1__ACTION__KIND_DO_INJECT_BYTES:
-		assert_int_equal(a->do_inject_bytes->flags, c->value);
-		assert_int_equal(a->do_inject_bytes->data.len, 5);
-		assert_memory_equal(a->do_inject_bytes->data.data, "hello", 5);
-		break;
-	case SYSGATE__V1__ACTION__KIND_DO_FAIL:
-		if (!strstr(a->do_fail->reason, c->fail_reason))
-			fail_msg("reason \"%s\" lacks \"%s\"", a->do_fail->reason, c->fail_reason);
-		break;
-	default:
-		break;
-	}
+	/* An untracked inject (a_inject) carries no cookie. */
+	check_action(m->action, c->want, c->value, 0, c->fail_reason);
 	fake_finish(f);
 }
 
@@ -1576,14 +1554,7 @@ static void test_defer_ctx_is_live(void **state)
 {
 	(void)state;
 	struct deferrals s = DEFERRALS_INIT;
-	struct fake *f _cleanup_fake_ = fake_new_threads("w", "1");
-	assert_int_equal(sg_worker_on(f->worker, "openat", h_defer, &s, SG_EXC_KILL), 0);
-	assert_int_equal(sg_worker_on(f->worker, "getpid", h_errno, NULL, SG_EXC_KILL), 0);
-	fake_handshake(f);
-	send_snapshot_flags(f, 1, 0, 1);
-	send_snapshot(f, 2, 1);
-	Sysgate__V1__Envelope *a2 _cleanup_envelope_ = expect_action(f, 2);
-
+	struct fake *f _cleanup_fake_ = fake_deferring(&s, 1);
 	struct completer c = { .d = deferred_nth(&s, 0), .read_result = 1 };
 	const sg_ctx *ctx = sg_deferred_ctx(c.d);
 	assert_true(sg_ctx_id(ctx) == 0x1122334455667788u);
@@ -1643,9 +1614,7 @@ static void test_defer_completed_in_handler(void **state)
 {
 	(void)state;
 	struct defer_now s = { 0 };
-	struct fake *f _cleanup_fake_ = fake_new("w");
-	assert_int_equal(sg_worker_on(f->worker, "openat", h_defer_now, &s, SG_EXC_KILL), 0);
-	fake_handshake(f);
+	struct fake *f _cleanup_fake_ = fake_serving(NULL, h_defer_now, &s);
 	send_snapshot(f, 1, 0);
 	Sysgate__V1__Envelope *a _cleanup_envelope_ = expect_action(f, 1);
 	expect_return(a, 7);
@@ -1677,9 +1646,7 @@ static void test_defer_after_end(void **state)
 {
 	const struct defer_end_case *c = *state;
 	struct deferrals s = DEFERRALS_INIT;
-	struct fake *f _cleanup_fake_ = fake_new("w");
-	assert_int_equal(sg_worker_on(f->worker, "openat", h_defer, &s, SG_EXC_KILL), 0);
-	fake_handshake(f);
+	struct fake *f _cleanup_fake_ = fake_serving(NULL, h_defer, &s);
 	send_snapshot(f, 1, 0);
 	sg_deferred *d = deferred_nth(&s, 0);
 	fake_finish(f);
@@ -1713,11 +1680,7 @@ static void test_defer_counts_in_flight(void **state)
 	send_snapshot(f, 2, 0);
 	d = deferred_nth(&s, 1);
 	send_snapshot(f, 3, 0);
-	Sysgate__V1__Envelope *m _cleanup_envelope_ =
-		fake_recv(f, SYSGATE__V1__ENVELOPE__BODY_ERROR);
-	assert_int_equal(m->error->code, EPROTO);
-	assert_non_null(strstr(m->error->message, "max_inflight (1)"));
-	assert_int_equal(fake_join(f), -EPROTO);
+	expect_protocol_error(f, "max_inflight (1)");
 	assert_int_equal(sg_complete(d), -ENOTCONN);
 }
 
@@ -1747,10 +1710,7 @@ static void test_defer_many(void **state)
 	bool answered[N + 1] = { false };
 	for (unsigned i = 0; i < N; i++) {
 		Sysgate__V1__Envelope *m _cleanup_envelope_ =
-			fake_recv(f, SYSGATE__V1__ENVELOPE__BODY_ACTION);
-		uint64_t seq = m->action->seq;
-		assert_true(seq >= 1 && seq <= N && !answered[seq]);
-		answered[seq] = true;
+			expect_action_among(f, answered, 1, N);
 		assert_int_equal(m->action->kind_case, SYSGATE__V1__ACTION__KIND_DO_CONTINUE);
 	}
 	for (unsigned i = 0; i < N; i++) {

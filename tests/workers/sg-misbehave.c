@@ -317,17 +317,6 @@ static int parse_options(int argc, char **argv, struct options *o)
 	return 0;
 }
 
-static int hex_digit(char c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	return -1;
-}
-
 /* 0, or EXIT_FAILURE after printing what is missing or malformed. */
 static int read_env(struct env *e)
 {
@@ -345,13 +334,7 @@ static int read_env(struct env *e)
 		fprintf(stderr, PROG ": %s is not set: not started by sysgate?\n", ENV_TOKEN);
 		return EXIT_FAILURE;
 	}
-	bool token_ok = strlen(token) == 2 * PROTO_TOKEN_SIZE;
-	for (size_t i = 0; token_ok && i < PROTO_TOKEN_SIZE; i++) {
-		int hi = hex_digit(token[2 * i]), lo = hex_digit(token[2 * i + 1]);
-		token_ok = hi >= 0 && lo >= 0;
-		e->token[i] = (uint8_t)(hi << 4 | lo);
-	}
-	if (!token_ok) {
+	if (hex_decode(token, e->token, PROTO_TOKEN_SIZE) < 0) {
 		fprintf(stderr, PROG ": %s is not %u hex digits\n", ENV_TOKEN,
 			2 * PROTO_TOKEN_SIZE);
 		return EXIT_FAILURE;
@@ -472,6 +455,23 @@ static enum link_result link_recv(struct link *l, Sysgate__V1__Envelope **out)
 	return LINK_OK;
 }
 
+/* A message the receiver had no use for: Goodbye and Error (after a
+ * violation, which is what the test asked for) end the session as
+ * LINK_CLOSED; any other kind is a fault. */
+static enum link_result link_end(const Sysgate__V1__Envelope *m)
+{
+	switch (m->body_case) {
+	case SYSGATE__V1__ENVELOPE__BODY_GOODBYE:
+		return LINK_CLOSED;
+	case SYSGATE__V1__ENVELOPE__BODY_ERROR:
+		fprintf(stderr, PROG ": the supervisor sent Error: %s\n", m->error->message);
+		return LINK_CLOSED;
+	default:
+		fprintf(stderr, PROG ": unexpected message kind %d\n", (int)m->body_case);
+		return LINK_ERROR;
+	}
+}
+
 static bool mode_is_fast(enum mode mode)
 {
 	return mode >= MODE_FASTCORRUPT && mode <= MODE_FASTHEAD;
@@ -512,9 +512,7 @@ static int break_fast(const struct env *e, enum mode mode)
 		proto_envelope_init(&env, SYSGATE__V1__ENVELOPE__BODY_GOODBYE);
 		sysgate__v1__goodbye__init(&bye);
 		env.goodbye = &bye;
-		uint8_t buf[64];
-		size_t len = protobuf_c_message_pack(&env.base, buf);
-		fastchan_push(&to_sup, buf, len);
+		proto_ring_put(&to_sup, &env);
 		break;
 	}
 	default:
@@ -831,15 +829,8 @@ static enum link_result mem_call(struct session *s, uint64_t seq, Sysgate__V1__M
 			if (r != LINK_OK)
 				return r;
 			break;
-		case SYSGATE__V1__ENVELOPE__BODY_GOODBYE:
-			return LINK_CLOSED;
-		case SYSGATE__V1__ENVELOPE__BODY_ERROR:
-			fprintf(stderr, PROG ": the supervisor sent Error: %s\n",
-				m->error->message);
-			return LINK_CLOSED;
 		default:
-			fprintf(stderr, PROG ": unexpected message kind %d\n", (int)m->body_case);
-			return LINK_ERROR;
+			return link_end(m);
 		}
 	}
 }
@@ -1131,17 +1122,9 @@ static int serve(struct session *s)
 			       m->injected->cookie);
 			fflush(stdout);
 			break;
-		case SYSGATE__V1__ENVELOPE__BODY_GOODBYE:
-			return EXIT_SUCCESS;
-		case SYSGATE__V1__ENVELOPE__BODY_ERROR:
-			/* The supervisor ends the link after a violation; that is
-			 * what the test asked for. */
-			fprintf(stderr, PROG ": the supervisor sent Error: %s\n",
-				m->error->message);
-			return EXIT_SUCCESS;
 		default:
-			fprintf(stderr, PROG ": unexpected message kind %d\n", (int)m->body_case);
-			return EXIT_FAILURE;
+			r = link_end(m);
+			break;
 		}
 		if (r == LINK_CLOSED)
 			return EXIT_SUCCESS;
