@@ -464,15 +464,16 @@ void worker_describe_status(int status, char *buf, size_t size)
 
 void worker_free(struct worker *w)
 {
-	if (w->sock_open) {
-		/* Drain first: nng 1.5 can hang closing a pair1 socket with an
-		 * unread message in flight. */
-		nng_msg *m;
-		while (nng_recvmsg(w->sock, &m, NNG_FLAG_NONBLOCK) == 0)
-			nng_msg_free(m);
-		nng_close(w->sock);
-		w->sock_open = false;
-	}
+	/* The socket is left open: nng 1.5's nng_close of a pair1 socket can
+	 * wait forever for a message still in flight inside nng (a worker
+	 * that answered or restarted just before the end), and draining
+	 * first does not close that window. This runs once, as sysgate ends;
+	 * the process's exit releases the socket (the link's file is removed
+	 * below). Its callback goes first: it points into w, and at an fd that
+	 * will be closed. */
+	if (w->sock_open)
+		nng_pipe_notify(w->sock, NNG_PIPE_EV_REM_POST, NULL, NULL);
+	w->sock_open = false;
 	if (w->dir) {
 		char sock_path[PATH_MAX];
 		snprintf(sock_path, sizeof(sock_path), "%s/link", w->dir);
