@@ -5,6 +5,8 @@ asserts what the sandboxed program observed. Every subprocess has a timeout.
 """
 import json
 import os
+import platform
+import re
 import shutil
 import signal
 import stat
@@ -18,6 +20,71 @@ PY = "/usr/bin/python3"  # Debian's interpreter, not a pyenv shim that forks
 # What a dynamically linked Debian program needs to start under -r/-w rules.
 SYSTEM_RO = ["-r", "/usr", "-r", "/lib", "-r", "/lib64", "-r", "/bin", "-r", "/etc"]
 TIMEOUT = 60
+BUILD = os.environ.get("SYSGATE_BUILD_DIR", "")
+ROOT = os.path.normpath(os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", ".."))
+SDK = os.path.join(ROOT, "sdk", "python")
+LIB = os.environ.get("SYSGATE_LIB") or os.path.join(BUILD, "libsysgate.so")
+
+# Numbers of the syscalls the programs call directly or tell apart.
+NR = {"x86_64": {"getppid": 110, "getpid": 39, "renameat2": 316},
+      "aarch64": {"getppid": 173, "getpid": 172, "renameat2": 276}}[platform.machine()]
+GETPPID = NR["getppid"]
+
+
+# --- programs the sandbox runs ------------------------------------------------
+
+# Calls the syscall numbered argv[1] (no arguments) argv[2] times through
+# syscall(2); prints the errno of each as a JSON list (0: it succeeded).
+SYSCALL_ERRNOS = """
+import ctypes, sys
+libc = ctypes.CDLL(None, use_errno=True)
+out = []
+for _ in range(int(sys.argv[2])):
+    ctypes.set_errno(0)
+    r = libc.syscall(int(sys.argv[1]))
+    out.append(ctypes.get_errno() if r < 0 else 0)
+print(out, flush=True)
+"""
+
+# Calls the syscall numbered argv[1] until it succeeds (a restarted worker
+# answers), for at most argv[2] seconds; prints the first errno and the last
+# (0: it succeeded).
+UNTIL_OK = """
+import ctypes, sys, time
+libc = ctypes.CDLL(None, use_errno=True)
+first = None
+end = time.monotonic() + float(sys.argv[2])
+while time.monotonic() < end:
+    ctypes.set_errno(0)
+    r = libc.syscall(int(sys.argv[1]))
+    e = ctypes.get_errno() if r < 0 else 0
+    if first is None:
+        first = e
+    if e == 0:
+        break
+print(first, e, flush=True)
+"""
+
+# Calls the syscall numbered argv[1] once in each of argv[2] threads at the
+# same time; prints, as JSON, the sorted errnos (0: it succeeded) and the
+# seconds it took.
+CONCURRENT_CALLS = """
+import ctypes, json, sys, threading, time
+libc = ctypes.CDLL(None, use_errno=True)
+res = []
+def call():
+    ctypes.set_errno(0)
+    r = libc.syscall(int(sys.argv[1]))
+    res.append(ctypes.get_errno() if r < 0 else 0)
+ts = [threading.Thread(target=call) for _ in range(int(sys.argv[2]))]
+t0 = time.monotonic()
+[t.start() for t in ts]
+[t.join() for t in ts]
+print(json.dumps([sorted(res), time.monotonic() - t0]), flush=True)
+"""
+
+
+# --- helpers ------------------------------------------------------------------
 
 
 def run(*args, timeout=TIMEOUT, **kw):
@@ -26,9 +93,19 @@ def run(*args, timeout=TIMEOUT, **kw):
                           timeout=timeout, **kw)
 
 
+def last_json(text):
+    """The last line of text, as JSON (programs print their result last)."""
+    return json.loads(text.strip().splitlines()[-1])
+
+
 def read_audit(path):
     with open(path) as f:
         return [json.loads(line) for line in f]
+
+
+def syscalls(records, name=None):
+    """The audit log's syscall records (of the syscall called name, if given)."""
+    return [r for r in records if r["type"] == "syscall" and (name is None or r["syscall"] == name)]
 
 
 def live_pids_with(marker):
@@ -131,3 +208,54 @@ def env_with(base):
     """The environment, with TMPDIR (where sysgate makes its runtime
     directory) set to base."""
     return dict(os.environ, TMPDIR=base)
+
+
+def assert_workers_gone(audit):
+    """Every worker process the audit log names (the first start and every
+    restart) is gone; there is at least one."""
+    pids = {x["worker_pid"] for x in read_audit(audit) if "worker_pid" in x}
+    assert pids, "no worker_pid in the audit log"
+    alive = [p for p in pids if pid_alive(p)]
+    assert not alive, f"worker processes outlived sysgate: {alive}"
+
+
+# --- the Python SDK, for sysgate.run() drivers and --worker scripts -------------
+
+def asan_preload():
+    """The sanitizer build's libsysgate needs the ASan runtime loaded first
+    in every process that loads it: /usr/bin/python3 is not built with it."""
+    try:
+        out = subprocess.run(["ldd", LIB], capture_output=True, text=True,
+                             timeout=TIMEOUT).stdout
+    except OSError:
+        return {}
+    m = re.search(r"^\s*libasan\.so\S*\s+=>\s+(\S+)", out, re.M)
+    if not m:
+        return {}
+    return {"LD_PRELOAD": m.group(1), "ASAN_OPTIONS": "detect_leaks=0"}
+
+
+def sdk_env(rundir_base, lib=LIB, pythonpath=SDK):
+    """The environment for a Python program that imports sysgate from
+    pythonpath and loads lib; sysgate's runtime directory goes below
+    rundir_base."""
+    env = dict(os.environ, TMPDIR=rundir_base, PYTHONPATH=pythonpath, SYSGATE_LIB=lib,
+               SYSGATE_BIN=SYSGATE, PYTHONDONTWRITEBYTECODE="1")
+    env.update(asan_preload())
+    return env
+
+
+def stage_sdk(pubdir):
+    """Copies the package and libsysgate into pubdir, where the worker user
+    can read them; returns the library's path there."""
+    shutil.copytree(os.path.join(SDK, "sysgate"), os.path.join(pubdir, "sysgate"),
+                    ignore=shutil.ignore_patterns("__pycache__"))
+    for dirpath, dirnames, filenames in os.walk(pubdir):
+        for d in dirnames:
+            os.chmod(os.path.join(dirpath, d), 0o755)
+        for f in filenames:
+            os.chmod(os.path.join(dirpath, f), 0o644)
+    lib = os.path.join(pubdir, "libsysgate.so")
+    shutil.copyfile(LIB, lib)
+    os.chmod(lib, 0o644)
+    return lib

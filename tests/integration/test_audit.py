@@ -1,11 +1,7 @@
 """The audit log: JSON Lines matching what the program did."""
 import os
 
-from conftest import PY, SYSTEM_RO, read_audit, run, write_script
-
-
-def syscalls(records, name=None):
-    return [r for r in records if r["type"] == "syscall" and (name is None or r["syscall"] == name)]
+from conftest import PY, SYSTEM_RO, read_audit, run, syscalls, write_script
 
 
 def test_trap_records_every_openat_with_its_path(sysgate_bin, pubdir):

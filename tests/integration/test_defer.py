@@ -5,46 +5,41 @@ therefore prove the worker went on while one was pending; an answer never
 completed gets the registration's exception policy at --handler-timeout;
 past the supervisor's in-flight limit (64 per worker) the policy answers at
 once."""
-import json
 import os
-import platform
 
 import pytest
 
-from conftest import PY, env_with, run
+from conftest import (BUILD, CONCURRENT_CALLS, GETPPID, PY, env_with, last_json, read_audit,
+                      run)
 
-DEFER = os.path.join(os.environ.get("SYSGATE_BUILD_DIR", ""), "tests", "workers", "sg-defer")
-GETPPID = {"x86_64": 110, "aarch64": 173}[platform.machine()]
+DEFER = os.path.join(BUILD, "tests", "workers", "sg-defer")
 EPERM, EIO = 1, 5
 IN_FLIGHT_LIMIT = 64  # WORKER_MAX_INFLIGHT
 
-# Calls getppid (syscall argv[1]) once in each of argv[2] threads at the same
-# time; prints the sorted errnos (0: it succeeded) and the seconds it took.
-CONCURRENT_CALLS = """
-import ctypes, json, sys, threading, time
-libc = ctypes.CDLL(None, use_errno=True)
-res = []
-def call():
-    ctypes.set_errno(0)
-    r = libc.syscall(int(sys.argv[1]))
-    res.append(ctypes.get_errno() if r < 0 else 0)
-ts = [threading.Thread(target=call) for _ in range(int(sys.argv[2]))]
-t0 = time.monotonic()
-[t.start() for t in ts]
-[t.join() for t in ts]
-print(json.dumps([sorted(res), time.monotonic() - t0]), flush=True)
-"""
-
 
 def calls(rundir_base, threads, worker, *options):
-    """Runs CONCURRENT_CALLS in `threads` threads under sysgate with the
-    worker command line; (sysgate's result, the errnos, the seconds)."""
+    """Runs CONCURRENT_CALLS (getppid) in `threads` threads under sysgate
+    with the worker command line; (sysgate's result, the errnos, the
+    seconds)."""
     r = run(*options, "--worker", worker, "--", PY, "-c", CONCURRENT_CALLS, str(GETPPID),
             str(threads), env=env_with(rundir_base))
     if r.returncode != 0 or not r.stdout.strip():
         return r, None, None
-    errnos, seconds = json.loads(r.stdout.strip().splitlines()[-1])
+    errnos, seconds = last_json(r.stdout)
     return r, errnos, seconds
+
+
+def audited(rundir_base, tmp_path, handler_timeout, defer_args, code):
+    """Runs `PY -c CODE GETPPID` under sysgate with an audit log, the given
+    --handler-timeout (ms) and sg-defer DEFER_ARGS as the worker; asserts
+    that sysgate exited 0. (sysgate's result, the types of the audit
+    records.)"""
+    audit = tmp_path / "a.jsonl"
+    r = run("--audit", str(audit), "--handler-timeout", str(handler_timeout), "--worker",
+            f"{DEFER} {defer_args}", "--", PY, "-c", code, str(GETPPID),
+            env=env_with(rundir_base))
+    assert r.returncode == 0, r.stderr
+    return r, [x["type"] for x in read_audit(audit)]
 
 
 def test_two_slow_answers_overlap(sysgate_bin, rundir_base):
@@ -82,7 +77,6 @@ def test_only_the_late_answer_times_out_while_the_worker_is_alive(sysgate_bin, r
     """The first answer is never completed, later ones are: the worker keeps
     talking, so only that notification gets the policy at --handler-timeout;
     the worker is not restarted and serves the calls after it."""
-    from conftest import read_audit
     code = ("import ctypes, sys, threading, time\n"
             "libc = ctypes.CDLL(None, use_errno=True)\n"
             "nr = int(sys.argv[1]); res = {}\n"
@@ -94,15 +88,11 @@ def test_only_the_late_answer_times_out_while_the_worker_is_alive(sysgate_bin, r
             "for i in range(3): call(f'later{i}')\n"
             "a.join(); call('after')\n"
             "print(sorted(res.values()), res['after'], flush=True)\n")
-    audit = tmp_path / "a.jsonl"
-    r = run("--audit", str(audit), "--handler-timeout", "400", "--worker",
-            f"{DEFER} --never-first --delay-ms 20 --policy DENY_EPERM", "--", PY, "-c", code,
-            str(GETPPID), env=env_with(rundir_base))
-    assert r.returncode == 0, r.stderr
+    r, events = audited(rundir_base, tmp_path, 400,
+                        "--never-first --delay-ms 20 --policy DENY_EPERM", code)
     # Exactly one call (the first to arrive) got the policy; the one after
     # its timeout was served by the same worker.
     assert r.stdout == f"[0, 0, 0, 0, {EPERM}] 0\n"
-    events = [x["type"] for x in read_audit(audit)]
     assert events.count("handler_timeout") == 1
     assert "worker_failed" not in events and "worker_restart" not in events
 
@@ -113,7 +103,6 @@ def test_a_timed_out_answer_still_counts_until_it_arrives(sysgate_bin, rundir_ba
     timed out: 64 threads keep the worker's window full while one answer is
     never given. Overflow gets the policy (EPERM); the worker is never taken
     for a protocol breaker and restarted."""
-    from conftest import read_audit
     code = ("import ctypes, sys, threading\n"
             "libc = ctypes.CDLL(None, use_errno=True)\n"
             "nr = int(sys.argv[1]); seen = set()\n"
@@ -124,12 +113,8 @@ def test_a_timed_out_answer_still_counts_until_it_arrives(sysgate_bin, rundir_ba
             "ts = [threading.Thread(target=loop) for _ in range(64)]\n"
             "[t.start() for t in ts]; [t.join() for t in ts]\n"
             "print(sorted(seen), flush=True)\n")
-    audit = tmp_path / "a.jsonl"
-    r = run("--audit", str(audit), "--handler-timeout", "300", "--worker",
-            f"{DEFER} --never-first --delay-ms 20 --threads 4 --policy DENY_EPERM", "--", PY,
-            "-c", code, str(GETPPID), env=env_with(rundir_base))
-    assert r.returncode == 0, r.stderr
+    r, events = audited(rundir_base, tmp_path, 300,
+                        "--never-first --delay-ms 20 --threads 4 --policy DENY_EPERM", code)
     assert r.stdout == f"[0, {EPERM}]\n"
-    events = [x["type"] for x in read_audit(audit)]
     assert events.count("handler_timeout") == 1
     assert "worker_failed" not in events, r.stderr

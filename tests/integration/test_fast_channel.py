@@ -15,18 +15,16 @@ output, the errno it saw, its exit status) and what `sysgate -v` reports.
   the registration's policy answers and sysgate names the cause."""
 import json
 import os
-import platform
 import re
 import subprocess
 import textwrap
 
 import pytest
 
-from conftest import (PY, SYSGATE, TIMEOUT, copy_for_nobody, env_with, live_pids_with,
-                      pid_alive, read_audit, run, write_script)
-from test_python_sdk import sdk_env, stage_sdk
+from conftest import (BUILD, GETPPID, NR, PY, SYSGATE, TIMEOUT, UNTIL_OK, assert_workers_gone,
+                      copy_for_nobody, env_with, live_pids_with, read_audit, run, sdk_env,
+                      stage_sdk, write_script)
 
-BUILD = os.environ.get("SYSGATE_BUILD_DIR", "")
 FAKER = os.path.join(BUILD, "examples", "sysgate-getpid-faker")
 MISBEHAVE = os.path.join(BUILD, "tests", "workers", "sg-misbehave")
 DEFER = os.path.join(BUILD, "tests", "workers", "sg-defer")
@@ -34,9 +32,6 @@ BUSY = os.path.join(BUILD, "tests", "workers", "sg-busy")
 BENCH_WORKER = os.path.join(BUILD, "bench", "sg_bench_worker")
 BENCH_LOOP = os.path.join(BUILD, "bench", "sg_bench_loop")
 
-NR = {"x86_64": {"getppid": 110, "getpid": 39},
-      "aarch64": {"getppid": 173, "getpid": 172}}[platform.machine()]
-GETPPID = NR["getppid"]
 EPERM = 1
 
 READY = re.compile(r"^sysgate: worker '(.*)' \(.*\): ready, \d+ registrations, "
@@ -47,7 +42,7 @@ LANE = re.compile(r"^sysgate: receiver's lane: (\d+) answered on it, (\d+) hande
 TRANSPORT = {"fast": "the fast channel", "nng": "nng"}
 
 
-# --- programs the sandbox runs ------------------------------------------------
+# --- programs the sandbox runs (conftest has UNTIL_OK) ----------------------------
 
 GETPID = "import os; print(os.getpid())"
 
@@ -96,24 +91,6 @@ print("ok" if r >= 0 else errno.errorcode.get(ctypes.get_errno(), "?"), flush=Tr
 sys.exit(7)
 """
 
-# Calls getppid (argv[1]) until it succeeds (a restarted worker answers),
-# bounded; prints the first errno and the last (0: it succeeded).
-UNTIL_OK = """
-import ctypes, sys, time
-libc = ctypes.CDLL(None, use_errno=True)
-first = None
-end = time.monotonic() + 20
-while time.monotonic() < end:
-    ctypes.set_errno(0)
-    r = libc.syscall(int(sys.argv[1]))
-    e = ctypes.get_errno() if r < 0 else 0
-    if first is None:
-        first = e
-    if e == 0:
-        break
-print(first, e, flush=True)
-"""
-
 # Calls getppid (argv[1]) from 4 threads 10 times each, through ctypes,
 # which lets go of the GIL (os.getppid() holds it: the calls would never
 # overlap); prints the values seen (JSON).
@@ -159,10 +136,15 @@ def transport_opts(transport):
     return ["--worker-transport", transport]
 
 
-def assert_workers_gone(audit):
-    pids = {x["worker_pid"] for x in read_audit(audit) if "worker_pid" in x}
-    assert pids, "no worker_pid in the audit log"
-    assert not [p for p in pids if pid_alive(p)], pids
+def faker(rundir_base, program, over, *options, env=None):
+    """`sysgate run -v OPTIONS --worker 'FAKER 4242' -- PY -c PROGRAM`:
+    asserts that it exited 0 and that -v says the faker was served over
+    OVER; returns the completed process."""
+    r = run("-v", *options, "--worker", f"{FAKER} 4242", "--", PY, "-c", program,
+            env=env or env_with(rundir_base))
+    assert r.returncode == 0, r.stderr
+    assert transports(r.stderr) == {f"{FAKER} 4242": over}, r.stderr
+    return r
 
 
 def misbehave_knows(mode):
@@ -180,11 +162,8 @@ def misbehave_knows(mode):
 # --- --worker-transport ----------------------------------------------------------
 
 def test_default_transport_is_the_fast_channel(sysgate_bin, rundir_base):
-    r = run("-v", "--worker", f"{FAKER} 4242", "--", PY, "-c", GETPID,
-            env=env_with(rundir_base))
-    assert r.returncode == 0, r.stderr
+    r = faker(rundir_base, GETPID, "the fast channel")
     assert r.stdout == "4242\n"
-    assert transports(r.stderr) == {f"{FAKER} 4242": "the fast channel"}, r.stderr
 
 
 def test_worker_without_the_channel_is_served_over_nng(sysgate_bin, rundir_base):
@@ -199,11 +178,8 @@ def test_worker_without_the_channel_is_served_over_nng(sysgate_bin, rundir_base)
 
 @pytest.mark.parametrize("transport", ["fast", "nng"])
 def test_faker_over_either_transport(sysgate_bin, rundir_base, transport):
-    r = run("-v", *transport_opts(transport), "--worker", f"{FAKER} 4242", "--", PY, "-c",
-            GETPID, env=env_with(rundir_base))
-    assert r.returncode == 0, r.stderr
+    r = faker(rundir_base, GETPID, TRANSPORT[transport], *transport_opts(transport))
     assert r.stdout == "4242\n"
-    assert transports(r.stderr) == {f"{FAKER} 4242": TRANSPORT[transport]}, r.stderr
 
 
 @pytest.mark.parametrize("transport", ["fast", "nng"])
@@ -223,11 +199,8 @@ def test_c_worker_memory_and_path_over_either_transport(sysgate_bin, rundir_base
 
 @pytest.mark.parametrize("transport", ["fast", "nng"])
 def test_multithreaded_child_over_either_transport(sysgate_bin, rundir_base, transport):
-    r = run("-v", *transport_opts(transport), "--worker", f"{FAKER} 4242", "--", PY, "-c",
-            GETPID_THREADS, env=env_with(rundir_base))
-    assert r.returncode == 0, r.stderr
+    r = faker(rundir_base, GETPID_THREADS, TRANSPORT[transport], *transport_opts(transport))
     assert r.stdout == "bad 0\n"
-    assert transports(r.stderr) == {f"{FAKER} 4242": TRANSPORT[transport]}, r.stderr
 
 
 def test_unknown_transport_is_refused(sysgate_bin, rundir_base):
@@ -304,10 +277,8 @@ def test_busy_handlers_reading_memory(sysgate_bin, rundir_base, transport):
 
 def test_no_spinning_with_spin_time_zero(sysgate_bin, rundir_base):
     env = dict(env_with(rundir_base), SYSGATE_FAST_SPIN_NS="0")
-    r = run("-v", "--worker", f"{FAKER} 4242", "--", PY, "-c", GETPID_THREADS, env=env)
-    assert r.returncode == 0, r.stderr
+    r = faker(rundir_base, GETPID_THREADS, "the fast channel", env=env)
     assert r.stdout == "bad 0\n"
-    assert transports(r.stderr) == {f"{FAKER} 4242": "the fast channel"}, r.stderr
     counts = lane_counts(r.stderr)
     assert counts is None or counts[0] == 0, counts
 
@@ -409,7 +380,7 @@ def test_a_crashed_replica_is_restarted(sysgate_bin, rundir_base, tmp_path):
     restart): those calls get EPERM, then a restarted replica answers."""
     audit = tmp_path / "a.jsonl"
     r = run("--audit", str(audit), "--worker", f"{MISBEHAVE} --once --policy eperm segv",
-            "--replicas", "2", "--", PY, "-c", UNTIL_OK, str(GETPPID),
+            "--replicas", "2", "--", PY, "-c", UNTIL_OK, str(GETPPID), "20",
             env=env_with(rundir_base))
     assert r.returncode == 0, r.stderr
     assert r.stdout == f"{EPERM} 0\n"

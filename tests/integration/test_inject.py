@@ -27,6 +27,21 @@ with open(f"/proc/self/fdinfo/{fd}") as f:
 print(data.decode(), wrote, bool(flags & os.O_CLOEXEC), flush=True)
 """
 
+# Opens the virtual file and another one, reads the virtual one 3 times and
+# the other once; prints the virtual file's fd and what it read.
+TRACKED_READS = ("import os\n"
+                 "fd = os.open('/virtual/file', os.O_RDONLY)\n"
+                 "other = os.open('/etc/hostname', os.O_RDONLY)\n"
+                 "got = [os.read(fd, 3) for _ in range(3)]\n"
+                 "os.read(other, 2)\n"
+                 "print(fd, b''.join(got).decode(), end='', flush=True)\n")
+
+
+def tracking_lines(stderr):
+    """The worker's lines about the tracked fd: the Injected message it got
+    and each read of that fd it counted, in order."""
+    return [l for l in stderr.splitlines() if l.startswith(("injected:", "tracked read"))]
+
 
 def test_cat_prints_the_injected_content(sysgate_bin, rundir_base, tmp_path):
     audit = tmp_path / "a.jsonl"
@@ -78,30 +93,13 @@ def test_tracked_injection_tells_the_worker_the_fd_before_its_first_use(sysgate_
     and counts reads on exactly the fd number the supervisor reported: the
     Injected message arrives before any read snapshot of that fd."""
     worker = os.path.join(os.path.dirname(INJECT), "sg-misbehave")
-    code = ("import os\n"
-            "fd = os.open('/virtual/file', os.O_RDONLY)\n"
-            "other = os.open('/etc/hostname', os.O_RDONLY)\n"
-            "got = [os.read(fd, 3) for _ in range(3)]\n"
-            "os.read(other, 2)\n"
-            "print(fd, b''.join(got).decode(), end='', flush=True)\n")
     r = run("--worker", f"{worker} --register openat --register read injecttrack", "--", PY,
-            "-c", code, env=env_with(rundir_base))
+            "-c", TRACKED_READS, env=env_with(rundir_base))
     assert r.returncode == 0, r.stderr
     fd, content = r.stdout.split(" ", 1)
     assert content == "tracked\n"
-    lines = [l for l in r.stderr.splitlines() if l.startswith(("injected:", "tracked read"))]
-    assert lines == [f"injected: fd={fd} cookie=77", "tracked read 1", "tracked read 2",
-                     "tracked read 3"]
-
-
-# Opens the virtual file and another one, reads the virtual one 3 times and
-# the other once; prints the virtual file's fd and what it read.
-TRACKED_READS = ("import os\n"
-                 "fd = os.open('/virtual/file', os.O_RDONLY)\n"
-                 "other = os.open('/etc/hostname', os.O_RDONLY)\n"
-                 "got = [os.read(fd, 3) for _ in range(3)]\n"
-                 "os.read(other, 2)\n"
-                 "print(fd, b''.join(got).decode(), end='', flush=True)\n")
+    assert tracking_lines(r.stderr) == [f"injected: fd={fd} cookie=77", "tracked read 1",
+                                        "tracked read 2", "tracked read 3"]
 
 
 def test_sdk_worker_hears_the_tracked_fd_before_its_first_read(sysgate_bin, rundir_base):
@@ -116,6 +114,6 @@ def test_sdk_worker_hears_the_tracked_fd_before_its_first_read(sysgate_bin, rund
     assert r.returncode == 0, r.stderr
     fd, content = r.stdout.split(" ", 1)
     assert content == "sdk-track"  # 3 reads of 3 bytes
-    lines = [l for l in r.stderr.splitlines() if l.startswith(("injected:", "tracked read"))]
-    assert lines == [f"injected: fd={fd} cookie={0xfedcba9876543210}", "tracked read 1",
-                     "tracked read 2", "tracked read 3"], r.stderr
+    assert tracking_lines(r.stderr) == [f"injected: fd={fd} cookie={0xfedcba9876543210}",
+                                        "tracked read 1", "tracked read 2",
+                                        "tracked read 3"], r.stderr

@@ -9,9 +9,8 @@ import re
 
 import pytest
 
-from conftest import PY, pid_alive, read_audit, run
+from conftest import BUILD, PY, assert_workers_gone, env_with, read_audit, run, syscalls
 
-BUILD = os.environ.get("SYSGATE_BUILD_DIR", "")
 MISBEHAVE = os.path.join(BUILD, "tests", "workers", "sg-misbehave")
 
 ESRCH, EFAULT, EPERM = 3, 14, 1
@@ -38,11 +37,10 @@ def sysgate(tmp_path, rundir_base, worker, *argv, **kw):
     exited. Returns (completed process, audit records)."""
     audit = tmp_path / "a.jsonl"
     r = run("--audit", str(audit), "--worker", worker, "--", *argv,
-            env=dict(os.environ, TMPDIR=rundir_base), **kw)
+            env=env_with(rundir_base), **kw)
     recs = read_audit(audit)
-    pids = [x["worker_pid"] for x in recs if x["type"] == "worker_start"]
-    assert pids, r.stderr
-    assert not [p for p in pids if pid_alive(p)], "worker processes outlived sysgate"
+    assert [x for x in recs if x["type"] == "worker_start"], r.stderr
+    assert_workers_gone(audit)
     exits = [x for x in recs if x["type"] == "sandbox_exit"]
     assert len(exits) == 1 and exits[0]["reason"] == "exit", recs
     assert r.returncode == exits[0]["status"], "sysgate did not exit with the program's status"
@@ -60,6 +58,25 @@ def no_confusion(r):
     assert "unexpected message kind" not in r.stderr
     assert "malformed" not in r.stderr and "restarting" not in r.stderr
     assert "Sanitizer" not in r.stderr and "runtime error" not in r.stderr
+
+
+def served(tmp_path, rundir_base, syscall, mode, *argv):
+    """sysgate() with sg-misbehave in MODE on SYSCALL as the worker and ARGV
+    as the program, which must exit 0. Returns (completed process, the
+    worker's MODE lines)."""
+    r, _ = sysgate(tmp_path, rundir_base, f"{MISBEHAVE} --syscall {syscall} {mode}", *argv)
+    assert r.returncode == 0, r.stderr
+    return r, lines(r, mode)
+
+
+def chdir_twice(tmp_path, rundir_base, mode):
+    """CHDIR_TWICE with sg-misbehave in MODE on chdir: whatever its memory
+    request is answered, the program still gets to /tmp, and nothing is
+    confused. Returns (completed process, the worker's MODE lines)."""
+    r, got = served(tmp_path, rundir_base, "chdir", mode, PY, "-c", CHDIR_TWICE)
+    assert r.stdout == "/tmp\n"
+    no_confusion(r)
+    return r, got
 
 
 # --- served -------------------------------------------------------------------------
@@ -119,7 +136,7 @@ def test_memwrite_makes_getcwd_return_what_the_worker_wrote(sysgate_bin, rundir_
     assert r.returncode == 0, r.stderr
     assert r.stdout == "/virtual\n"
     assert lines(r, "memwrite") and set(lines(r, "memwrite")) == {"memwrite: error=0"}
-    calls = [x for x in recs if x["type"] == "syscall" and x["syscall"] == "getcwd"]
+    calls = syscalls(recs, "getcwd")
     assert calls and all(x["action"] == "return" and x["value"] == 9 for x in calls), calls
     no_confusion(r)
 
@@ -128,33 +145,20 @@ def test_memwrite_makes_getcwd_return_what_the_worker_wrote(sysgate_bin, rundir_
 
 def test_memstale_a_seq_the_worker_does_not_hold_is_esrch(sysgate_bin, rundir_base,
                                                           tmp_path):
-    r, _ = sysgate(tmp_path, rundir_base, f"{MISBEHAVE} --syscall chdir memstale",
-                   PY, "-c", CHDIR_TWICE)
-    assert r.returncode == 0, r.stderr
-    assert r.stdout == "/tmp\n"
-    assert lines(r, "memstale") == [f"memstale: error={ESRCH}"] * 2, r.stderr
-    no_confusion(r)
+    r, got = chdir_twice(tmp_path, rundir_base, "memstale")
+    assert got == [f"memstale: error={ESRCH}"] * 2, r.stderr
 
 
 def test_memafter_a_seq_already_answered_is_esrch(sysgate_bin, rundir_base, tmp_path):
-    r, _ = sysgate(tmp_path, rundir_base, f"{MISBEHAVE} --syscall chdir memafter",
-                   PY, "-c", CHDIR_TWICE)
-    assert r.returncode == 0, r.stderr
-    assert r.stdout == "/tmp\n"
+    r, got = chdir_twice(tmp_path, rundir_base, "memafter")
     # The first reply comes before the second chdir is answered; the second
     # may race the end of the run (Goodbye), so it may be missing.
-    got = lines(r, "memafter")
     assert got and set(got) == {f"memafter: error={ESRCH}"}, r.stderr
-    no_confusion(r)
 
 
 def test_membad_address_zero_is_efault(sysgate_bin, rundir_base, tmp_path):
-    r, _ = sysgate(tmp_path, rundir_base, f"{MISBEHAVE} --syscall chdir membad",
-                   PY, "-c", CHDIR_TWICE)
-    assert r.returncode == 0, r.stderr
-    assert r.stdout == "/tmp\n"
-    assert lines(r, "membad") == [f"membad: error={EFAULT}"] * 2, r.stderr
-    no_confusion(r)
+    r, got = chdir_twice(tmp_path, rundir_base, "membad")
+    assert got == [f"membad: error={EFAULT}"] * 2, r.stderr
 
 
 def test_membig_over_the_cap_is_a_violation(sysgate_bin, rundir_base, tmp_path):
@@ -173,7 +177,7 @@ def test_membig_over_the_cap_is_a_violation(sysgate_bin, rundir_base, tmp_path):
     failed = [x for x in recs if x["type"] == "worker_failed"]
     assert len(failed) == 1 and failed[0]["kind"] == "violation", recs
     assert failed[0]["restart"] is True and failed[0]["pending"] == 1
-    call = [x for x in recs if x["type"] == "syscall" and x["syscall"] == "getpgid"]
+    call = syscalls(recs, "getpgid")
     assert len(call) == 1 and call[0]["exception"] == "DENY_EPERM", call
     assert call[0]["errno"] == EPERM
 
@@ -200,20 +204,16 @@ print(ctypes.string_at(base + 4092, 4).decode(), flush=True)
 
 def test_read_straddling_a_hole_returns_the_readable_bytes(sysgate_bin, rundir_base,
                                                             tmp_path):
-    r, _ = sysgate(tmp_path, rundir_base, f"{MISBEHAVE} --syscall getpgid memreadat",
-                   PY, "-c", STRADDLE)
-    assert r.returncode == 0, r.stderr
+    r, got = served(tmp_path, rundir_base, "getpgid", "memreadat", PY, "-c", STRADDLE)
     assert r.stdout == "....\n"
-    assert lines(r, "memreadat") == ["memreadat: " + b"....".hex()], r.stderr
+    assert got == ["memreadat: " + b"....".hex()], r.stderr
 
 
 def test_write_straddling_a_hole_writes_nothing_and_says_so(sysgate_bin, rundir_base,
                                                              tmp_path):
-    r, _ = sysgate(tmp_path, rundir_base, f"{MISBEHAVE} --syscall getpgid memwriteat",
-                   PY, "-c", STRADDLE)
-    assert r.returncode == 0, r.stderr
+    r, got = served(tmp_path, rundir_base, "getpgid", "memwriteat", PY, "-c", STRADDLE)
     # Part of the range is unmapped: refused before anything is written.
-    assert lines(r, "memwriteat") == ["memwriteat: error=14"], (r.stdout, r.stderr)
+    assert got == [f"memwriteat: error={EFAULT}"], (r.stdout, r.stderr)
     assert r.stdout == "....\n"
 
 
@@ -241,18 +241,15 @@ def test_write_into_a_page_the_process_cannot_write_is_refused(sysgate_bin, rund
                                                                tmp_path, prot, name):
     """/proc/PID/mem would force the write (as a debugger does); a worker may
     only write what the process itself could."""
-    r, _ = sysgate(tmp_path, rundir_base, f"{MISBEHAVE} --syscall getpgid memwriteat",
-                   PY, "-c", PROTECTED, str(prot))
-    assert r.returncode == 0, r.stderr
-    assert lines(r, "memwriteat") == ["memwriteat: error=14"], (r.stdout, r.stderr)
+    r, got = served(tmp_path, rundir_base, "getpgid", "memwriteat", PY, "-c", PROTECTED,
+                    str(prot))
+    assert got == [f"memwriteat: error={EFAULT}"], (r.stdout, r.stderr)
     assert r.stdout == "........\n"
 
 
 def test_write_into_a_writable_page_lands(sysgate_bin, rundir_base, tmp_path):
-    r, _ = sysgate(tmp_path, rundir_base, f"{MISBEHAVE} --syscall getpgid memwriteat",
-                   PY, "-c", PROTECTED, "3")
-    assert r.returncode == 0, r.stderr
-    assert lines(r, "memwriteat") == ["memwriteat: error=0"], (r.stdout, r.stderr)
+    r, got = served(tmp_path, rundir_base, "getpgid", "memwriteat", PY, "-c", PROTECTED, "3")
+    assert got == ["memwriteat: error=0"], (r.stdout, r.stderr)
     assert r.stdout == "sysgate!\n"
 
 
@@ -261,7 +258,5 @@ def test_write_at_an_address_past_the_user_space_is_efault(sysgate_bin, rundir_b
             "libc = ctypes.CDLL(None)\n"
             "libc.syscall.argtypes = [ctypes.c_long, ctypes.c_ulong]\n"
             "libc.syscall(121, 0xffffffffffff0000)\n")
-    r, _ = sysgate(tmp_path, rundir_base, f"{MISBEHAVE} --syscall getpgid memwriteat",
-                   PY, "-c", code)
-    assert r.returncode == 0, r.stderr
-    assert lines(r, "memwriteat") == ["memwriteat: error=14"], (r.stdout, r.stderr)
+    r, got = served(tmp_path, rundir_base, "getpgid", "memwriteat", PY, "-c", code)
+    assert got == [f"memwriteat: error={EFAULT}"], (r.stdout, r.stderr)

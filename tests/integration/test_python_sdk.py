@@ -10,7 +10,6 @@ started with `--worker 'python3 x.py'` are staged with the package and the
 library in `pubdir`, where the unprivileged worker user can read them."""
 import json
 import os
-import platform
 import re
 import shutil
 import subprocess
@@ -18,37 +17,16 @@ import textwrap
 
 import pytest
 
-from conftest import PY, SYSGATE, TIMEOUT, run, write_script
+from conftest import (CONCURRENT_CALLS, GETPPID, NR, PY, ROOT, SYSCALL_ERRNOS, TIMEOUT,
+                      last_json, run, sdk_env, stage_sdk, write_script)
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-ROOT = os.path.normpath(os.path.join(HERE, "..", ".."))
-SDK = os.path.join(ROOT, "sdk", "python")
 HEADER = os.path.join(ROOT, "sdk", "c", "include", "sysgate.h")
 EXAMPLES = os.path.join(ROOT, "examples", "python")
-BUILD = os.environ.get("SYSGATE_BUILD_DIR", "")
-LIB = os.environ.get("SYSGATE_LIB") or os.path.join(BUILD, "libsysgate.so")
 
 EPERM, EIO, EACCES = 1, 5, 13
-# Numbers of the syscalls the programs below call directly or tell apart.
-NR = {"x86_64": {"getppid": 110, "getpid": 39, "renameat2": 316},
-      "aarch64": {"getppid": 173, "getpid": 172, "renameat2": 276}}[platform.machine()]
-GETPPID = NR["getppid"]
 
 
-# --- programs the sandbox runs ------------------------------------------------
-
-# Calls the syscall numbered argv[1] (no arguments) argv[2] times through
-# syscall(2); prints the errno of each as a JSON list (0: it succeeded).
-SYSCALL_ERRNOS = """
-import ctypes, sys
-libc = ctypes.CDLL(None, use_errno=True)
-out = []
-for _ in range(int(sys.argv[2])):
-    ctypes.set_errno(0)
-    r = libc.syscall(int(sys.argv[1]))
-    out.append(ctypes.get_errno() if r < 0 else 0)
-print(out, flush=True)
-"""
+# --- programs the sandbox runs (conftest has SYSCALL_ERRNOS, CONCURRENT_CALLS) ---
 
 # Opens each file named in argv; prints the errno of each open (0: read it).
 OPEN_ERRNOS = """
@@ -65,32 +43,7 @@ print(out, flush=True)
 """
 
 
-def last_json(text):
-    return json.loads(text.strip().splitlines()[-1])
-
-
 # --- driving sysgate.run from a script ----------------------------------------
-
-def asan_preload():
-    """The sanitizer build's libsysgate needs the ASan runtime loaded first
-    in every process that loads it: /usr/bin/python3 is not built with it."""
-    try:
-        out = subprocess.run(["ldd", LIB], capture_output=True, text=True,
-                             timeout=TIMEOUT).stdout
-    except OSError:
-        return {}
-    m = re.search(r"^\s*libasan\.so\S*\s+=>\s+(\S+)", out, re.M)
-    if not m:
-        return {}
-    return {"LD_PRELOAD": m.group(1), "ASAN_OPTIONS": "detect_leaks=0"}
-
-
-def sdk_env(rundir_base, lib=LIB, pythonpath=SDK):
-    env = dict(os.environ, TMPDIR=rundir_base, PYTHONPATH=pythonpath, SYSGATE_LIB=lib,
-               SYSGATE_BIN=SYSGATE, PYTHONDONTWRITEBYTECODE="1")
-    env.update(asan_preload())
-    return env
-
 
 DRIVER_HEAD = """\
 import asyncio, ctypes, errno, json, os, signal, sys, time
@@ -502,17 +455,8 @@ def test_worker_killed_mid_run_gets_the_policy(sysgate_bin, rundir_base, tmp_pat
 # --- async handlers -----------------------------------------------------------------
 
 def test_async_handlers_overlap(sysgate_bin, rundir_base, tmp_path):
-    prog = ("import ctypes, sys, threading, time\n"
-            "libc = ctypes.CDLL(None, use_errno=True)\n"
-            "res = []\n"
-            "def call():\n"
-            "    ctypes.set_errno(0)\n"
-            "    r = libc.syscall(int(sys.argv[1]))\n"
-            "    res.append(ctypes.get_errno() if r < 0 else 0)\n"
-            "ts = [threading.Thread(target=call) for _ in range(4)]\n"
-            "t0 = time.monotonic()\n"
-            "[t.start() for t in ts]; [t.join() for t in ts]\n"
-            "print(res, time.monotonic() - t0, flush=True)\n")
+    """4 calls at once, each answered 0.5 s later by an async handler: the
+    answers overlap."""
     r = drive(rundir_base, tmp_path, """
         class Slow(Handler):
             on_exception = ExceptionPolicy.DENY_EIO
@@ -521,30 +465,12 @@ def test_async_handlers_overlap(sysgate_bin, rundir_base, tmp_path):
                 await asyncio.sleep(0.5)
                 return NotifAction.continue_()
 
-        report(run([PY, "-c", PROG, str(GETPPID)], [("getppid", Slow())]))
-    """, PROG=prog)
+        report(run([PY, "-c", CALLS, str(GETPPID), "4"], [("getppid", Slow())]))
+    """, CALLS=CONCURRENT_CALLS)
     assert r["returncode"] == 0, r["stderr"]
-    res, elapsed = r["stdout"].rsplit(" ", 1)
-    assert json.loads(res) == [0, 0, 0, 0]
-    assert 0.5 <= float(elapsed) < 1.5  # one after the other would take 2 s
-
-
-# Calls getppid (syscall argv[1]) in argv[2] threads at once; prints the
-# sorted errnos (0: it succeeded) and the seconds it took, as JSON.
-CONCURRENT_CALLS = """
-import ctypes, json, sys, threading, time
-libc = ctypes.CDLL(None, use_errno=True)
-res = []
-def call():
-    ctypes.set_errno(0)
-    r = libc.syscall(int(sys.argv[1]))
-    res.append(ctypes.get_errno() if r < 0 else 0)
-ts = [threading.Thread(target=call) for _ in range(int(sys.argv[2]))]
-t0 = time.monotonic()
-[t.start() for t in ts]
-[t.join() for t in ts]
-print(json.dumps([sorted(res), time.monotonic() - t0]), flush=True)
-"""
+    errnos, seconds = last_json(r["stdout"])
+    assert errnos == [0, 0, 0, 0]
+    assert 0.5 <= seconds < 1.5, seconds  # one after the other would take 2 s
 
 
 def test_async_answers_do_not_hold_handler_threads(sysgate_bin, rundir_base, tmp_path):
@@ -663,22 +589,6 @@ def test_exception_policy_values_are_the_c_enum(rundir_base, tmp_path):
 
 
 # --- a worker script started with --worker, using serve() ---------------------------------
-
-def stage_sdk(pubdir):
-    """Copies the package and libsysgate into pubdir, where the worker user
-    can read them; returns the library's path there."""
-    shutil.copytree(os.path.join(SDK, "sysgate"), os.path.join(pubdir, "sysgate"),
-                    ignore=shutil.ignore_patterns("__pycache__"))
-    for dirpath, dirnames, filenames in os.walk(pubdir):
-        for d in dirnames:
-            os.chmod(os.path.join(dirpath, d), 0o755)
-        for f in filenames:
-            os.chmod(os.path.join(dirpath, f), 0o644)
-    lib = os.path.join(pubdir, "libsysgate.so")
-    shutil.copyfile(LIB, lib)
-    os.chmod(lib, 0o644)
-    return lib
-
 
 def test_serve_in_a_worker_script(sysgate_bin, rundir_base, pubdir):
     lib = stage_sdk(pubdir)

@@ -9,10 +9,10 @@ import tempfile
 
 import pytest
 
-from conftest import (PY, SYSGATE, TIMEOUT, copy_for_nobody, env_with, is_root, pid_alive,
-                      read_audit, run)
+from conftest import (BUILD, GETPPID, PY, SYSCALL_ERRNOS, SYSGATE, TIMEOUT, UNTIL_OK,
+                      assert_workers_gone, copy_for_nobody, env_with, is_root, last_json,
+                      read_audit, run, syscalls)
 
-BUILD = os.environ.get("SYSGATE_BUILD_DIR", "")
 EXAMPLES = os.path.join(BUILD, "examples")
 AUDIT_WORKER = os.path.join(EXAMPLES, "sysgate-audit-worker")
 DENY_WORKER = os.path.join(EXAMPLES, "sysgate-path-deny-worker")
@@ -24,38 +24,10 @@ PROBE = os.path.join(BUILD, "tests", "workers", "sg-probe")
 
 EPERM, EIO, EACCES = 1, 5, 13
 
-# Calls getppid() through syscall(2) N times; prints the errno of each (0: ok).
-GETPPID_ERRNOS = """
-import ctypes, sys
-libc = ctypes.CDLL(None, use_errno=True)
-out = []
-for _ in range(int(sys.argv[1])):
-    ctypes.set_errno(0)
-    r = libc.syscall(110)
-    out.append(ctypes.get_errno() if r < 0 else 0)
-print(out, flush=True)
-"""
-
-# Calls getppid() until it succeeds (a restarted worker answers), bounded.
-UNTIL_OK = """
-import ctypes, time
-libc = ctypes.CDLL(None, use_errno=True)
-first = None
-end = time.monotonic() + 20
-while time.monotonic() < end:
-    ctypes.set_errno(0)
-    r = libc.syscall(110)
-    e = ctypes.get_errno() if r < 0 else 0
-    if first is None:
-        first = e
-    if e == 0:
-        break
-print(first, e, flush=True)
-"""
-
 
 def errnos(r):
-    return json.loads(r.stdout.strip().splitlines()[-1])
+    """The errnos SYSCALL_ERRNOS printed (0: the call succeeded)."""
+    return last_json(r.stdout)
 
 
 # --- what the audit worker sees vs a reference trace -----------------------
@@ -170,7 +142,7 @@ def test_continue_hands_on_to_the_next_worker(sysgate_bin, rundir_base, tmp_path
             env=env_with(rundir_base))
     assert r.returncode == 0, r.stderr
     assert r.stdout == "333\n"
-    recs = [x for x in read_audit(audit) if x["type"] == "syscall" and x["syscall"] == "getpid"]
+    recs = syscalls(read_audit(audit), "getpid")
     assert recs and all(x["decided_by"] == "sysgate-getpid-faker" and x["action"] == "return"
                         and x["value"] == 333 for x in recs), recs
 
@@ -241,13 +213,13 @@ def test_failure_kind_gets_the_policy_and_is_logged_and_audited(sysgate_bin, run
                                                                  tmp_path, kind):
     audit = tmp_path / "a.jsonl"
     r = run("--handler-timeout", "300", "--audit", str(audit), "--worker",
-            f"{MISBEHAVE} --policy eperm {kind}", "--", PY, "-c", GETPPID_ERRNOS, "1",
-            env=env_with(rundir_base))
+            f"{MISBEHAVE} --policy eperm {kind}", "--", PY, "-c", SYSCALL_ERRNOS, str(GETPPID),
+            "1", env=env_with(rundir_base))
     assert r.returncode == 0, r.stderr
     assert errnos(r) == [EPERM]
     assert FAILURES[kind] in r.stderr
     recs = read_audit(audit)
-    call = [x for x in recs if x["type"] == "syscall" and x["syscall"] == "getppid"]
+    call = syscalls(recs, "getppid")
     assert call and call[0]["exception"] == "DENY_EPERM" and call[0]["errno"] == EPERM
     if kind == "fail":
         assert any(x["type"] == "handler_failed" for x in recs)
@@ -257,8 +229,8 @@ def test_failure_kind_gets_the_policy_and_is_logged_and_audited(sysgate_bin, run
 
 
 def test_answering_twice_is_a_violation(sysgate_bin, rundir_base):
-    r = run("--worker", f"{MISBEHAVE} --policy eperm twice", "--", PY, "-c", GETPPID_ERRNOS,
-            "1", env=env_with(rundir_base))
+    r = run("--worker", f"{MISBEHAVE} --policy eperm twice", "--", PY, "-c", SYSCALL_ERRNOS,
+            str(GETPPID), "1", env=env_with(rundir_base))
     assert r.returncode == 0, r.stderr
     assert errnos(r) == [0]  # the first answer counted
     assert "answered notification 1, which it does not hold" in r.stderr
@@ -266,8 +238,8 @@ def test_answering_twice_is_a_violation(sysgate_bin, rundir_base):
 
 @pytest.mark.parametrize("policy,observed", [("eperm", EPERM), ("eio", EIO), ("continue", 0)])
 def test_policy_decides_what_the_program_sees(sysgate_bin, rundir_base, policy, observed):
-    r = run("--worker", f"{MISBEHAVE} --policy {policy} segv", "--", PY, "-c", GETPPID_ERRNOS,
-            "1", env=env_with(rundir_base))
+    r = run("--worker", f"{MISBEHAVE} --policy {policy} segv", "--", PY, "-c", SYSCALL_ERRNOS,
+            str(GETPPID), "1", env=env_with(rundir_base))
     assert r.returncode == 0, r.stderr
     assert errnos(r) == [observed]
 
@@ -275,9 +247,9 @@ def test_policy_decides_what_the_program_sees(sysgate_bin, rundir_base, policy, 
 def test_kill_policy_kills_the_sandbox(sysgate_bin, rundir_base, no_leaks):
     script = ("import subprocess, sys\n"
               f"subprocess.Popen(['sleep', '{no_leaks}'])\n"
-              + GETPPID_ERRNOS)
-    r = run("--worker", f"{MISBEHAVE} --policy kill segv", "--", PY, "-c", script, "1",
-            env=env_with(rundir_base))
+              + SYSCALL_ERRNOS)
+    r = run("--worker", f"{MISBEHAVE} --policy kill segv", "--", PY, "-c", script,
+            str(GETPPID), "1", env=env_with(rundir_base))
     assert r.returncode == 128 + 9
     assert r.stdout == ""
     assert "killing the sandbox (exception policy KILL)" in r.stderr
@@ -286,7 +258,7 @@ def test_kill_policy_kills_the_sandbox(sysgate_bin, rundir_base, no_leaks):
 def test_crashed_worker_is_restarted_and_serves_again(sysgate_bin, rundir_base, tmp_path):
     audit = tmp_path / "a.jsonl"
     r = run("--audit", str(audit), "--worker", f"{MISBEHAVE} --once --policy eperm segv", "--",
-            PY, "-c", UNTIL_OK, env=env_with(rundir_base))
+            PY, "-c", UNTIL_OK, str(GETPPID), "20", env=env_with(rundir_base))
     assert r.returncode == 0, r.stderr
     assert r.stdout == f"{EPERM} 0\n"
     types = [x["type"] for x in read_audit(audit)]
@@ -296,17 +268,17 @@ def test_crashed_worker_is_restarted_and_serves_again(sysgate_bin, rundir_base, 
 def test_worker_out_of_restarts_answers_with_its_policy(sysgate_bin, rundir_base):
     # Crashes on every start: 5 restarts, then its registrations keep
     # answering EPERM and the program still finishes.
-    r = run("--worker", f"{MISBEHAVE} --policy eperm segv", "--", PY, "-c", UNTIL_OK.replace(
-        "+ 20", "+ 4"), env=env_with(rundir_base), timeout=30)
+    r = run("--worker", f"{MISBEHAVE} --policy eperm segv", "--", PY, "-c", UNTIL_OK,
+            str(GETPPID), "4", env=env_with(rundir_base), timeout=30)
     assert r.returncode == 0, r.stderr
     assert r.stdout == f"{EPERM} {EPERM}\n"
     assert "out of restarts" in r.stderr
 
 
 def test_other_workers_keep_serving_when_one_crashes(sysgate_bin, rundir_base):
-    code = GETPPID_ERRNOS + "import os\nprint(os.getpid())\n"
+    code = SYSCALL_ERRNOS + "import os\nprint(os.getpid())\n"
     r = run("--worker", f"{MISBEHAVE} --policy eperm segv", "--worker", f"{FAKER} 4242", "--",
-            PY, "-c", code, "1", env=env_with(rundir_base))
+            PY, "-c", code, str(GETPPID), "1", env=env_with(rundir_base))
     assert r.returncode == 0, r.stderr
     lines = r.stdout.splitlines()
     assert lines == [f"[{EPERM}]", "4242"]
@@ -317,9 +289,8 @@ def test_workers_are_gone_after_the_run(sysgate_bin, rundir_base, tmp_path):
     r = run("--audit", str(audit), "--worker", f"{FAKER} 1", "--worker", AUDIT_WORKER, "--",
             "true", env=env_with(rundir_base))
     assert r.returncode == 0, r.stderr
-    pids = [x["worker_pid"] for x in read_audit(audit) if x["type"] == "worker_start"]
-    assert len(pids) == 2
-    assert not [p for p in pids if pid_alive(p)]
+    assert len([x for x in read_audit(audit) if x["type"] == "worker_start"]) == 2
+    assert_workers_gone(audit)
 
 
 # --- concurrency ------------------------------------------------------------------
@@ -415,7 +386,7 @@ def test_queue_bound_per_worker_overflows_into_the_policy(sysgate_bin, rundir_ba
 def test_records_a_worker_emits_land_in_the_audit_log(sysgate_bin, rundir_base, tmp_path):
     audit = tmp_path / "a.jsonl"
     r = run("--audit", str(audit), "--worker", f"{MISBEHAVE} --syscall getppid record", "--",
-            PY, "-c", GETPPID_ERRNOS, "2", env=env_with(rundir_base))
+            PY, "-c", SYSCALL_ERRNOS, str(GETPPID), "2", env=env_with(rundir_base))
     assert r.returncode == 0, r.stderr
     assert errnos(r) == [0, 0]
     recs = [x for x in read_audit(audit) if x["type"] == "record"]
@@ -425,7 +396,7 @@ def test_records_a_worker_emits_land_in_the_audit_log(sysgate_bin, rundir_base, 
 
 def test_a_record_that_is_not_json_is_a_violation(sysgate_bin, rundir_base):
     r = run("--worker", f"{MISBEHAVE} --policy eperm --syscall getppid badrecord", "--", PY,
-            "-c", GETPPID_ERRNOS, "1", env=env_with(rundir_base))
+            "-c", SYSCALL_ERRNOS, str(GETPPID), "1", env=env_with(rundir_base))
     assert r.returncode == 0, r.stderr
     assert errnos(r) == [EPERM]
     assert "sent a Record that is not JSON" in r.stderr
@@ -494,7 +465,7 @@ def test_kill_signals_only_the_trapped_process(sysgate_bin, rundir_base, tmp_pat
             PY, "-c", KILL_CHILD, env=env_with(rundir_base))
     assert r.returncode == 0, r.stderr  # the program (the parent) survived
     assert r.stdout == "child signal 15\nparent True 0\n"
-    recs = [x for x in read_audit(audit) if x["type"] == "syscall" and x["syscall"] == "getpgid"]
+    recs = syscalls(read_audit(audit), "getpgid")
     assert [x["action"] for x in recs] == ["kill", "continue"]
     assert recs[0]["signal"] == 15
     assert not [x for x in read_audit(audit) if x["type"] == "worker_failed"]
