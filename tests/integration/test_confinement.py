@@ -131,7 +131,11 @@ def test_foreign_abi_syscalls_kill_the_process(sysgate_bin, pubdir):
     import subprocess
     if subprocess.run(["cc", "-o", exe, src], capture_output=True, timeout=60).returncode:
         pytest.skip("no C compiler")
-    assert subprocess.run([exe], timeout=10).returncode == 0  # getpid via i386 works
+    plain = subprocess.run([exe], timeout=10).returncode
+    if plain == -11:
+        # With IA32 emulation off at run time, int 0x80 faults before seccomp sees it.
+        pytest.skip("this kernel does not run i386 syscalls (int 0x80 raises SIGSEGV)")
+    assert plain == 0  # getpid via i386 works
     assert run("--", exe).returncode == 128 + 31  # SIGSYS
 
 
