@@ -3,6 +3,8 @@ every reference to it resolves.
 
 - every function sdk/c/include/sysgate.h declares (SG_API ... sg_*(...)) is
   named in docs/sdk-c.md;
+- every public name of the Python package (its __all__, the presets', and
+  the public members of its classes) is named in docs/sdk-python.md;
 - every long option `sysgate --help` prints is named in docs/cli.md;
 - every `docs/FILE.md#anchor` reference in the source tree, and every
   relative link inside docs/*.md, points at an existing file and, with an
@@ -10,6 +12,7 @@ every reference to it resolves.
 
 Environment: SYSGATE_BIN, the sysgate binary (default: `sysgate` on PATH).
 """
+import ast
 import os
 import re
 import shutil
@@ -20,6 +23,10 @@ import pytest
 ROOT = os.path.normpath(os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", ".."))
 DOCS = os.path.join(ROOT, "docs")
 HEADER = os.path.join(ROOT, "sdk", "c", "include", "sysgate.h")
+PYPKG = os.path.join(ROOT, "sdk", "python", "sysgate")
+# The classes whose public members users call, and the module defining each.
+PY_CLASSES = {"Handler": "handler.py", "HandlerCtx": "ctx.py", "NotifAction": "action.py",
+              "ExceptionPolicy": "action.py", "RunResult": "runner.py"}
 SYSGATE = os.environ.get("SYSGATE_BIN") or shutil.which("sysgate")
 TIMEOUT = 30
 
@@ -54,6 +61,19 @@ def slug(heading):
     s = heading.strip().lower()
     s = re.sub(r"[^\w\- ]", "", s)
     return s.replace(" ", "-")
+
+
+def code_text(path):
+    """The code of a Markdown file: its fenced blocks and inline `spans`."""
+    out, fenced = [], False
+    for line in read(path).splitlines():
+        if line.lstrip().startswith("```"):
+            fenced = not fenced
+        elif fenced:
+            out.append(line)
+        else:
+            out.extend(re.findall(r"`([^`]+)`", line))
+    return "\n".join(out)
 
 
 def anchors(path):
@@ -92,6 +112,45 @@ def sdk_functions():
     return names
 
 
+def module_all(tree):
+    """The strings of a module's __all__."""
+    for node in tree.body:
+        if isinstance(node, ast.Assign) and any(
+                isinstance(t, ast.Name) and t.id == "__all__" for t in node.targets):
+            return [e.value for e in node.value.elts]
+    return []
+
+
+def class_members(tree, name):
+    """Public methods, properties, class attributes, dataclass fields and
+    __slots__ entries of class `name` in tree."""
+    cls = next(n for n in tree.body if isinstance(n, ast.ClassDef) and n.name == name)
+    out = set()
+    for node in cls.body:
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+            out.add(node.name)
+        elif isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name):
+            out.add(node.target.id)
+        elif isinstance(node, ast.Assign):
+            for t in node.targets:
+                if isinstance(t, ast.Name) and t.id == "__slots__":
+                    out.update(e.value for e in node.value.elts)
+                elif isinstance(t, ast.Name):
+                    out.add(t.id)
+    return sorted(n for n in out if not n.startswith("_"))
+
+
+@pytest.fixture(scope="module")
+def python_names():
+    parse = lambda f: ast.parse(read(os.path.join(PYPKG, f)))  # noqa: E731
+    names = set(module_all(parse("__init__.py"))) | set(module_all(parse("presets.py")))
+    for cls, module in PY_CLASSES.items():
+        names.update(f"{cls}.{m}" for m in class_members(parse(module), cls))
+    assert {"serve", "run", "COMMON_PATH_SYSCALLS", "HandlerCtx.read_path",
+            "NotifAction.inject_bytes"} <= names, f"the package parsed badly: {sorted(names)}"
+    return sorted(names)
+
+
 @pytest.fixture(scope="module")
 def help_options():
     assert SYSGATE, "set SYSGATE_BIN or put sysgate on PATH"
@@ -106,6 +165,14 @@ def test_every_sdk_function_is_in_sdk_c_md(sdk_functions):
     doc = read(os.path.join(DOCS, "sdk-c.md"))
     missing = [n for n in sdk_functions if not names_in(doc, n)]
     assert not missing, "declared in sysgate.h but not in docs/sdk-c.md: " + ", ".join(missing)
+
+
+def test_every_public_python_name_is_in_sdk_python_md(python_names):
+    # In code: `NotifAction.returns(v)`, not the word "returns" in a sentence.
+    code = code_text(os.path.join(DOCS, "sdk-python.md"))
+    missing = [n for n in python_names if not names_in(code, n.rpartition(".")[2])]
+    assert not missing, "public in sdk/python but not in docs/sdk-python.md: " + ", ".join(
+        missing)
 
 
 def test_every_help_option_is_in_cli_md(help_options):
