@@ -69,11 +69,20 @@ struct arg_rule {
 	uint64_t datum_a, datum_b; /* SCMP_CMP's two operands */
 };
 
-#define SELF_ONLY(name, argn) { name, EPERM, false, argn, SCMP_CMP_NE, 0, 0 }
+#define SELF_ONLY(name, argn)                                                                      \
+	{                                                                                          \
+		name, EPERM, false, argn, SCMP_CMP_NE, 0, 0                                        \
+	}
 /* Not equal on all 64 bits also refuses the caller's own value with junk in
  * the upper half, which the kernel would truncate: that fails closed. */
-#define NOT(name, argn, value) { name, EPERM, false, argn, SCMP_CMP_NE, value, 0 }
-#define FLAG(flag) { "clone", EPERM, false, 0, SCMP_CMP_MASKED_EQ, flag, flag }
+#define NOT(name, argn, value)                                                                     \
+	{                                                                                          \
+		name, EPERM, false, argn, SCMP_CMP_NE, value, 0                                    \
+	}
+#define FLAG(flag)                                                                                 \
+	{                                                                                          \
+		"clone", EPERM, false, 0, SCMP_CMP_MASKED_EQ, flag, flag                           \
+	}
 
 static const struct arg_rule other_process_rules[] = {
 	SELF_ONLY("prlimit64", 0),
@@ -92,9 +101,14 @@ static const struct arg_rule other_process_rules[] = {
 };
 
 static const struct arg_rule namespace_rules[] = {
-	FLAG(CLONE_NEWNS),     FLAG(CLONE_NEWCGROUP), FLAG(CLONE_NEWUTS),
-	FLAG(CLONE_NEWIPC),    FLAG(CLONE_NEWUSER),   FLAG(CLONE_NEWPID),
-	FLAG(CLONE_NEWNET),    FLAG(0x80 /* CLONE_NEWTIME */),
+	FLAG(CLONE_NEWNS),
+	FLAG(CLONE_NEWCGROUP),
+	FLAG(CLONE_NEWUTS),
+	FLAG(CLONE_NEWIPC),
+	FLAG(CLONE_NEWUSER),
+	FLAG(CLONE_NEWPID),
+	FLAG(CLONE_NEWNET),
+	FLAG(0x80 /* CLONE_NEWTIME */),
 	{ "clone3", ENOSYS, true, 0, 0, 0, 0 },
 };
 
