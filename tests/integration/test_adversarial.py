@@ -165,6 +165,13 @@ def test_unix_socket_outside_granted_paths(user, bins, unix_server, pubdir):
     assert connect() == 0  # no -r/-w, no --no-network: unrestricted
 
 
+def test_allow_unix_needs_an_existing_directory(sysgate_bin):
+    r = subprocess.run([SYSGATE, "run", "--no-network", "--allow-unix", "/nonexistent/s.sock",
+                        "--", "true"], capture_output=True, text=True, timeout=TIMEOUT)
+    assert r.returncode == 125
+    assert "--allow-unix /nonexistent/s.sock" in r.stderr
+
+
 def attack_report(stderr):
     lines = [l for l in stderr.splitlines() if "sg-attack {" in l]
     assert len(lines) == 1, stderr
