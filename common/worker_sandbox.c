@@ -20,6 +20,7 @@
  * into another process's memory or file descriptors. */
 static const char *const worker_extra_deny[] = {
 	"ptrace", "process_vm_readv", "process_vm_writev", "pidfd_getfd", "kcmp",
+	"process_madvise",
 	/* Its process group is how the supervisor kills all it forked. */
 	"setsid", "setpgid",
 };
@@ -38,9 +39,12 @@ static int add_deny(scmp_filter_ctx ctx, const char *name, bool *denied, struct 
 	return 0;
 }
 
-/* Compiles the worker's filter: allow by default, EPERM for the deny set,
- * kill the process on a foreign ABI (i386, x32 would bypass the table). */
-static int build_filter(struct sock_fprog *out, struct sg_err *err)
+/* Compiles the worker's filter: allow by default, EPERM for the deny set and
+ * for touching another process (a sibling worker, the supervisor: RLIMIT_CPU
+ * on an unprivileged supervisor kills it), no namespaces, only unix sockets
+ * without TCP, kill the process on a foreign ABI (i386, x32 would bypass the
+ * table). */
+static int build_filter(struct sock_fprog *out, bool allow_tcp, struct sg_err *err)
 {
 	_cleanup_filter_ scmp_filter_ctx ctx = bpf_filter_new(err);
 	if (!ctx)
@@ -53,6 +57,11 @@ static int build_filter(struct sock_fprog *out, struct sg_err *err)
 	for (size_t i = 0; i < ARRAY_SIZE(worker_extra_deny); i++)
 		if ((r = add_deny(ctx, worker_extra_deny[i], denied, err)) < 0)
 			return r;
+	unsigned confine = BPF_CONFINE_OTHER_PROCESSES | BPF_CONFINE_NAMESPACES;
+	if (!allow_tcp)
+		confine |= BPF_CONFINE_UNIX_SOCKETS_ONLY;
+	if ((r = bpf_add_confinement(ctx, confine, err)) < 0)
+		return r;
 
 	return bpf_export(ctx, out, err);
 }
@@ -155,7 +164,7 @@ int worker_sandbox_prepare(struct worker_sandbox *sb, const struct worker_sandbo
 	if (r >= 0)
 		r = build_landlock(sb, spec, err);
 	if (r >= 0)
-		r = build_filter(&sb->filter, err);
+		r = build_filter(&sb->filter, spec->allow_tcp, err);
 	if (r < 0) {
 		worker_sandbox_free(sb);
 		return r;

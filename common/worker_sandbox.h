@@ -25,7 +25,7 @@ struct worker_sandbox_spec {
 	/* Read, write, create beneath. */
 	const char *const *write_paths;
 	size_t n_write;
-	/* TCP bind/connect allowed. */
+	/* TCP bind/connect allowed; without it only unix sockets can be made. */
 	bool allow_tcp;
 };
 

@@ -6,7 +6,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <stddef.h>
+#include <sys/socket.h>
 #include <sys/syscall.h>
+#include <sys/un.h>
 #include <sys/utsname.h>
 
 #include "log.h"
@@ -183,4 +186,153 @@ void builtin_max_procs_free(struct builtin_max_procs *b)
 		reservation_drop(b, 0);
 	free(b->reserved);
 	pthread_mutex_destroy(&b->lock);
+}
+
+/* --- unix-connect ------------------------------------------------------- */
+
+static bool path_beneath(const char *path, const char *dir)
+{
+	size_t n = strlen(dir);
+	if (strncmp(path, dir, n) != 0)
+		return false;
+	return path[n] == '/' || path[n] == '\0' || (n == 1 && dir[0] == '/');
+}
+
+static bool unix_path_granted(const struct builtin_unix_connect *b, const char *path)
+{
+	for (size_t i = 0; i < b->n_beneath; i++)
+		if (path_beneath(path, b->beneath[i]))
+			return true;
+	for (size_t i = 0; i < b->n_exact; i++)
+		if (!strcmp(path, b->exact[i]))
+			return true;
+	return false;
+}
+
+static void unix_connect_handle(void *state, const struct seccomp_notif *req,
+				const struct childmem *mem, struct action *out)
+{
+	const struct builtin_unix_connect *b = state;
+	struct sockaddr_un sa;
+	memset(&sa, 0, sizeof(sa));
+	size_t len = (uint32_t)req->data.args[2];
+	if (len > sizeof(sa))
+		return; /* the kernel answers EINVAL */
+	ssize_t n = childmem_read(mem, req->data.args[1], &sa, len);
+	if (n == -ENOENT) {
+		*out = (struct action){ ACTION_ERRNO, EINTR }; /* gone: nobody reads it */
+		return;
+	}
+	if (n != (ssize_t)len) {
+		*out = (struct action){ ACTION_ERRNO, n == -EFAULT ? EFAULT : EACCES };
+		return;
+	}
+	size_t path_len = len > offsetof(struct sockaddr_un, sun_path)
+				  ? len - offsetof(struct sockaddr_un, sun_path)
+				  : 0;
+	/* Other families, unnamed and abstract addresses (Landlock scopes
+	 * those) are not this builtin's. */
+	if (sa.sun_family != AF_UNIX || path_len == 0 || sa.sun_path[0] == '\0')
+		return;
+	char name[sizeof(sa.sun_path) + 1];
+	memcpy(name, sa.sun_path, path_len);
+	name[path_len] = '\0';
+
+	/* Resolved as the trapped thread sees it: its root and its cwd. */
+	char where[sizeof(name) + 64];
+	snprintf(where, sizeof(where), "/proc/%u/%s/%s", req->pid, name[0] == '/' ? "root" : "cwd",
+		 name);
+	_cleanup_free_ char *real = realpath(where, NULL);
+	int e = errno;
+	if (childmem_id_valid(mem->listener, mem->id) < 0) {
+		*out = (struct action){ ACTION_ERRNO, EINTR }; /* the pid may be another's now */
+		return;
+	}
+	if (!real) {
+		*out = (struct action){ ACTION_ERRNO, e == ENOMEM ? EACCES : e };
+		return;
+	}
+	if (unix_path_granted(b, real))
+		return;
+	log_verbose("refused connect to unix socket %s by pid %u: not beneath -r/-w nor "
+		    "--allow-unix",
+		    real, req->pid);
+	*out = (struct action){ ACTION_ERRNO, EACCES };
+}
+
+/* Canonical form of path; for a socket that does not exist yet, of its
+ * directory plus its name. */
+static char *canonical(const char *path)
+{
+	char *real = realpath(path, NULL);
+	if (real || errno != ENOENT)
+		return real;
+	_cleanup_free_ char *copy = strdup(path);
+	if (!copy)
+		return NULL;
+	char *slash = strrchr(copy, '/');
+	const char *base = slash ? slash + 1 : copy;
+	const char *dir = slash ? (slash == copy ? "/" : copy) : ".";
+	if (slash)
+		*slash = '\0';
+	if (!*base) {
+		errno = ENOENT;
+		return NULL;
+	}
+	_cleanup_free_ char *real_dir = realpath(dir, NULL);
+	if (!real_dir)
+		return NULL;
+	char *out;
+	if (asprintf(&out, "%s%s%s", real_dir, strcmp(real_dir, "/") ? "/" : "", base) < 0)
+		return NULL;
+	return out;
+}
+
+/* Appends the canonical forms of paths to *v. */
+static int canonical_append(char ***v, size_t *n_v, const struct strvec *paths, const char *opt,
+			    bool may_be_absent, struct sg_err *err)
+{
+	char **nv = realloc(*v, (*n_v + paths->n + 1) * sizeof(*nv));
+	if (!nv)
+		return err_set(err, ENOMEM, "%s: out of memory", opt);
+	*v = nv;
+	for (size_t i = 0; i < paths->n; i++) {
+		char *c = may_be_absent ? canonical(paths->v[i]) : realpath(paths->v[i], NULL);
+		if (!c)
+			return err_sys(err, errno, "%s %s", opt, paths->v[i]);
+		nv[(*n_v)++] = c;
+	}
+	return 0;
+}
+
+int builtin_unix_connect_init(struct builtin_unix_connect *b, const struct config *cfg,
+			      struct chain_table *t, struct sg_err *err)
+{
+	memset(b, 0, sizeof(*b));
+	int r = canonical_append(&b->beneath, &b->n_beneath, &cfg->read_paths, "--read", false,
+				 err);
+	if (r >= 0)
+		r = canonical_append(&b->beneath, &b->n_beneath, &cfg->write_paths, "--write",
+				     false, err);
+	if (r >= 0)
+		r = canonical_append(&b->exact, &b->n_exact, &cfg->allow_unix, "--allow-unix", true,
+				     err);
+	if (r < 0)
+		return r;
+	struct chain_link link = { .name = "unix-connect", .fn = unix_connect_handle, .state = b };
+	r = chain_append(t, SYS_connect, &link);
+	if (r < 0)
+		return err_sys(err, -r, "cannot trap connect for the unix socket check");
+	return 0;
+}
+
+void builtin_unix_connect_free(struct builtin_unix_connect *b)
+{
+	for (size_t i = 0; i < b->n_beneath; i++)
+		free(b->beneath[i]);
+	for (size_t i = 0; i < b->n_exact; i++)
+		free(b->exact[i]);
+	free(b->beneath);
+	free(b->exact);
+	memset(b, 0, sizeof(*b));
 }

@@ -6,6 +6,7 @@
 #include <sys/types.h>
 
 #include "chain.h"
+#include "cli.h"
 #include "util.h"
 
 /* --hostname: uname(2) reports NAME as the node name. */
@@ -31,11 +32,30 @@ struct builtin_max_procs {
 	size_t n_reserved;
 };
 
+/* -r/-w or --no-network: connect(2) to a pathname unix socket only beneath a
+ * granted path or at an --allow-unix path (EACCES otherwise); Landlock does
+ * not mediate it. A check, not a boundary: the kernel reads the address
+ * again after the check, so a thread (or another process sharing the
+ * memory) that rewrites it in between, or swaps a symlink on the path,
+ * connects where it likes. It stops programs that do not race. */
+struct builtin_unix_connect {
+	char **beneath; /* canonical -r/-w paths */
+	size_t n_beneath;
+	char **exact; /* canonical --allow-unix paths */
+	size_t n_exact;
+};
+
 int builtin_hostname_init(struct builtin_hostname *b, const char *name, struct chain_table *t,
 			  struct sg_err *err);
 
 int builtin_max_procs_init(struct builtin_max_procs *b, long limit, struct chain_table *t,
 			   struct sg_err *err);
 void builtin_max_procs_free(struct builtin_max_procs *b);
+
+/* Canonicalises the paths (an --allow-unix socket may not exist yet: its
+ * directory must) and traps connect. */
+int builtin_unix_connect_init(struct builtin_unix_connect *b, const struct config *cfg,
+			      struct chain_table *t, struct sg_err *err);
+void builtin_unix_connect_free(struct builtin_unix_connect *b);
 
 #endif

@@ -17,7 +17,9 @@ const char cli_run_usage[] =
 	"  -r, --read PATH          allow read and execute beneath PATH (Landlock); repeatable\n"
 	"  -w, --write PATH         allow read, write and create beneath PATH (Landlock); repeatable\n"
 	"                           (without any -r/-w the filesystem is not restricted)\n"
-	"      --no-network         deny TCP bind and connect (Landlock)\n"
+	"      --no-network         no sockets but unix ones; no TCP bind/connect (Landlock)\n"
+	"      --allow-unix PATH    allow connecting to the unix socket PATH, which\n"
+	"                           -r/-w and --no-network refuse otherwise; repeatable\n"
 	"      --deny-syscall NAME  fail NAME with EPERM in the kernel; repeatable\n"
 	"      --max-procs N        at most N live processes; further forks fail with EAGAIN\n"
 	"      --hostname NAME      uname(2) reports NAME as the node name\n"
@@ -65,12 +67,14 @@ enum {
 	OPT_REPLICAS,
 	OPT_AUDIT,
 	OPT_VERSION,
+	OPT_ALLOW_UNIX,
 };
 
 static const struct option long_options[] = {
 	{ "read", required_argument, NULL, 'r' },
 	{ "write", required_argument, NULL, 'w' },
 	{ "no-network", no_argument, NULL, OPT_NO_NETWORK },
+	{ "allow-unix", required_argument, NULL, OPT_ALLOW_UNIX },
 	{ "deny-syscall", required_argument, NULL, OPT_DENY_SYSCALL },
 	{ "max-procs", required_argument, NULL, OPT_MAX_PROCS },
 	{ "hostname", required_argument, NULL, OPT_HOSTNAME },
@@ -138,6 +142,7 @@ void cli_config_free(struct config *cfg)
 	free(cfg->trap_syscalls.v);
 	free(cfg->workers.v);
 	free(cfg->worker_read.v);
+	free(cfg->allow_unix.v);
 	memset(cfg, 0, sizeof(*cfg));
 }
 
@@ -156,6 +161,10 @@ static int parse_option(int c, const char *arg, struct config *cfg, struct sg_er
 	case OPT_NO_NETWORK:
 		cfg->no_network = true;
 		return 0;
+	case OPT_ALLOW_UNIX:
+		if (check_path("--allow-unix", arg, err) < 0)
+			return -EINVAL;
+		return strvec_push(&cfg->allow_unix, arg);
 	case OPT_DENY_SYSCALL:
 		if (check_syscall("--deny-syscall", arg, err) < 0)
 			return -EINVAL;

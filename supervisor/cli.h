@@ -20,6 +20,7 @@ struct config {
 	struct strvec read_paths;
 	struct strvec write_paths;
 	bool no_network;
+	struct strvec allow_unix; /* --allow-unix */
 	struct strvec deny_syscalls;
 	long max_procs; /* 0: no limit */
 	const char *hostname;

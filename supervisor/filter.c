@@ -19,8 +19,12 @@ void filter_spec_default_deny(struct filter_spec *spec)
 		if (nr >= 0)
 			spec->deny[nr] = true; /* names absent on this arch are moot */
 	}
+	/* Its target is a pidfd, whose process a filter cannot tell: it would
+	 * page out or collapse the supervisor's memory. */
+	long nr = syscalls_resolve("process_madvise");
+	if (nr >= 0)
+		spec->deny[nr] = true;
 }
-
 
 /* Calls that are harmless in general but let the command reach past the
  * sandbox with one argument value: pushing input into the terminal it
@@ -69,6 +73,11 @@ static int compile_one(const struct filter_spec *spec, bool denying, struct sock
 				       syscalls_name(nr) ? syscalls_name(nr) : "?", nr);
 	}
 	if (denying && (r = add_argument_denials(ctx, err)) < 0)
+		return r;
+	unsigned confine = BPF_CONFINE_OTHER_PROCESSES | BPF_CONFINE_NAMESPACES;
+	if (spec->unix_sockets_only)
+		confine |= BPF_CONFINE_UNIX_SOCKETS_ONLY;
+	if (denying && (r = bpf_add_confinement(ctx, confine, err)) < 0)
 		return r;
 	return bpf_export(ctx, out, err);
 }

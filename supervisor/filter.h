@@ -15,6 +15,9 @@
 struct filter_spec {
 	bool deny[SYSCALLS_MAX];   /* kernel answers EPERM */
 	bool notify[SYSCALLS_MAX]; /* USER_NOTIF to the supervisor */
+	/* --no-network: sockets of no family but AF_UNIX (EACCES). Always on:
+	 * the rules of bpf.h on other processes and on namespaces. */
+	bool unix_sockets_only;
 };
 
 struct filter_prog {
@@ -22,7 +25,7 @@ struct filter_prog {
 	struct sock_fprog notify; /* .filter NULL when nothing is trapped */
 };
 
-/* Marks the default deny list in spec. */
+/* Marks the default deny list in spec, process_madvise included. */
 void filter_spec_default_deny(struct filter_spec *spec);
 
 /* Compiles spec. A syscall both denied and notified is a bug in the caller

@@ -40,6 +40,7 @@ struct sandbox {
 	struct builtin_hostname hostname;
 	struct builtin_max_procs max_procs;
 	bool have_max_procs;
+	struct builtin_unix_connect unix_connect;
 	struct filter_spec filter;
 	struct filter_prog prog;
 	int landlock_fd;
@@ -63,6 +64,7 @@ static int setup_filter(struct sandbox *sb, struct sg_err *err)
 {
 	const struct config *cfg = sb->cfg;
 	filter_spec_default_deny(&sb->filter);
+	sb->filter.unix_sockets_only = cfg->no_network;
 	for (size_t i = 0; i < cfg->deny_syscalls.n; i++)
 		sb->filter.deny[syscalls_resolve(cfg->deny_syscalls.v[i])] = true;
 
@@ -76,6 +78,9 @@ static int setup_filter(struct sandbox *sb, struct sg_err *err)
 		if (r < 0)
 			return r;
 	}
+	if ((cfg->read_paths.n || cfg->write_paths.n || cfg->no_network) &&
+	    (r = builtin_unix_connect_init(&sb->unix_connect, cfg, &sb->chains, err)) < 0)
+		return r;
 	for (size_t i = 0; i < cfg->trap_syscalls.n; i++) {
 		long nr = syscalls_resolve(cfg->trap_syscalls.v[i]);
 		if (sb->filter.deny[nr])
@@ -467,6 +472,7 @@ static void teardown(struct sandbox *sb)
 	sb->router = NULL;
 	if (sb->have_max_procs)
 		builtin_max_procs_free(&sb->max_procs);
+	builtin_unix_connect_free(&sb->unix_connect);
 	chain_table_free(&sb->chains);
 	filter_prog_free(&sb->prog);
 	if (sb->landlock_fd >= 0)

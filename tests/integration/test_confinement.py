@@ -62,14 +62,14 @@ def tcp_server():
 
 CONNECT = """
 import socket, sys
-s = socket.socket()
 try:
+    s = socket.socket()  # --no-network refuses the socket itself
     s.connect(("127.0.0.1", int(sys.argv[1])))
     print("connected")
 except OSError as e:
     print("errno", e.errno)
-b = socket.socket()
 try:
+    b = socket.socket()
     b.bind(("127.0.0.1", 0))
     print("bound")
 except OSError as e:

@@ -20,6 +20,7 @@ enum cli_field {
 	FIELD_READ,
 	FIELD_WRITE,
 	FIELD_NO_NETWORK,
+	FIELD_ALLOW_UNIX,
 	FIELD_DENY,
 	FIELD_MAX_PROCS,
 	FIELD_HOSTNAME,
@@ -69,6 +70,9 @@ static struct parse_case parse_cases[] = {
 	  CLI_RUN, FIELD_WRITE, "/tmp|/var/tmp" },
 	{ "--no-network", { "run", "--no-network", "--", "true" }, CLI_RUN, FIELD_NO_NETWORK,
 	  "true" },
+	{ "--allow-unix repeatable",
+	  { "run", "--allow-unix", "/run/a.sock", "--allow-unix=/b", "--", "true" }, CLI_RUN,
+	  FIELD_ALLOW_UNIX, "/run/a.sock|/b" },
 	{ "--deny-syscall name", { "run", "--deny-syscall", "ptrace", "--", "true" }, CLI_RUN,
 	  FIELD_DENY, "ptrace" },
 	{ "--deny-syscall number", { "run", "--deny-syscall", "39", "--", "true" }, CLI_RUN,
@@ -155,6 +159,7 @@ static struct error_case error_cases[] = {
 	{ "empty command", { "run", "--", "" }, "command" },
 
 	{ "--read empty", { "run", "--read", "", "--", "true" }, "--read" },
+	{ "--allow-unix empty", { "run", "--allow-unix", "", "--", "true" }, "--allow-unix" },
 	{ "-w empty", { "run", "-w", "", "--", "true" }, "--write" },
 	{ "--deny-syscall nosuch", { "run", "--deny-syscall", "nosuch", "--", "true" },
 	  "--deny-syscall" },
@@ -233,6 +238,9 @@ static void render(const struct config *cfg, enum cli_field field, char *buf, si
 		return;
 	case FIELD_NO_NETWORK:
 		snprintf(buf, cap, "%s", cfg->no_network ? "true" : "false");
+		return;
+	case FIELD_ALLOW_UNIX:
+		join(buf, cap, cfg->allow_unix.v, cfg->allow_unix.n);
 		return;
 	case FIELD_DENY:
 		join(buf, cap, cfg->deny_syscalls.v, cfg->deny_syscalls.n);
