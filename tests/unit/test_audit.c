@@ -148,7 +148,8 @@ static void test_open_error_names_file(void **state)
 	(void)state;
 	struct audit *a = (struct audit *)1;
 	struct sg_err err = { "" };
-	assert_true(audit_open(&a, "/nonexistent-dir/audit.jsonl", "box", &err) < 0);
+	struct audit_spec spec = { .path = "/nonexistent-dir/audit.jsonl", .sandbox = "box" };
+	assert_true(audit_open(&a, &spec, &err) < 0);
 	assert_null(a);
 	assert_non_null(strstr(err.msg, "--audit"));
 	assert_non_null(strstr(err.msg, "/nonexistent-dir/audit.jsonl"));
@@ -165,7 +166,8 @@ static void test_end_to_end(void **state)
 	assert_true(fd >= 0);
 	struct audit *a;
 	struct sg_err err = { "" };
-	int r = audit_open(&a, path, "e2e", &err);
+	struct audit_spec spec = { .path = path, .sandbox = "e2e" };
+	int r = audit_open(&a, &spec, &err);
 	/* Read back through fd: the file is gone even if an assertion fails. */
 	unlink(path);
 	if (r < 0)
@@ -179,7 +181,7 @@ static void test_end_to_end(void **state)
 		assert_null(rec.path[0]); /* ownership moved to the log */
 	}
 	audit_event(a, "sandbox_start", json_pack("{s:i, s:s}", "pid", 1234, "command", "true"));
-	audit_close(a);
+	assert_int_equal(audit_close(a), 0);
 
 	FILE *f = fdopen(fd, "r");
 	assert_non_null(f);
