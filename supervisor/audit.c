@@ -1,13 +1,20 @@
 #include "audit.h"
 
+#include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
+#include <libgen.h>
 #include <pthread.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/eventfd.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
+#include "landlock.h"
+#include "log.h"
 #include "syscalls.h"
 
 /* Past this backlog the receiver waits for the writer rather than drop
@@ -23,7 +30,9 @@ struct audit_item {
 struct audit {
 	FILE *out;
 	bool own_out;
+	char *path; /* for messages */
 	char *sandbox;
+	int fail_fd; /* eventfd, written when a record is lost */
 	pthread_t writer;
 	pthread_mutex_t lock;
 	pthread_cond_t not_empty, not_full;
@@ -31,7 +40,158 @@ struct audit {
 	size_t head, len;
 	size_t bytes; /* path bytes held by queued records */
 	bool closing;
+	int error; /* first write error (negative errno), the writer's */
 };
+
+/* ---- byte strings ------------------------------------------------------ */
+
+/* Length of the valid UTF-8 character at p (n > 0 bytes left), or 0 if p
+ * does not start one: no NUL, overlong forms, surrogates or code points
+ * past U+10FFFF (what jansson and Python's strict codec refuse). */
+static size_t utf8_char(const unsigned char *p, size_t n)
+{
+	unsigned c = p[0];
+	if (c < 0x80)
+		return c != 0;
+	size_t more;
+	uint32_t cp, min;
+	if ((c & 0xe0) == 0xc0) {
+		more = 1;
+		cp = c & 0x1f;
+		min = 0x80;
+	} else if ((c & 0xf0) == 0xe0) {
+		more = 2;
+		cp = c & 0x0f;
+		min = 0x800;
+	} else if ((c & 0xf8) == 0xf0) {
+		more = 3;
+		cp = c & 0x07;
+		min = 0x10000;
+	} else {
+		return 0;
+	}
+	if (n <= more)
+		return 0;
+	for (size_t k = 1; k <= more; k++) {
+		if ((p[k] & 0xc0) != 0x80)
+			return 0;
+		cp = cp << 6 | (p[k] & 0x3f);
+	}
+	if (cp < min || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff))
+		return 0;
+	return more + 1;
+}
+
+static bool is_control(unsigned char c)
+{
+	return c < 0x20 || c == 0x7f;
+}
+
+static bool utf8_valid(const char *s, size_t len)
+{
+	const unsigned char *p = (const unsigned char *)s;
+	for (size_t i = 0, k; i < len; i += k)
+		if (!(k = utf8_char(p + i, len - i)))
+			return false;
+	return true;
+}
+
+bool audit_utf8_printable(const char *s, size_t len)
+{
+	const unsigned char *p = (const unsigned char *)s;
+	for (size_t i = 0, k; i < len; i += k)
+		if (!(k = utf8_char(p + i, len - i)) || (k == 1 && is_control(p[i])))
+			return false;
+	return true;
+}
+
+size_t audit_utf8_copy(char *out, size_t cap, const char *s)
+{
+	const unsigned char *p = (const unsigned char *)s;
+	size_t len = strlen(s), o = 0;
+	for (size_t i = 0; i < len;) {
+		size_t k = utf8_char(p + i, len - i);
+		bool bad = !k || (k == 1 && is_control(p[i]));
+		size_t w = bad ? 1 : k;
+		if (o + w >= cap)
+			break;
+		if (bad)
+			out[o] = '?';
+		else
+			memcpy(out + o, p + i, k);
+		o += w;
+		i += bad ? 1 : k;
+	}
+	out[o] = '\0';
+	return o;
+}
+
+json_t *audit_json_bytes(const char *s, size_t len)
+{
+	if (utf8_valid(s, len))
+		return json_stringn(s, len);
+	/* Worst case: every byte becomes \xHH. */
+	_cleanup_free_ char *e = malloc(len * 4 + 1);
+	if (!e)
+		return NULL;
+	const unsigned char *p = (const unsigned char *)s;
+	size_t o = 0;
+	for (size_t i = 0, k; i < len; i += k) {
+		k = utf8_char(p + i, len - i);
+		if (k == 1 && p[i] == '\\') {
+			e[o++] = '\\';
+			e[o++] = '\\';
+		} else if (k) {
+			memcpy(e + o, p + i, k);
+			o += k;
+		} else {
+			o += (size_t)snprintf(e + o, 5, "\\x%02x", p[i]);
+			k = 1;
+		}
+	}
+	return json_pack("{s:s%}", "escaped", e, o);
+}
+
+json_t *audit_json_str(const char *s)
+{
+	return audit_json_bytes(s, strlen(s));
+}
+
+static int hex_digit(char c)
+{
+	if (c >= '0' && c <= '9')
+		return c - '0';
+	if (c >= 'a' && c <= 'f')
+		return c - 'a' + 10;
+	return -1;
+}
+
+ssize_t audit_unescape(const char *e, char *out, size_t cap)
+{
+	size_t o = 0;
+	for (size_t i = 0; e[i]; o++) {
+		if (o >= cap)
+			return -ENOBUFS;
+		if (e[i] != '\\') {
+			out[o] = e[i++];
+			continue;
+		}
+		if (e[i + 1] == '\\') {
+			out[o] = '\\';
+			i += 2;
+			continue;
+		}
+		int hi = e[i + 1] == 'x' ? hex_digit(e[i + 2]) : -1;
+		int lo = hi >= 0 ? hex_digit(e[i + 3]) : -1;
+		if (lo < 0)
+			return -EINVAL;
+		out[o] = (char)(hi << 4 | lo);
+		i += 4;
+	}
+	return (ssize_t)o;
+}
+
+/* ---- records ----------------------------------------------------------- */
 
 static void format_time(const struct timespec *ts, char *buf, size_t cap)
 {
@@ -45,7 +205,8 @@ static json_t *base_record(const struct timespec *when, const char *sandbox, con
 {
 	char t[64];
 	format_time(when, t, sizeof(t));
-	return json_pack("{s:s, s:s, s:s}", "time", t, "sandbox", sandbox, "type", type);
+	return json_pack("{s:s, s:o, s:s}", "time", t, "sandbox", audit_json_str(sandbox), "type",
+			 type);
 }
 
 json_t *audit_syscall_json(const struct audit_syscall *rec, const char *sandbox)
@@ -70,23 +231,28 @@ json_t *audit_syscall_json(const struct audit_syscall *rec, const char *sandbox)
 		for (unsigned i = 0; i < rec->n_paths; i++) {
 			char key[16];
 			snprintf(key, sizeof(key), "arg%u", rec->path_arg[i]);
-			/* json_string refuses invalid UTF-8: null it, say why. */
-			json_t *p = rec->path[i] ? json_string(rec->path[i]) : NULL;
-			json_object_set_new(paths, key, p ? p : json_null());
-			if (p)
+			if (rec->path[i]) {
+				json_t *p = audit_json_str(rec->path[i]);
+				if (!p) {
+					json_decref(paths);
+					json_decref(errors);
+					json_decref(o);
+					return NULL;
+				}
+				json_object_set_new(paths, key, p);
 				continue;
+			}
+			json_object_set_new(paths, key, json_null());
 			if (!errors)
 				errors = json_object();
-			const char *why = "not UTF-8";
-			if (!rec->path[i])
-				why = strerrorname_np(rec->path_errno[i]) ?: "unknown";
+			const char *why = strerrorname_np(rec->path_errno[i]) ?: "unknown";
 			json_object_set_new(errors, key, json_string(why));
 		}
 		json_object_set_new(o, "paths", paths);
 		if (errors)
 			json_object_set_new(o, "path_errors", errors);
 	}
-	json_object_set_new(o, "decided_by", json_string(rec->decider));
+	json_object_set_new(o, "decided_by", audit_json_str(rec->decider));
 	if (rec->exception)
 		json_object_set_new(o, "exception", json_string(rec->exception));
 	json_object_set_new(o, "action", json_string(action_name(rec->action.kind)));
@@ -117,15 +283,48 @@ static void item_free(struct audit_item *it)
 		free(it->sys.path[i]);
 }
 
+/* The writer's first failure ends the run: said once, signalled to the
+ * main loop; later records are dropped (the log is already incomplete). */
+static void write_failed(struct audit *a, int e, const char *what)
+{
+	pthread_mutex_lock(&a->lock);
+	bool first = a->error == 0;
+	if (first)
+		a->error = -e;
+	pthread_mutex_unlock(&a->lock);
+	if (!first)
+		return;
+	log_error("--audit '%s': %s: %s; ending the run", a->path, what, strerror(e));
+	uint64_t one = 1;
+	(void)!write(a->fail_fd, &one, sizeof(one));
+}
+
 static void write_item(struct audit *a, struct audit_item *it)
 {
 	json_t *o = it->event ? json_incref(it->event) : audit_syscall_json(&it->sys, a->sandbox);
-	if (o) {
-		json_dumpf(o, a->out, JSON_COMPACT | JSON_ENSURE_ASCII | JSON_REAL_PRECISION(6));
-		fputc('\n', a->out);
-		json_decref(o);
-	}
+	_cleanup_free_ char *line =
+		o ? json_dumps(o, JSON_COMPACT | JSON_ENSURE_ASCII | JSON_REAL_PRECISION(6)) : NULL;
+	json_decref(o);
 	item_free(it);
+	if (a->error)
+		return;
+	if (!line) {
+		write_failed(a, ENOMEM, "cannot encode a record");
+		return;
+	}
+	/* One fwrite per line: on an unbuffered standard error, one write. */
+	size_t len = strlen(line);
+	line[len] = '\n'; /* replaces the NUL; fwrite is given the length */
+	errno = EIO;
+	if (fwrite(line, 1, len + 1, a->out) != len + 1)
+		write_failed(a, errno, "cannot write a record");
+}
+
+static void flush(struct audit *a)
+{
+	errno = EIO;
+	if (!a->error && fflush(a->out) == EOF)
+		write_failed(a, errno, "cannot write a record");
 }
 
 static void *writer_main(void *arg)
@@ -147,58 +346,171 @@ static void *writer_main(void *arg)
 		write_item(a, &it);
 		/* Flush when idle so a reader following the file sees whole lines. */
 		if (drained)
-			fflush(a->out);
+			flush(a);
 		pthread_mutex_lock(&a->lock);
 	}
 	pthread_mutex_unlock(&a->lock);
-	fflush(a->out);
+	flush(a);
 	return NULL;
 }
 
-int audit_open(struct audit **out, const char *path, const char *sandbox, struct sg_err *err)
+/* ---- opening ----------------------------------------------------------- */
+
+static bool same_inode(const struct stat *x, const struct stat *y)
+{
+	return x->st_dev == y->st_dev && x->st_ino == y->st_ino;
+}
+
+/* The -w path the file open as fd is (or is beneath), or NULL. Landlock
+ * grants whole hierarchies: walk up from the file's directory comparing
+ * inodes, so symbolic links and bind mounts hide nothing. */
+static const char *writable_through(int fd, const char *path, const struct audit_spec *spec)
+{
+	struct stat file;
+	if (spec->n_write == 0 || fstat(fd, &file) < 0)
+		return NULL;
+	_cleanup_free_ struct stat *w = calloc(spec->n_write, sizeof(*w));
+	_cleanup_free_ char *copy = strdup(path);
+	if (!w || !copy)
+		return NULL;
+	for (size_t i = 0; i < spec->n_write; i++) {
+		if (stat(spec->write_paths[i], &w[i]) < 0)
+			w[i].st_ino = 0; /* matches nothing: Landlock refused it already */
+		else if (same_inode(&file, &w[i]))
+			return spec->write_paths[i];
+	}
+	_cleanup_close_ int dir = open(dirname(copy), O_PATH | O_DIRECTORY | O_CLOEXEC);
+	for (int depth = 0; dir >= 0 && depth < 4096; depth++) {
+		struct stat d, u;
+		if (fstat(dir, &d) < 0)
+			return NULL;
+		for (size_t i = 0; i < spec->n_write; i++)
+			if (w[i].st_ino && same_inode(&d, &w[i]))
+				return spec->write_paths[i];
+		int up = openat(dir, "..", O_PATH | O_DIRECTORY | O_CLOEXEC);
+		close(dir);
+		dir = up;
+		if (dir < 0 || fstat(dir, &u) < 0 || same_inode(&u, &d))
+			return NULL; /* past the root */
+	}
+	return NULL;
+}
+
+/* The audit log is evidence of what the command did: refuse a file it
+ * could rewrite, and say so where it can (see README, threat model). */
+static int check_reach(int fd, const struct audit_spec *spec, struct sg_err *err)
+{
+	if (!spec->restrict_fs || landlock_abi() <= 0) {
+		log_error("warning: --audit '%s': the command's files are not restricted (no "
+			  "-r/-w), so it can write this log too; give -r/-w paths that do not "
+			  "contain it",
+			  spec->path);
+		return 0;
+	}
+	const char *w = writable_through(fd, spec->path, spec);
+	if (w)
+		return err_set(err, EPERM,
+			       "--audit '%s': the command could write it (-w '%s'); put the audit "
+			       "log outside every -w path",
+			       spec->path, w);
+	struct stat st;
+	if (fstat(fd, &st) == 0 && st.st_nlink > 1)
+		return err_set(
+			err, EPERM,
+			"--audit '%s': has other hard links, through which the command might "
+			"write it; give a file with one name",
+			spec->path);
+	return 0;
+}
+
+/* An append-only regular file, never a symbolic link (it could lead
+ * anywhere) and never a FIFO or device (O_NONBLOCK: opening a FIFO without
+ * a reader fails at once instead of hanging start-up). */
+static int open_file(const struct audit_spec *spec, FILE **out, struct sg_err *err)
+{
+	_cleanup_close_ int fd =
+		open(spec->path,
+		     O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC | O_NOCTTY | O_NOFOLLOW | O_NONBLOCK,
+		     0600);
+	if (fd < 0 && errno == ELOOP)
+		return err_set(err, ELOOP,
+			       "--audit '%s': is a symbolic link; give the file it points to",
+			       spec->path);
+	if (fd < 0 && errno == ENXIO)
+		return err_set(err, ENXIO, "--audit '%s': not a regular file", spec->path);
+	if (fd < 0)
+		return err_sys(err, errno, "--audit: cannot open '%s'", spec->path);
+	struct stat st;
+	if (fstat(fd, &st) < 0)
+		return err_sys(err, errno, "--audit: cannot stat '%s'", spec->path);
+	if (!S_ISREG(st.st_mode))
+		return err_set(err, EINVAL, "--audit '%s': not a regular file", spec->path);
+	if (fcntl(fd, F_SETFL, O_WRONLY | O_APPEND) < 0)
+		return err_sys(err, errno, "--audit: fcntl '%s'", spec->path);
+	int r = check_reach(fd, spec, err);
+	if (r < 0)
+		return r;
+	*out = fdopen(fd, "a");
+	if (!*out)
+		return err_sys(err, errno, "--audit: cannot open '%s'", spec->path);
+	steal_fd(&fd);
+	return 0;
+}
+
+static void audit_free(struct audit *a)
+{
+	if (a->own_out && a->out)
+		fclose(a->out);
+	if (a->fail_fd >= 0)
+		close(a->fail_fd);
+	free(a->ring);
+	free(a->path);
+	free(a->sandbox);
+	free(a);
+}
+
+int audit_open(struct audit **out, const struct audit_spec *spec, struct sg_err *err)
 {
 	*out = NULL;
 	struct audit *a = calloc(1, sizeof(*a));
 	if (!a)
 		return err_set(err, ENOMEM, "--audit: out of memory");
+	a->fail_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
 	a->ring = calloc(AUDIT_QUEUE_CAP, sizeof(*a->ring));
-	a->sandbox = strdup(sandbox);
-	if (!a->ring || !a->sandbox) {
-		free(a->ring);
-		free(a->sandbox);
-		free(a);
+	a->sandbox = strdup(spec->sandbox);
+	bool is_stderr = strcmp(spec->path, "-") == 0;
+	a->path = strdup(is_stderr ? "-" : spec->path);
+	if (!a->ring || !a->sandbox || !a->path || a->fail_fd < 0) {
+		audit_free(a);
 		return err_set(err, ENOMEM, "--audit: out of memory");
 	}
-	if (strcmp(path, "-") == 0) {
+	int r = 0;
+	if (is_stderr)
 		a->out = stderr;
-	} else {
-		int fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC | O_NOCTTY, 0600);
-		a->out = fd >= 0 ? fdopen(fd, "a") : NULL;
-		if (!a->out) {
-			int e = errno;
-			if (fd >= 0)
-				close(fd);
-			free(a->ring);
-			free(a->sandbox);
-			free(a);
-			return err_sys(err, e, "--audit: cannot open '%s'", path);
-		}
+	else if ((r = open_file(spec, &a->out, err)) == 0)
 		a->own_out = true;
+	if (r < 0) {
+		audit_free(a);
+		return r;
 	}
 	pthread_mutex_init(&a->lock, NULL);
 	pthread_cond_init(&a->not_empty, NULL);
 	pthread_cond_init(&a->not_full, NULL);
-	int r = pthread_create(&a->writer, NULL, writer_main, a);
+	r = pthread_create(&a->writer, NULL, writer_main, a);
 	if (r) {
-		if (a->own_out)
-			fclose(a->out);
-		free(a->ring);
-		free(a->sandbox);
-		free(a);
+		pthread_mutex_destroy(&a->lock);
+		pthread_cond_destroy(&a->not_empty);
+		pthread_cond_destroy(&a->not_full);
+		audit_free(a);
 		return err_sys(err, r, "--audit: cannot start the writer thread");
 	}
 	*out = a;
 	return 0;
+}
+
+int audit_fail_fd(const struct audit *a)
+{
+	return a ? a->fail_fd : -1;
 }
 
 static void enqueue(struct audit *a, const struct audit_item *it)
@@ -229,6 +541,7 @@ void audit_event(struct audit *a, const char *type, json_t *fields)
 	json_t *o = base_record(&now, a->sandbox, type);
 	if (!o) {
 		json_decref(fields);
+		write_failed(a, ENOMEM, "cannot encode a record");
 		return;
 	}
 	if (fields)
@@ -238,23 +551,30 @@ void audit_event(struct audit *a, const char *type, json_t *fields)
 	enqueue(a, &it);
 }
 
-void audit_close(struct audit *a)
+int audit_close(struct audit *a)
 {
 	if (!a)
-		return;
+		return 0;
 	pthread_mutex_lock(&a->lock);
 	a->closing = true;
 	pthread_cond_signal(&a->not_empty);
 	pthread_mutex_unlock(&a->lock);
 	pthread_join(a->writer, NULL);
-	if (a->own_out)
-		fclose(a->out);
+	int r = a->error;
+	if (a->own_out) {
+		errno = EIO;
+		if (fclose(a->out) == EOF && !r) {
+			r = -errno;
+			log_error("--audit '%s': cannot write a record: %s", a->path,
+				  strerror(errno));
+		}
+		a->out = NULL;
+	}
 	pthread_mutex_destroy(&a->lock);
 	pthread_cond_destroy(&a->not_empty);
 	pthread_cond_destroy(&a->not_full);
-	free(a->ring);
-	free(a->sandbox);
-	free(a);
+	audit_free(a);
+	return r;
 }
 
 void audit_preread_paths(struct audit_syscall *rec, const struct seccomp_notif *req,

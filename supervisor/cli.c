@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "audit.h"
 #include "syscalls.h"
 
 const char cli_run_usage[] =
@@ -42,7 +43,8 @@ const char cli_run_usage[] =
 	"\n"
 	"Observability:\n"
 	"      --audit FILE         append one JSON object per trapped syscall and event to\n"
-	"                           FILE ('-' for standard error)\n"
+	"                           FILE, a regular file beneath no -w PATH ('-' for\n"
+	"                           standard error, which the command shares)\n"
 	"  -v, --verbose            more diagnostics on standard error\n"
 	"  -h, --help               show this help and exit\n"
 	"      --version            show the version and exit\n"
@@ -197,6 +199,11 @@ static int parse_option(int c, const char *arg, struct config *cfg, struct sg_er
 	case OPT_NAME:
 		if (!*arg || strlen(arg) > 128)
 			return err_set(err, EINVAL, "--name: must be 1 to 128 characters");
+		/* It goes into every audit record and to every worker. */
+		if (!audit_utf8_printable(arg, strlen(arg)))
+			return err_set(err, EINVAL,
+				       "--name: not printable UTF-8 (control characters or invalid "
+				       "bytes)");
 		cfg->name = arg;
 		return 0;
 	case OPT_WORKER:

@@ -172,8 +172,8 @@ static void audit_worker(struct router *rt, const char *type, const struct worke
 	}
 	if (!fields)
 		fields = json_object();
-	json_object_set_new(fields, "worker", json_string(w->name));
-	json_object_set_new(fields, "command", json_string(w->spec));
+	json_object_set_new(fields, "worker", audit_json_str(w->name));
+	json_object_set_new(fields, "command", audit_json_str(w->spec)); /* any bytes */
 	if (w->pid > 0)
 		json_object_set_new(fields, "worker_pid", json_integer(w->pid));
 	audit_event(rt->audit, type, fields);

@@ -30,7 +30,7 @@
 
 enum { EXIT_TIMEOUT = 124, EXIT_OWN_ERROR = 125, EXIT_NOEXEC = 126, EXIT_NOTFOUND = 127 };
 
-enum end_reason { END_EXIT, END_TIMEOUT, END_SIGNAL };
+enum end_reason { END_EXIT, END_TIMEOUT, END_SIGNAL, END_AUDIT };
 
 struct sandbox {
 	const struct config *cfg;
@@ -56,6 +56,7 @@ struct sandbox {
 	int root_status;
 	enum end_reason reason;
 	int end_signal;
+	bool audit_failed; /* a record was lost: exit 125 */
 };
 
 /* --- preparation (no child yet) --------------------------------------- */
@@ -264,12 +265,13 @@ static void reap(struct sandbox *sb)
 static void main_loop(struct sandbox *sb)
 {
 	for (;;) {
-		struct pollfd p[3] = {
+		struct pollfd p[4] = {
 			{ .fd = sb->sigfd, .events = POLLIN },
 			{ .fd = sb->child.pidfd, .events = POLLIN },
 			{ .fd = sb->timerfd, .events = POLLIN },
+			{ .fd = audit_fail_fd(sb->audit), .events = POLLIN },
 		};
-		if (poll(p, 3, -1) < 0) {
+		if (poll(p, 4, -1) < 0) {
 			if (errno == EINTR)
 				continue;
 			log_error("poll: %s", strerror(errno));
@@ -297,6 +299,10 @@ static void main_loop(struct sandbox *sb)
 		}
 		if (p[2].revents & POLLIN) {
 			sb->reason = END_TIMEOUT;
+			return;
+		}
+		if (p[3].revents & POLLIN) {
+			sb->reason = END_AUDIT; /* the writer said why */
 			return;
 		}
 	}
@@ -348,6 +354,8 @@ static int exit_status(struct sandbox *sb)
 		return EXIT_TIMEOUT;
 	case END_SIGNAL:
 		return 128 + sb->end_signal;
+	case END_AUDIT:
+		return EXIT_OWN_ERROR;
 	case END_EXIT:
 		break;
 	}
@@ -368,20 +376,18 @@ static void audit_start(struct sandbox *sb)
 	if (!sb->audit)
 		return;
 	json_t *argv = json_array();
-	for (char **a = sb->cfg->command; *a; a++) {
-		json_t *s = json_string(*a); /* NULL for invalid UTF-8 */
-		json_array_append_new(argv, s ? s : json_null());
-	}
+	for (char **a = sb->cfg->command; *a; a++)
+		json_array_append_new(argv, audit_json_str(*a)); /* lossless, any bytes */
 	audit_event(sb->audit, "sandbox_start",
-		    json_pack("{s:i, s:s, s:o}", "pid", (int)sb->child.pid, "path", sb->path,
-			      "argv", argv));
+		    json_pack("{s:i, s:o, s:o}", "pid", (int)sb->child.pid, "path",
+			      audit_json_str(sb->path), "argv", argv));
 }
 
 static void audit_end(struct sandbox *sb, int status)
 {
 	if (!sb->audit)
 		return;
-	static const char *const reasons[] = { "exit", "timeout", "signal" };
+	static const char *const reasons[] = { "exit", "timeout", "signal", "audit" };
 	json_t *f = json_pack("{s:i, s:s, s:I}", "status", status, "reason", reasons[sb->reason],
 			      "notifications", (json_int_t)sb->receiver.handled);
 	if (sb->reason == END_SIGNAL)
@@ -397,7 +403,11 @@ static void default_name(struct sandbox *sb)
 	}
 	const char *base = strrchr(sb->cfg->command[0], '/');
 	base = base ? base + 1 : sb->cfg->command[0];
-	snprintf(sb->name, sizeof(sb->name), "%.64s-%d", *base ? base : "sandbox", (int)getpid());
+	/* Whole characters only, printable: the name goes into every record
+	 * and to every worker, which refuse anything else. */
+	char cut[65];
+	audit_utf8_copy(cut, sizeof(cut), *base ? base : "sandbox");
+	snprintf(sb->name, sizeof(sb->name), "%s-%d", cut, (int)getpid());
 }
 
 static void enable_sync_wakeup(int listener)
@@ -420,7 +430,14 @@ static int start(struct sandbox *sb, struct sg_err *err)
 	 * (and drop) a SIGCHLD meant for the signalfd. */
 	if ((r = setup_signals(sb, err)) < 0 || (r = setup_timer(sb, err)) < 0)
 		return r;
-	if (cfg->audit_path && (r = audit_open(&sb->audit, cfg->audit_path, sb->name, err)) < 0)
+	struct audit_spec audit = {
+		.path = cfg->audit_path,
+		.sandbox = sb->name,
+		.write_paths = cfg->write_paths.v,
+		.n_write = cfg->write_paths.n,
+		.restrict_fs = cfg->read_paths.n || cfg->write_paths.n,
+	};
+	if (cfg->audit_path && (r = audit_open(&sb->audit, &audit, err)) < 0)
 		return r;
 	/* Workers register before the filter is compiled: it traps what they
 	 * asked for. */
@@ -466,7 +483,8 @@ static void teardown(struct sandbox *sb)
 	router_stop(sb->router);
 	tty_take_back(sb);
 	spawn_free(&sb->child);
-	audit_close(sb->audit);
+	if (audit_close(sb->audit) < 0)
+		sb->audit_failed = true;
 	sb->audit = NULL;
 	router_free(sb->router); /* after the audit: records name its workers */
 	sb->router = NULL;
@@ -530,6 +548,8 @@ int sandbox_run(const struct config *cfg)
 	status = exit_status(sb);
 	audit_end(sb, status);
 	teardown(sb);
+	if (sb->audit_failed)
+		status = EXIT_OWN_ERROR; /* never a clean exit with records lost */
 	free(sb);
 	return status;
 }

@@ -22,7 +22,10 @@ def test_unprivileged_run_with_builtins_landlock_and_audit(sysgate_bin, pubdir):
     outdir = os.path.join(pubdir, "out")
     os.mkdir(outdir)
     os.chmod(outdir, 0o777)
-    audit = os.path.join(outdir, "audit.jsonl")
+    logdir = os.path.join(pubdir, "log")  # beneath no -w path: sysgate refuses that
+    os.mkdir(logdir)
+    os.chmod(logdir, 0o777)
+    audit = os.path.join(logdir, "audit.jsonl")
     r = as_nobody(exe, "run", *SYSTEM_RO, "-w", outdir, "--hostname", "nobody-box",
                   "--max-procs", "4", "--audit", audit, "--trap", "openat", "--",
                   "sh", "-c", f"id -u; uname -n; echo hi > {outdir}/f; cat {outdir}/f; "

@@ -1,7 +1,9 @@
 /* The audit log: one syscall record as JSON, and the writer end to end. */
 #include "unit.h"
 
+#include <errno.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/syscall.h>
 
@@ -148,7 +150,8 @@ static void test_open_error_names_file(void **state)
 	(void)state;
 	struct audit *a = (struct audit *)1;
 	struct sg_err err = { "" };
-	assert_true(audit_open(&a, "/nonexistent-dir/audit.jsonl", "box", &err) < 0);
+	struct audit_spec spec = { .path = "/nonexistent-dir/audit.jsonl", .sandbox = "box" };
+	assert_true(audit_open(&a, &spec, &err) < 0);
 	assert_null(a);
 	assert_non_null(strstr(err.msg, "--audit"));
 	assert_non_null(strstr(err.msg, "/nonexistent-dir/audit.jsonl"));
@@ -165,7 +168,8 @@ static void test_end_to_end(void **state)
 	assert_true(fd >= 0);
 	struct audit *a;
 	struct sg_err err = { "" };
-	int r = audit_open(&a, path, "e2e", &err);
+	struct audit_spec spec = { .path = path, .sandbox = "e2e" };
+	int r = audit_open(&a, &spec, &err);
 	/* Read back through fd: the file is gone even if an assertion fails. */
 	unlink(path);
 	if (r < 0)
@@ -179,7 +183,7 @@ static void test_end_to_end(void **state)
 		assert_null(rec.path[0]); /* ownership moved to the log */
 	}
 	audit_event(a, "sandbox_start", json_pack("{s:i, s:s}", "pid", 1234, "command", "true"));
-	audit_close(a);
+	assert_int_equal(audit_close(a), 0);
 
 	FILE *f = fdopen(fd, "r");
 	assert_non_null(f);
@@ -216,18 +220,121 @@ static void test_end_to_end(void **state)
 	assert_int_equal(starts, 1);
 }
 
+/* Byte strings: valid UTF-8 stays a string; anything else is
+ * {"escaped": E}, and audit_unescape(E) gives back the very bytes. */
+struct bytes_case {
+	const char *name;
+	const char *in;      /* NUL-terminated unless len says otherwise */
+	size_t len;          /* 0: strlen(in) */
+	const char *escaped; /* NULL: a plain JSON string */
+};
+
+static struct bytes_case bytes_cases[] = {
+	{ "ascii", "/etc/hostname", 0, NULL },
+	{ "utf8", "/tmp/\xc3\xa9\xe2\x82\xac\xf0\x9f\x98\x80", 0, NULL },
+	{ "backslash_alone_stays", "a\\b", 0, NULL },
+	{ "invalid_byte", "/tmp/\xff/../etc/hostname", 0, "/tmp/\\xff/../etc/hostname" },
+	{ "backslash_doubled_beside_invalid", "a\\x41\\\xc3(", 0, "a\\\\x41\\\\\\xc3(" },
+	{ "truncated_sequence", "\xe2\x82", 0, "\\xe2\\x82" },
+	{ "overlong", "\xc0\xaf", 0, "\\xc0\\xaf" },
+	{ "surrogate", "\xed\xa0\x80", 0, "\\xed\\xa0\\x80" },
+	{ "past_max", "\xf4\x90\x80\x80", 0, "\\xf4\\x90\\x80\\x80" },
+	{ "nul_inside", "a\0b", 3, "a\\x00b" },
+	{ "valid_after_invalid", "\x80\xc3\xa9", 0, "\\x80\xc3\xa9" },
+};
+
+static void test_bytes_json(void **state)
+{
+	const struct bytes_case *c = *state;
+	size_t len = c->len ? c->len : strlen(c->in);
+	json_t *v = audit_json_bytes(c->in, len);
+	assert_non_null(v);
+	if (!c->escaped) {
+		assert_true(json_is_string(v));
+		assert_int_equal(json_string_length(v), len);
+		assert_memory_equal(json_string_value(v), c->in, len);
+		json_decref(v);
+		return;
+	}
+	assert_true(json_is_object(v));
+	assert_int_equal(json_object_size(v), 1);
+	const char *e = string_field(v, "escaped");
+	assert_string_equal(e, c->escaped);
+	/* It is written, and read back, as any JSON. */
+	char *text = json_dumps(v, JSON_ENSURE_ASCII);
+	assert_non_null(text);
+	json_t *back = json_loads(text, 0, NULL);
+	free(text);
+	assert_non_null(back);
+	char out[64];
+	ssize_t n = audit_unescape(string_field(back, "escaped"), out, sizeof(out));
+	assert_int_equal(n, (ssize_t)len);
+	assert_memory_equal(out, c->in, len);
+	json_decref(back);
+	json_decref(v);
+}
+
+static void test_unescape_refuses_malformed(void **state)
+{
+	(void)state;
+	char out[16];
+	static const char *const bad[] = { "a\\", "\\q", "\\x4", "\\xFF", "\\xg0" };
+	for (size_t i = 0; i < ARRAY_SIZE(bad); i++)
+		assert_int_equal(audit_unescape(bad[i], out, sizeof(out)), -EINVAL);
+	assert_int_equal(audit_unescape("abcd", out, 3), -ENOBUFS);
+	assert_int_equal(audit_unescape("a\\\\b\\x00", out, sizeof(out)), 4);
+	assert_memory_equal(out, "a\\b\0", 4);
+}
+
+/* A syscall record's path that is not UTF-8 is escaped, not null. */
+static void test_non_utf8_path_escaped(void **state)
+{
+	(void)state;
+	char bad[] = "/tmp/\xff/../etc/hostname";
+	struct audit_syscall rec = openat_record();
+	rec.path[0] = bad;
+	json_t *o = audit_syscall_json(&rec, "box");
+	assert_non_null(o);
+	json_t *p = json_object_get(json_object_get(o, "paths"), "arg1");
+	assert_string_equal(string_field(p, "escaped"), "/tmp/\\xff/../etc/hostname");
+	assert_null(json_object_get(o, "path_errors"));
+	json_decref(o);
+}
+
+/* Names: cut on character boundaries, bad bytes and controls replaced. */
+static void test_utf8_copy(void **state)
+{
+	(void)state;
+	char out[8];
+	assert_int_equal(audit_utf8_copy(out, sizeof(out), "a\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9"), 7);
+	assert_string_equal(out, "a\xc3\xa9\xc3\xa9\xc3\xa9");
+	assert_int_equal(audit_utf8_copy(out, sizeof(out), "\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9"), 6);
+	assert_string_equal(out, "\xc3\xa9\xc3\xa9\xc3\xa9");
+	audit_utf8_copy(out, sizeof(out), "t\xffu\x01\xc3");
+	assert_string_equal(out, "t?u??");
+	assert_true(audit_utf8_printable("box-\xc3\xa9", 6));
+	assert_false(audit_utf8_printable("a\xff", 2));
+	assert_false(audit_utf8_printable("a\tb", 3));
+	assert_false(audit_utf8_printable("\xc3", 1));
+}
+
 static const struct CMUnitTest fixed_tests[] = {
 	cmocka_unit_test(test_syscall_json),
 	cmocka_unit_test(test_nulls),
 	cmocka_unit_test(test_open_error_names_file),
 	cmocka_unit_test(test_end_to_end),
+	cmocka_unit_test(test_unescape_refuses_malformed),
+	cmocka_unit_test(test_non_utf8_path_escaped),
+	cmocka_unit_test(test_utf8_copy),
 };
 
 int main(void)
 {
-	struct CMUnitTest tests[ARRAY_SIZE(fixed_tests) + ARRAY_SIZE(action_cases)];
+	struct CMUnitTest
+		tests[ARRAY_SIZE(fixed_tests) + ARRAY_SIZE(action_cases) + ARRAY_SIZE(bytes_cases)];
 	size_t n = 0;
 	UNIT_TESTS(tests, n, fixed_tests);
 	UNIT_ROWS(tests, n, test_action_json, action_cases);
+	UNIT_ROWS(tests, n, test_bytes_json, bytes_cases);
 	return cmocka_run_group_tests_name("audit", tests, NULL, NULL);
 }

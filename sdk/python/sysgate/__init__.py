@@ -29,10 +29,12 @@ from .action import ExceptionPolicy, NotifAction
 from .ctx import HandlerCtx
 from .handler import Handler, serve
 from .runner import RunResult, run
-from . import presets
+from . import escaped, presets
+from .escaped import decode_bytes, decode_record
 
 __version__ = "0.1.0"
 SysgateError.__module__ = __name__  # shown as sysgate.SysgateError
 
 __all__ = ["Handler", "HandlerCtx", "NotifAction", "ExceptionPolicy", "serve",
-           "run", "RunResult", "SysgateError", "presets"]
+           "run", "RunResult", "SysgateError", "presets", "escaped",
+           "decode_bytes", "decode_record"]

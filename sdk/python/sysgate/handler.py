@@ -36,7 +36,7 @@ import traceback
 from typing import (Any, Awaitable, List, NamedTuple, Optional, Sequence,
                     Tuple, Union)
 
-from . import _native
+from . import _native, escaped
 from ._errors import SysgateError
 from .action import ExceptionPolicy, NotifAction
 from .ctx import HandlerCtx
@@ -140,11 +140,12 @@ class Handler:
         It lands in sysgate's ``--audit`` log as
         ``{"type": "record", "worker": ..., "data": obj}``, and in
         ``RunResult.records`` of :func:`sysgate.run`: the supported way to
-        get results out of a worker. At most 64 KiB of JSON; strings must
-        be valid Unicode without NUL (a path with undecodable bytes holds
-        surrogate escapes: convert it, for example with
-        ``os.fsencode(p).decode("utf-8", "backslashreplace")``).
-        Raises SysgateError outside a running worker.
+        get results out of a worker. At most 64 KiB of JSON. Byte strings
+        are kept exactly: ``bytes``, and strings holding surrogate escapes
+        (a path with undecodable bytes, as the SDK hands it out) or NUL,
+        are written ``{"escaped": E}`` (:mod:`sysgate.escaped`), and
+        ``RunResult.records`` gives them back as such strings. Dict keys
+        must be clean text. Raises SysgateError outside a running worker.
         """
         worker = _current_worker
         if worker is None:
@@ -360,17 +361,14 @@ def _json_pairs(pairs: List[Tuple[str, Any]]) -> dict:
 
 def encode_record(obj: Any) -> bytes:
     """``obj`` as JSON text the supervisor accepts (jansson: valid UTF-8, no
-    NUL, 64-bit integers, no duplicate keys, at most 64 KiB); ValueError or
+    NUL, 64-bit integers, no duplicate keys, at most 64 KiB), byte strings
+    in the audit's lossless form (:mod:`sysgate.escaped`); ValueError or
     TypeError otherwise (sending it would end the worker's run)."""
-    text = json.dumps(obj, ensure_ascii=False, allow_nan=False,
-                      separators=(",", ":"))
-    try:
-        data = text.encode("utf-8")
-    except UnicodeEncodeError:
-        raise ValueError(
-            "emit: a string holds undecodable bytes (surrogate escapes, as "
-            "os.fsdecode makes them); convert it first, for example "
-            "os.fsencode(s).decode('utf-8', 'backslashreplace')") from None
+    # Bytes, and strings holding surrogate escapes (os.fsdecode's undecodable
+    # bytes) or NUL, as the audit log writes such values: {"escaped": E}.
+    text = json.dumps(escaped.encode_value(obj), ensure_ascii=False,
+                      allow_nan=False, separators=(",", ":"))
+    data = text.encode("utf-8")
     if len(data) > MAX_RECORD_BYTES:
         raise ValueError(f"emit: {len(data)} bytes of JSON, more than "
                          f"{MAX_RECORD_BYTES}")

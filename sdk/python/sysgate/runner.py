@@ -28,7 +28,7 @@ import types
 from dataclasses import dataclass, field
 from typing import Any, Dict, Iterable, List, Optional, Sequence, Set, Union
 
-from . import _native
+from . import _native, escaped
 from ._errors import SysgateError
 from .handler import (HandlerList, Registration, registrations,
                       resolve_syscall, thread_count)
@@ -360,6 +360,29 @@ def stage_bundle(bundle: str, payload: bytes, library: str) -> str:
     return f"{pkg}/_worker_main.py {pkl}"
 
 
+def _beneath(path: str, top: str) -> bool:
+    path, top = os.path.realpath(path), os.path.realpath(top)
+    return path == top or path.startswith(top.rstrip("/") + "/")
+
+
+def _outside(write: List[str], cwd: Optional[PathArg]) -> str:
+    """A directory for run()'s private files beneath none of the ``write``
+    paths (relative ones are sysgate's, beneath ``cwd``): the temporary
+    directory, else the first of $XDG_RUNTIME_DIR, /dev/shm, /var/tmp that
+    is."""
+    base = os.fspath(cwd) if cwd is not None else os.getcwd()
+    write = [os.path.join(base, w) for w in write]
+    candidates = [tempfile.gettempdir(), os.environ.get("XDG_RUNTIME_DIR"),
+                  "/dev/shm", "/var/tmp"]
+    for d in candidates:
+        if d and os.path.isdir(d) and not any(_beneath(d, w) for w in write):
+            return d
+    raise SysgateError(
+        "run: every place for the audit records (the temporary directory, "
+        "$XDG_RUNTIME_DIR, /dev/shm, /var/tmp) is beneath a write path, "
+        "where the command could rewrite them; set TMPDIR elsewhere")
+
+
 def _read_audit(path: str) -> List[Dict[str, Any]]:
     events = []
     try:
@@ -429,6 +452,11 @@ def run(cmd: Sequence[PathArg], handlers: HandlerList, *,
     for by-value pickles) to /usr/bin/python3, else ``sys.executable``.
     The bundle lives under ``tempfile.gettempdir()`` (``$TMPDIR``), which
     the worker's user must be able to enter, and is removed afterwards.
+    The audit log the records are read from is kept in a private directory
+    (mode 0700, the caller's, beneath none of the ``write`` paths, so a
+    command confined by ``read``/``write`` cannot rewrite it), also removed
+    afterwards. Without ``read``/``write`` the command's files are not
+    restricted and it could: sysgate says so on stderr.
     """
     argv = _command(cmd)
     regs = registrations(handlers)
@@ -446,9 +474,13 @@ def run(cmd: Sequence[PathArg], handlers: HandlerList, *,
 
     py_timeout = None if timeout is None else float(timeout) + TIMEOUT_MARGIN
     tmp = tempfile.gettempdir()
-    fd, audit = tempfile.mkstemp(prefix="sysgate-audit-", suffix=".jsonl",
-                                 dir=tmp)
-    os.close(fd)
+    # The records file in a directory of the caller's, mode 0700, beneath
+    # no -w path: the command cannot rewrite it when its files are
+    # restricted (without read/write it runs unrestricted, as the caller:
+    # sysgate warns then that it can).
+    private = tempfile.mkdtemp(prefix="sysgate-run-",
+                               dir=_outside(_str_list("write", write), cwd))
+    audit = os.path.join(private, "audit.jsonl")
     bundle = None
     try:
         args = [sysgate, "run", *opts, "--audit", audit]
@@ -471,13 +503,11 @@ def run(cmd: Sequence[PathArg], handlers: HandlerList, *,
                 f"sysgate did not exit {TIMEOUT_MARGIN:g} s after its "
                 f"--timeout of {timeout} s; killed") from e
         events = _read_audit(audit)
-        records = [e.get("data") for e in events if e.get("type") == "record"]
+        records = [escaped.decode_record(e.get("data")) for e in events
+                   if e.get("type") == "record"]
         return RunResult(proc.returncode, proc.stdout, proc.stderr, records,
                          events, args)
     finally:
         if bundle is not None:
             shutil.rmtree(bundle, ignore_errors=True)
-        try:
-            os.unlink(audit)
-        except OSError:
-            pass
+        shutil.rmtree(private, ignore_errors=True)

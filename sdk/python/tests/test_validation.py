@@ -4,6 +4,7 @@ worker or a sandbox starts, and the pieces that need no sysgate run.
     /usr/bin/python3 -m pytest sdk/python/tests
 """
 import errno
+import json
 import os
 import signal
 import subprocess
@@ -299,7 +300,7 @@ def test_presets_decide():
 
 
 @pytest.mark.parametrize("obj, exc", [
-    (float("nan"), ValueError), ("a\udcff", ValueError), ("a\0b", ValueError),
+    (float("nan"), ValueError), ("a\ud800", ValueError), ({"a\udcff": 1}, ValueError),
     ({1: 1, "1": 2}, ValueError), (1 << 64, ValueError),
     ("x" * 70000, ValueError), ({1, 2}, TypeError),
 ])
@@ -311,6 +312,34 @@ def test_encode_record_rejects(obj, exc):
 def test_encode_record():
     assert encode_record({"p": "é", "s": "\\u0000", "n": -1}) == \
         '{"p":"é","s":"\\\\u0000","n":-1}'.encode()
+
+
+# Byte strings the SDK hands out (os.fsdecode's surrogate escapes), bytes,
+# and NUL: written {"escaped": E}, read back exactly.
+@pytest.mark.parametrize("value,wire", [
+    (os.fsdecode(b"/tmp/\xff/../etc/hostname"), "/tmp/\\xff/../etc/hostname"),
+    (b"\xfe\x00ok", "\\xfe\\x00ok"),
+    ("a\0b", "a\\x00b"),
+    (os.fsdecode(b"back\\slash\xc3"), "back\\\\slash\\xc3"),
+])
+def test_encode_record_escapes_bytes(value, wire):
+    data = json.loads(encode_record({"path": value}))
+    assert data == {"path": {"escaped": wire}}
+    raw = value if isinstance(value, bytes) else os.fsencode(value)
+    assert sysgate.decode_bytes(data["path"]) == raw
+    assert sysgate.decode_record(data) == {"path": os.fsdecode(raw)}
+
+
+def test_encode_record_keeps_text_and_valid_bytes():
+    assert encode_record({"p": "é", "b": "é".encode()}) == \
+        '{"p":"é","b":"é"}'.encode()
+
+
+def test_decode_bytes_refuses_malformed_escapes():
+    for bad in ({"escaped": "a\\q"}, {"escaped": "\\x4"}, {"escaped": "\\xFF"},
+                {"escaped": 1}, 3):
+        with pytest.raises(ValueError):
+            sysgate.decode_bytes(bad)
 
 
 def test_emit_outside_worker():
