@@ -21,46 +21,10 @@
 #include "proxy.h"
 #include "registry.h"
 #include "syscalls.h"
+#include "router_impl.h"
 #include "worker.h"
 
-#define RESTART_MAX 5         /* restarts per worker per run */
-#define BACKOFF_FIRST_MS 50u  /* before the first restart, doubled after each */
-#define BACKOFF_MAX_MS 2000u
-#define STOP_GRACE_MS 1000u   /* between Goodbye and SIGKILL at the end */
-#define LINK_GRACE_MS 100u    /* a lost link waits this long for its process's exit */
-#define MS 1000000ull
-
-/* A notification the workers decide. */
-struct pending {
-	struct seccomp_notif req;
-	uint64_t t0;
-	const struct chain *chain;
-	size_t hop;                /* the chain hop deciding now */
-	struct worker *w;          /* the replica of that hop holding it, or NULL */
-	unsigned gen;              /* w's generation when it was handed over */
-	bool adopt;                /* from the receiver: sent on w's lane already */
-	bool via_lane;             /* sent on w's lane: its answer comes there */
-	bool preread;              /* rec's paths are read already */
-	uint64_t seq;              /* its hand-off to that hop's worker */
-	uint64_t deadline;         /* --handler-timeout of that hand-off */
-	struct audit_syscall rec;  /* pre-read paths: the snapshot's and the audit's */
-};
-
-/* Pending notifications live in a fixed pool and travel between the
- * receiver and the router through two single-producer single-consumer
- * rings: the receiver, at real-time priority, never takes a lock or calls
- * malloc to hand one over (a lock held by a preempted router thread would
- * delay the next receive, and a signal in that delay turns a trapped
- * close() into EINTR). */
-#define POOL_SIZE 4096u /* a power of two */
-
-struct ring {
-	_Alignas(64) _Atomic uint32_t head; /* the consumer's */
-	_Alignas(64) _Atomic uint32_t tail; /* the producer's */
-	struct pending *slot[POOL_SIZE];
-};
-
-static bool ring_push(struct ring *r, struct pending *p)
+bool ring_push(struct ring *r, struct pending *p)
 {
 	uint32_t t = atomic_load_explicit(&r->tail, memory_order_relaxed);
 	if (t - atomic_load_explicit(&r->head, memory_order_acquire) == POOL_SIZE)
@@ -70,7 +34,7 @@ static bool ring_push(struct ring *r, struct pending *p)
 	return true;
 }
 
-static struct pending *ring_pop(struct ring *r)
+struct pending *ring_pop(struct ring *r)
 {
 	uint32_t h = atomic_load_explicit(&r->head, memory_order_relaxed);
 	if (h == atomic_load_explicit(&r->tail, memory_order_acquire))
@@ -79,56 +43,6 @@ static struct pending *ring_pop(struct ring *r)
 	atomic_store_explicit(&r->head, h + 1, memory_order_release);
 	return p;
 }
-
-struct router {
-	const struct config *cfg;
-	char sandbox[PROTO_MAX_SANDBOX + 1];
-	const bool *deny;
-	struct audit *audit;
-	struct worker_env env;
-	char rundir[PATH_MAX];
-	char *extra_read[2];
-	const char **read_paths; /* extra_read, then --worker-read */
-	struct worker workers[WORKER_MAX];
-	size_t n_workers;
-	int kick_fd, stop_fd;
-	pthread_t thread;
-	bool thread_started;
-
-	pthread_mutex_t lock;
-	pthread_cond_t cond;
-	/* Under lock. */
-	bool start_done;
-	int start_result;
-	struct sg_err start_err;
-	pid_t pids[WORKER_MAX];
-
-	struct pending *pool;
-	struct ring submitted; /* receiver -> router */
-	struct ring spare;     /* router -> receiver */
-
-	/* The router thread's own. */
-	bool starting;
-	int listener; /* set by router_go, before any submission */
-	struct answer_buf answer;
-	_Atomic uint64_t next_seq; /* the receiver takes seqs too */
-	uint64_t handler_timeout_ns, start_timeout_ns;
-	uint8_t *proxy_buf;
-	uint8_t *fast_buf;     /* one fast-channel record, copied out */
-	uint64_t last_busy_ns; /* last hot-path work: spin a while after it */
-	uint64_t spin_ns;      /* how long: 0 never (one CPU) */
-	bool sandbox_killed;
-
-	/* The receiver thread's own, for the lane (router_lane). */
-	struct pending *lane_spare; /* a pool entry it took and may reuse */
-	uint8_t *lane_buf, *lane_proxy;
-	struct answer_buf lane_answer;
-	/* For -v at the end: how notifications went. */
-	uint64_t lane_answered, lane_handed, lane_same_cpu, lane_not_used;
-
-	/* Set while the router sleeps in poll(): the receiver then kicks. */
-	_Alignas(64) _Atomic uint32_t sleeping;
-};
 
 static const char *policy_name(unsigned policy)
 {
@@ -317,10 +231,9 @@ static void kill_sandbox(struct router *rt, const struct worker *w, const char *
 	rt->sandbox_killed = true;
 }
 
-static void route(struct router *rt, struct pending *p);
 
 /* The current hop's exception policy answers p; CONTINUE hands it on. */
-static void apply_policy(struct router *rt, struct pending *p, const char *why)
+void router_apply_policy(struct router *rt, struct pending *p, const char *why)
 {
 	const struct chain_hop *h = &p->chain->hops[p->hop];
 	struct worker *w = p->w ? p->w : h->worker;
@@ -331,7 +244,7 @@ static void apply_policy(struct router *rt, struct pending *p, const char *why)
 	switch (h->policy) {
 	case SYSGATE__V1__EXCEPTION_POLICY__CONTINUE:
 		p->hop++;
-		route(rt, p);
+		router_route(rt, p);
 		return;
 	case SYSGATE__V1__EXCEPTION_POLICY__DENY_EPERM:
 		a.value = EPERM;
@@ -434,7 +347,7 @@ static struct worker *pick_replica(struct router *rt, const struct chain_hop *h)
 }
 
 /* Hands p to the next hop that takes it, or answers it. */
-static void route(struct router *rt, struct pending *p)
+void router_route(struct router *rt, struct pending *p)
 {
 	if (p->hop >= p->chain->n_hops) {
 		/* Everyone continued: the kernel runs the syscall. */
@@ -446,12 +359,12 @@ static void route(struct router *rt, struct pending *p)
 	struct sg_err err;
 	p->w = w;
 	if (w->state != WORKER_READY) {
-		apply_policy(rt, p, "is not running");
+		router_apply_policy(rt, p, "is not running");
 	} else if (load_of(w) >= WORKER_MAX_INFLIGHT) {
-		apply_policy(rt, p, "has too many notifications pending");
+		router_apply_policy(rt, p, "has too many notifications pending");
 	} else if (send_snapshot(rt, w, p, h, &err) < 0) {
 		log_verbose("worker '%s': snapshot: %s", w->spec, err.msg);
-		apply_policy(rt, p, "cannot take the notification");
+		router_apply_policy(rt, p, "cannot take the notification");
 	}
 }
 
@@ -556,7 +469,7 @@ static void worker_failed(struct router *rt, struct worker *w, const char *kind,
 	memcpy(held, w->inflight, n * sizeof(*held));
 	w->n_inflight = 0;
 	for (size_t i = 0; i < n; i++)
-		apply_policy(rt, held[i], why);
+		router_apply_policy(rt, held[i], why);
 }
 
 /* --- messages from a worker -------------------------------------------- */
@@ -672,7 +585,6 @@ static bool in_sandbox(struct router *rt, pid_t tid)
 	return ok;
 }
 
-static void take_submissions(struct router *rt);
 static bool submissions_ready(struct router *rt);
 
 /* The pending notification seq of w, taking it (take) from its list. One
@@ -682,7 +594,7 @@ static struct pending *find_held(struct router *rt, struct worker *w, uint64_t s
 {
 	struct pending *p = find_inflight(w, seq, take);
 	if (!p && submissions_ready(rt)) {
-		take_submissions(rt);
+		router_take_submissions(rt);
 		p = find_inflight(w, seq, take);
 	}
 	return p;
@@ -713,13 +625,13 @@ static void on_action(struct router *rt, struct worker *w, const Sysgate__V1__Ac
 			  "it", w->spec, syscall_label(p->req.data.nr),
 			  m->kind_case == SYSGATE__V1__ACTION__KIND_DO_RETURN ? "return"
 									      : "inject_bytes");
-		apply_policy(rt, p, "answered an observe-or-deny syscall with another action");
+		router_apply_policy(rt, p, "answered an observe-or-deny syscall with another action");
 		return;
 	}
 	switch (m->kind_case) {
 	case SYSGATE__V1__ACTION__KIND_DO_CONTINUE:
 		p->hop++;
-		route(rt, p);
+		router_route(rt, p);
 		return;
 	case SYSGATE__V1__ACTION__KIND_DO_ERRNO:
 		a = (struct action){ .kind = ACTION_ERRNO, .value = m->do_errno->errnum };
@@ -743,7 +655,7 @@ static void on_action(struct router *rt, struct worker *w, const Sysgate__V1__Ac
 		audit_worker(rt, "handler_failed", w,
 			     json_pack("{s:s, s:s}", "syscall", syscall_label(p->req.data.nr),
 				       "reason", reason));
-		apply_policy(rt, p, "reported a handler failure");
+		router_apply_policy(rt, p, "reported a handler failure");
 		return;
 	}
 	case SYSGATE__V1__ACTION__KIND_DO_INJECT_BYTES: {
@@ -775,11 +687,11 @@ static void on_action(struct router *rt, struct worker *w, const Sysgate__V1__Ac
 	}
 	default:
 		/* A kind this version does not know: never a silent continue. */
-		apply_policy(rt, p, "answered with an action this supervisor does not serve");
+		router_apply_policy(rt, p, "answered with an action this supervisor does not serve");
 		return;
 	}
 	if (!action_valid(&a)) {
-		apply_policy(rt, p, "answered with an invalid action");
+		router_apply_policy(rt, p, "answered with an invalid action");
 		return;
 	}
 	finish(rt, p, &a, w->name, NULL);
@@ -826,7 +738,6 @@ static void on_record(struct router *rt, struct worker *w, const Sysgate__V1__Re
 	audit_worker(rt, "record", w, json_pack("{s:o}", "data", data));
 }
 
-static void on_bytes(struct router *rt, struct worker *w, const void *buf, size_t len, bool fast);
 
 static void on_message(struct router *rt, struct worker *w, nng_msg *msg)
 {
@@ -848,11 +759,11 @@ static void on_message(struct router *rt, struct worker *w, nng_msg *msg)
 					w->state != WORKER_READY)) {
 		return; /* an old connection's leftovers */
 	}
-	on_bytes(rt, w, nng_msg_body(msg), nng_msg_len(msg), false);
+	router_on_bytes(rt, w, nng_msg_body(msg), nng_msg_len(msg), false);
 }
 
 /* One message from w, over nng or (fast) its fast channel. */
-static void on_bytes(struct router *rt, struct worker *w, const void *buf, size_t len, bool fast)
+void router_on_bytes(struct router *rt, struct worker *w, const void *buf, size_t len, bool fast)
 {
 	Sysgate__V1__Envelope *m _cleanup_envelope_ = NULL;
 	struct sg_err err;
@@ -929,18 +840,18 @@ static bool drain_ring(struct router *rt, struct worker *w, struct fastchan_end 
 			break;
 		}
 		any = true;
-		on_bytes(rt, w, rt->fast_buf, (size_t)len, true);
+		router_on_bytes(rt, w, rt->fast_buf, (size_t)len, true);
 	}
 	return any;
 }
 
-static void drain_fast(struct router *rt, struct worker *w)
+void router_drain_fast(struct router *rt, struct worker *w)
 {
 	bool any = drain_ring(rt, w, &w->rx);
 	if (lane_ours(w)) {
 		/* What the receiver handed over is adopted before its answer
 		 * is read (it was queued before the lane changed hands). */
-		take_submissions(rt);
+		router_take_submissions(rt);
 		w->reply_lane = true;
 		any |= drain_ring(rt, w, &w->lrx);
 		w->reply_lane = false;
@@ -1037,7 +948,7 @@ static void adopt(struct router *rt, struct pending *p)
 	struct worker *w = p->w;
 	p->adopt = false;
 	if (w->state != WORKER_READY || !w->fast || p->gen != w->generation) {
-		apply_policy(rt, p, "is not running");
+		router_apply_policy(rt, p, "is not running");
 		return;
 	}
 	p->via_lane = true;
@@ -1046,7 +957,7 @@ static void adopt(struct router *rt, struct pending *p)
 }
 
 /* What the receiver queued (one atomic load when nothing was). */
-static void take_submissions(struct router *rt)
+void router_take_submissions(struct router *rt)
 {
 	struct pending *p;
 	while ((p = ring_pop(&rt->submitted))) {
@@ -1061,7 +972,7 @@ static void take_submissions(struct router *rt)
 		if (!p->preread)
 			audit_preread_paths(&p->rec, &p->req, &mem);
 		p->preread = true;
-		route(rt, p);
+		router_route(rt, p);
 	}
 }
 
@@ -1103,11 +1014,11 @@ static void expire(struct router *rt, struct worker *w, struct pending *p)
 		  syscall_label(p->req.data.nr), rt->cfg->handler_timeout_ms);
 	audit_worker(rt, "handler_timeout", w,
 		     json_pack("{s:s}", "syscall", syscall_label(p->req.data.nr)));
-	apply_policy(rt, p, "did not answer in time");
+	router_apply_policy(rt, p, "did not answer in time");
 }
 
 /* Deadlines due by now; returns the next one (UINT64_MAX: none). */
-static uint64_t check_deadlines(struct router *rt, uint64_t now)
+uint64_t router_check_deadlines(struct router *rt, uint64_t now)
 {
 	uint64_t next = UINT64_MAX;
 	for (size_t i = 0; i < rt->n_workers; i++) {
@@ -1200,7 +1111,7 @@ static void serve(struct router *rt)
 			}
 		}
 		uint64_t now = now_ns();
-		uint64_t next = check_deadlines(rt, now);
+		uint64_t next = router_check_deadlines(rt, now);
 		if (rt->starting && !rt->start_done)
 			start_check_done(rt);
 		if (rt->start_done && rt->start_result < 0)
@@ -1240,11 +1151,11 @@ static void serve(struct router *rt)
 			uint64_t kicks;
 			(void)!read(rt->kick_fd, &kicks, sizeof(kicks));
 		}
-		take_submissions(rt);
+		router_take_submissions(rt);
 		/* Messages before exits: an answer sent just before a crash counts. */
 		for (size_t i = 0; i < rt->n_workers; i++) {
 			drain_messages(rt, &rt->workers[i]);
-			drain_fast(rt, &rt->workers[i]);
+			router_drain_fast(rt, &rt->workers[i]);
 		}
 		check_lost_links(rt);
 		for (size_t i = 0; i < rt->n_workers; i++) {
@@ -1276,7 +1187,7 @@ static void stop_workers(struct router *rt)
 		 * router's lane can trail the answer the receiver took on its
 		 * own lane, and the program may have exited since. */
 		drain_messages(rt, &rt->workers[i]);
-		drain_fast(rt, &rt->workers[i]);
+		router_drain_fast(rt, &rt->workers[i]);
 	}
 	for (size_t i = 0; i < rt->n_workers; i++)
 		if (rt->workers[i].state == WORKER_READY)
