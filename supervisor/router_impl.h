@@ -1,5 +1,15 @@
 /* The router's internals, shared by the files that implement it (as nng's
- * sockimpl.h is): not for the rest of the supervisor, which uses router.h. */
+ * sockimpl.h is), by thread:
+ *
+ *   receiver thread: receiver_lane.c (the receiver's side of the lane),
+ *                    pending.c (router_submit, the kick)
+ *   router thread:   router.c (the thread: loop, start, end),
+ *                    router_route.c (routing, exception policy, answering),
+ *                    router_messages.c (what a worker sends),
+ *                    router_failure.c (deadlines, failures, restarts)
+ *
+ * The rest of the supervisor uses router.h. Who may touch a worker's
+ * receiver's lane when: lane.h. */
 #ifndef SYSGATE_ROUTER_IMPL_H
 #define SYSGATE_ROUTER_IMPL_H
 
@@ -37,10 +47,10 @@ struct pending {
 
 /* Pending notifications live in a fixed pool and travel between the
  * receiver and the router through two single-producer single-consumer
- * rings: the receiver, at real-time priority, never takes a lock or calls
- * malloc to hand one over (a lock held by a preempted router thread would
- * delay the next receive, and a signal in that delay turns a trapped
- * close() into EINTR). */
+ * rings (pending.c): the receiver, at real-time priority, never takes a
+ * lock or calls malloc to hand one over (a lock held by a preempted router
+ * thread would delay the next receive, and a signal in that delay turns a
+ * trapped close() into EINTR). */
 #define POOL_SIZE 4096u /* a power of two */
 
 struct ring {
@@ -49,18 +59,13 @@ struct ring {
 	struct pending *slot[POOL_SIZE];
 };
 
-bool ring_push(struct ring *r, struct pending *p);
-struct pending *ring_pop(struct ring *r);
-
 struct router {
 	const struct config *cfg;
 	char sandbox[PROTO_MAX_SANDBOX + 1];
 	const bool *deny;
 	struct audit *audit;
 	struct worker_env env;
-	char rundir[PATH_MAX];
-	char *extra_read[2];
-	const char **read_paths; /* extra_read, then --worker-read */
+	struct worker_rundir rundir;
 	struct worker workers[WORKER_MAX];
 	size_t n_workers;
 	int kick_fd, stop_fd;
@@ -91,7 +96,7 @@ struct router {
 	uint64_t spin_ns;      /* how long: 0 never (one CPU) */
 	bool sandbox_killed;
 
-	/* The receiver thread's own, for the lane (router_lane). */
+	/* The receiver thread's own, for the lane (receiver_lane). */
 	struct pending *lane_spare; /* a pool entry it took and may reuse */
 	uint8_t *lane_buf, *lane_proxy;
 	struct answer_buf lane_answer;
@@ -102,14 +107,48 @@ struct router {
 	_Alignas(64) _Atomic uint32_t sleeping;
 };
 
-/* Hands p to the next hop that takes it, or answers it. */
-void router_route(struct router *rt, struct pending *p);
+/* --- the pending pool (pending.c) --- */
 
-/* The current hop's exception policy answers p; CONTINUE hands it on. */
-void router_apply_policy(struct router *rt, struct pending *p, const char *why);
+/* Fills the pool; every entry spare. */
+int pending_pool_init(struct router *rt, struct sg_err *err);
 
-/* One message from w, over nng or (fast) its fast channel. */
-void router_on_bytes(struct router *rt, struct worker *w, const void *buf, size_t len, bool fast);
+/* Receiver: a spare entry, or NULL (all 4096 are out). */
+struct pending *pending_get(struct router *rt);
+
+/* Router: p is answered; spare again. */
+void pending_put(struct router *rt, struct pending *p);
+
+/* Receiver: p (an entry it got) becomes notification req. */
+void pending_start(struct router *rt, struct pending *p, const struct seccomp_notif *req,
+		   const struct chain *chain, uint64_t t0);
+
+/* Receiver: queues p for the router (then router_kick). */
+void pending_submit(struct router *rt, struct pending *p);
+
+/* Router: the next queued entry, or NULL; is there one? */
+struct pending *pending_next(struct router *rt);
+bool pending_submitted(struct router *rt);
+
+/* Receiver, after queueing: wakes the router if it sleeps (a spinning
+ * router sees the queue without it, see serve()). */
+void router_kick(struct router *rt);
+
+/* --- the receiver's side of the lane (receiver_lane.c) --- */
+
+/* Receiver, before router_submit: answers req through a worker's lane if
+ * one is free and spinning elsewhere, waiting at most briefly; hands it to
+ * the router otherwise. 0 done (the router may have taken it over),
+ * -EAGAIN not taken: router_submit it. Takes no lock, allocates nothing. */
+int receiver_lane(struct router *rt, const struct seccomp_notif *req, const struct chain *chain,
+		  uint64_t t0);
+
+/* For -v at the end: how the lane's notifications went. */
+void receiver_lane_report(const struct router *rt);
+
+/* --- the router thread (router.c) --- */
+
+/* The worker pids for router_worker_pids, after a start or an end. */
+void router_publish_pids(struct router *rt);
 
 /* What the receiver queued (one atomic load when nothing was). */
 void router_take_submissions(struct router *rt);
@@ -117,6 +156,63 @@ void router_take_submissions(struct router *rt);
 /* What w's rings hold, of the router's lane and (while the router owns
  * it) the receiver's. */
 void router_drain_fast(struct router *rt, struct worker *w);
+
+/* --- routing and exception policy (router_route.c) --- */
+
+/* Hands p to the next hop that takes it, or answers it. */
+void router_route(struct router *rt, struct pending *p);
+
+/* The current hop's exception policy answers p; CONTINUE hands it on. */
+void router_apply_policy(struct router *rt, struct pending *p, const char *why);
+
+/* Answers p with a (decider, exception: for its audit record) and frees
+ * its entry. */
+void router_finish(struct router *rt, struct pending *p, const struct action *a,
+		   const char *decider, const char *exception);
+
+/* The pending notification seq of w, taking it (take) from its list. */
+struct pending *router_find_inflight(struct worker *w, uint64_t seq, bool take);
+
+/* Notifications w holds, the timed-out ones it has not answered included. */
+size_t router_load_of(const struct worker *w);
+
+/* The router thread's view of the live worker pids (router_worker_pids is
+ * the other threads'). */
+size_t router_own_pids(const struct router *rt, pid_t out[WORKER_MAX]);
+
+/* A lifecycle event about w into the audit log (fields stolen). */
+void router_audit_worker(struct router *rt, const char *type, const struct worker *w,
+			 json_t *fields);
+
+const char *router_policy_name(unsigned policy);
+const char *router_syscall_label(long nr);
+
+/* --- what a worker sends (router_messages.c) --- */
+
+/* One message from w over nng: from the process it started, on its
+ * current connection, or ignored. */
+void router_on_message(struct router *rt, struct worker *w, nng_msg *msg);
+
+/* One message from w, over nng or (fast) its fast channel. */
+void router_on_bytes(struct router *rt, struct worker *w, const void *buf, size_t len, bool fast);
+
+void router_send_goodbye(struct worker *w, const char *reason);
+
+/* --- failures, deadlines and restarts (router_failure.c) --- */
+
+/* The worker failed as a whole: it is killed, everything it held gets its
+ * exception policy, and it is restarted later (or given up on). */
+void router_worker_failed(struct router *rt, struct worker *w, const char *kind, const char *fmt,
+			  ...) __attribute__((format(printf, 4, 5)));
+
+/* The run cannot start: router_start returns msg. */
+void router_start_failed(struct router *rt, const char *msg);
+
+/* w's pidfd is readable: reaped, and failed if it was live. */
+void router_on_exit(struct router *rt, struct worker *w);
+
+/* Lost links (nng's callback) start their grace period. */
+void router_check_lost_links(struct router *rt);
 
 /* Deadlines due by now; returns the next one (UINT64_MAX: none). */
 uint64_t router_check_deadlines(struct router *rt, uint64_t now);

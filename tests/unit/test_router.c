@@ -91,10 +91,8 @@ static void worker_setup(struct worker *w, unsigned i)
 	w->fast = true;
 	w->tx = (struct fastchan_end){ .ring = &w->shm->to_worker };
 	w->rx = (struct fastchan_end){ .ring = &w->shm->to_sup };
-	w->ltx = (struct fastchan_end){ .ring = &w->shm->to_worker_r };
-	w->lrx = (struct fastchan_end){ .ring = &w->shm->to_sup_r };
-	atomic_store(&w->lane_owner, LANE_RECEIVER);
-	atomic_store(&w->lane_ready, true);
+	lane_reset(&w->lane, w->shm);
+	lane_open(&w->lane, true);
 	fx.to_worker[i] = (struct fastchan_end){ .ring = &w->shm->to_worker };
 	fx.to_sup[i] = (struct fastchan_end){ .ring = &w->shm->to_sup };
 	fx.to_worker_r[i] = (struct fastchan_end){ .ring = &w->shm->to_worker_r };
@@ -117,14 +115,13 @@ static int setup(void **state)
 	rt->kick_fd = rt->stop_fd = -1;
 	rt->handler_timeout_ns = TIMEOUT_NS;
 	rt->start_timeout_ns = TIMEOUT_NS;
-	rt->pool = calloc(POOL_SIZE, sizeof(*rt->pool));
+	struct sg_err err;
+	assert_int_equal(pending_pool_init(rt, &err), 0);
 	rt->proxy_buf = malloc(PROXY_BUF_SIZE);
 	rt->fast_buf = malloc(FASTCHAN_MAX_MSG);
 	rt->lane_buf = malloc(FASTCHAN_MAX_MSG);
 	rt->lane_proxy = malloc(PROXY_BUF_SIZE);
 	assert_true(rt->pool && rt->proxy_buf && rt->fast_buf && rt->lane_buf && rt->lane_proxy);
-	for (size_t i = 0; i < POOL_SIZE; i++)
-		ring_push(&rt->spare, &rt->pool[i]);
 	pthread_mutex_init(&rt->lock, NULL);
 	rt->n_workers = N_WORKERS;
 	for (unsigned i = 0; i < N_WORKERS; i++)
@@ -445,7 +442,7 @@ static void test_answer_not_held(void **state)
 	assert_int_equal(w->n_inflight, 0);
 	assert_int_equal(n_answers, 1);
 	assert_answer(0, ACTION_ERRNO, EPERM);
-	assert_false(atomic_load(&w->lane_ready));
+	assert_false(atomic_load(&w->lane.ready));
 }
 
 /* A lifecycle message on the fast channel is a violation too. */
@@ -589,12 +586,12 @@ static uint64_t next_seq(void)
 static int lane(const struct chain *chain)
 {
 	struct seccomp_notif req = notif();
-	return router_lane(fx.rt, &req, chain, now_ns());
+	return receiver_lane(fx.rt, &req, chain, now_ns());
 }
 
 static bool submissions_empty(void)
 {
-	return atomic_load(&fx.rt->submitted.head) == atomic_load(&fx.rt->submitted.tail);
+	return !pending_submitted(fx.rt);
 }
 
 /* The worker's answer is there in time: the receiver answers; the lane
@@ -610,8 +607,8 @@ static void test_lane_answered(void **state)
 	assert_answer(0, ACTION_ERRNO, EACCES);
 	assert_int_equal(worker_snapshot(0, true), next_seq() - 1);
 	assert_true(submissions_empty());
-	assert_int_equal(atomic_load(&w->lane_owner), LANE_RECEIVER);
-	assert_false(atomic_load(&w->lane_busy));
+	assert_int_equal(atomic_load(&w->lane.owner), LANE_RECEIVER);
+	assert_false(atomic_load(&w->lane.busy));
 	assert_int_equal(fx.rt->lane_answered, 1);
 }
 
@@ -625,20 +622,20 @@ static void test_lane_handed_over_and_back(void **state)
 	uint64_t seq = next_seq();
 	assert_int_equal(lane(&fx.chain1), 0);
 	assert_int_equal(n_answers, 0);
-	assert_int_equal(atomic_load(&w->lane_owner), LANE_ROUTER);
-	assert_false(atomic_load(&w->lane_busy));
+	assert_int_equal(atomic_load(&w->lane.owner), LANE_ROUTER);
+	assert_false(atomic_load(&w->lane.busy));
 	assert_false(submissions_empty());
 	assert_int_equal(fx.rt->lane_handed, 1);
 	/* The router adopts it before it reads the lane. */
 	router_take_submissions(fx.rt);
 	assert_int_equal(w->n_inflight, 1);
-	assert_int_equal(w->n_lane, 1);
+	assert_int_equal(w->lane.n_pending, 1);
 	worker_answer(0, true, seq, K_RETURN, 7);
 	router_drain_fast(fx.rt, w);
 	assert_int_equal(n_answers, 1);
 	assert_answer(0, ACTION_RETURN, 7);
-	assert_int_equal(w->n_lane, 0);
-	assert_int_equal(atomic_load(&w->lane_owner), LANE_RECEIVER);
+	assert_int_equal(w->lane.n_pending, 0);
+	assert_int_equal(atomic_load(&w->lane.owner), LANE_RECEIVER);
 }
 
 /* The race fixed in 55be073: the answer comes over nng (too big for the
@@ -656,10 +653,10 @@ static void test_lane_answer_overtakes_hand_over(void **state)
 	assert_int_equal(w->state, WORKER_READY);
 	assert_int_equal(n_answers, 1);
 	assert_answer(0, ACTION_ERRNO, EACCES);
-	assert_int_equal(w->n_lane, 0);
+	assert_int_equal(w->lane.n_pending, 0);
 	assert_int_equal(w->n_inflight, 0);
 	router_drain_fast(fx.rt, w);
-	assert_int_equal(atomic_load(&w->lane_owner), LANE_RECEIVER);
+	assert_int_equal(atomic_load(&w->lane.owner), LANE_RECEIVER);
 }
 
 /* What the receiver does not answer itself (here a handler failure) is
@@ -673,12 +670,12 @@ static void test_lane_failure_is_the_routers(void **state)
 	worker_answer(0, true, seq, K_FAIL, 0);
 	assert_int_equal(lane(&fx.chain1), 0);
 	assert_int_equal(n_answers, 0);
-	assert_int_equal(atomic_load(&w->lane_owner), LANE_ROUTER);
+	assert_int_equal(atomic_load(&w->lane.owner), LANE_ROUTER);
 	router_drain_fast(fx.rt, w);
 	assert_int_equal(n_answers, 1);
 	assert_answer(0, ACTION_ERRNO, EPERM);
 	assert_int_equal(w->state, WORKER_READY);
-	assert_int_equal(atomic_load(&w->lane_owner), LANE_RECEIVER);
+	assert_int_equal(atomic_load(&w->lane.owner), LANE_RECEIVER);
 }
 
 /* Continue with more hops: the receiver passes it to the router for the
@@ -691,7 +688,7 @@ static void test_lane_continue_next_hops(void **state)
 	worker_answer(0, true, next_seq(), K_CONTINUE, 0);
 	assert_int_equal(lane(&fx.chain2), 0);
 	assert_int_equal(n_answers, 0);
-	assert_int_equal(atomic_load(&w->lane_owner), LANE_RECEIVER);
+	assert_int_equal(atomic_load(&w->lane.owner), LANE_RECEIVER);
 	router_take_submissions(fx.rt);
 	assert_int_equal(w->n_inflight, 0);
 	assert_int_equal(fx.rt->workers[1].n_inflight, 1);
@@ -713,7 +710,7 @@ static void test_lane_memory_requests_bounded(void **state)
 	for (uint64_t id = 1; id <= 20; id++)
 		worker_mem_request(0, true, seq, id);
 	assert_int_equal(lane(&fx.chain1), 0);
-	assert_int_equal(atomic_load(&w->lane_owner), LANE_ROUTER);
+	assert_int_equal(atomic_load(&w->lane.owner), LANE_ROUTER);
 	assert_int_equal(worker_snapshot(0, true), seq);
 	assert_int_equal(worker_count(&fx.to_worker_r[0], SYSGATE__V1__ENVELOPE__BODY_MEM_REPLY),
 			 16);
@@ -722,11 +719,11 @@ static void test_lane_memory_requests_bounded(void **state)
 	assert_int_equal(worker_count(&fx.to_worker_r[0], SYSGATE__V1__ENVELOPE__BODY_MEM_REPLY),
 			 4);
 	assert_int_equal(n_answers, 0);
-	assert_int_equal(atomic_load(&w->lane_owner), LANE_ROUTER); /* still pending */
+	assert_int_equal(atomic_load(&w->lane.owner), LANE_ROUTER); /* still pending */
 	worker_answer(0, true, seq, K_ERRNO, EACCES);
 	router_drain_fast(fx.rt, w);
 	assert_int_equal(n_answers, 1);
-	assert_int_equal(atomic_load(&w->lane_owner), LANE_RECEIVER);
+	assert_int_equal(atomic_load(&w->lane.owner), LANE_RECEIVER);
 }
 
 /* The fix of 44f11ae: while it waits, another notification arriving on
@@ -741,7 +738,7 @@ static void test_lane_listener_ready_ends_wait(void **state)
 	uint64_t t0 = now_ns();
 	assert_int_equal(lane(&fx.chain1), 0);
 	assert_true(now_ns() - t0 < 1000 * MS);
-	assert_int_equal(atomic_load(&w->lane_owner), LANE_ROUTER);
+	assert_int_equal(atomic_load(&w->lane.owner), LANE_ROUTER);
 	assert_int_equal(fx.rt->lane_handed, 1);
 }
 
@@ -764,7 +761,7 @@ static void test_lane_same_cpu(void **state)
 	assert_int_equal(r, -EAGAIN);
 	assert_int_equal(atomic_load(&w->shm->avoid_cpu), cpu);
 	assert_int_equal(fx.rt->lane_same_cpu, 1);
-	assert_false(atomic_load(&w->lane_busy));
+	assert_false(atomic_load(&w->lane.busy));
 	assert_true(submissions_empty());
 }
 
@@ -788,22 +785,22 @@ static void test_lane_not_taken(void **state)
 	struct worker *w = &fx.rt->workers[0];
 	fx.rt->spin_ns = c->no_spin ? 0 : 1000 * MS;
 	if (c->not_ready)
-		atomic_store(&w->lane_ready, false);
+		atomic_store(&w->lane.ready, false);
 	if (c->routers)
-		atomic_store(&w->lane_owner, LANE_ROUTER);
+		atomic_store(&w->lane.owner, LANE_ROUTER);
 	if (c->full)
-		atomic_store(&w->load_pub, WORKER_MAX_INFLIGHT);
+		atomic_store(&w->lane.load, WORKER_MAX_INFLIGHT);
 	if (c->full_ring) {
 		static uint8_t junk[4096];
 		for (size_t size = sizeof(junk); size; size /= 2)
-			while (fastchan_push(&w->ltx, junk, size) == 0)
+			while (fastchan_push(&w->lane.tx, junk, size) == 0)
 				;
 	}
 	assert_int_equal(lane(&fx.chain1), -EAGAIN);
-	assert_false(atomic_load(&w->lane_busy));
+	assert_false(atomic_load(&w->lane.busy));
 	assert_true(submissions_empty());
 	assert_int_equal(n_answers, 0);
-	assert_int_equal(atomic_load(&w->lane_owner), c->routers ? LANE_ROUTER : LANE_RECEIVER);
+	assert_int_equal(atomic_load(&w->lane.owner), c->routers ? LANE_ROUTER : LANE_RECEIVER);
 }
 
 /* The worker restarted while the hand-over travelled: what was handed
@@ -834,8 +831,8 @@ static void test_lane_worker_fails_while_handed_over(void **state)
 	worker_answer(0, true, seq + 5, K_ERRNO, EACCES); /* not held: a violation */
 	router_drain_fast(fx.rt, w);
 	assert_int_equal(w->state, WORKER_DOWN);
-	assert_false(atomic_load(&w->lane_ready));
-	assert_int_equal(w->n_lane, 0);
+	assert_false(atomic_load(&w->lane.ready));
+	assert_int_equal(w->lane.n_pending, 0);
 	assert_int_equal(n_answers, 1);
 	assert_answer(0, ACTION_ERRNO, EPERM);
 }
