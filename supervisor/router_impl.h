@@ -7,6 +7,8 @@
  *                    router_route.c (routing, exception policy, answering),
  *                    router_messages.c (what a worker sends),
  *                    router_failure.c (deadlines, failures, restarts)
+ *   both:            pending.c (the pool), lane.c (the lane's hand-over),
+ *                    notification.c (pre-read, Snapshot, Action, record)
  *
  * The rest of the supervisor uses router.h. Who may touch a worker's
  * receiver's lane when: lane.h. */
