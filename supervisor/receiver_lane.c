@@ -177,8 +177,7 @@ int receiver_lane(struct router *rt, const struct seccomp_notif *req, const stru
 		rt->lane_answered++;
 	if (k != LANE_ANSWERED) {
 		/* Unanswered here (the router takes it, and the lane), or on to
-		 * the next hops. Queued before the lane changes hands: the
-		 * router adopts it before it reads the lane. */
+		 * the next hops: queued before any hand-over (lane.h). */
 		p->adopt = k == LANE_ROUTERS;
 		rt->lane_spare = NULL;
 		pending_submit(rt, p);
