@@ -732,12 +732,12 @@ static void test_lane_listener_ready_ends_wait(void **state)
 {
 	(void)state;
 	struct worker *w = &fx.rt->workers[0];
-	fx.rt->spin_ns = 5000 * MS;                /* far longer than the bound below */
+	fx.rt->spin_ns = 20000 * MS;               /* far longer than the bound below */
 	fx.rt->listener = eventfd(1, EFD_CLOEXEC); /* readable: "a notification waits" */
 	assert_true(fx.rt->listener >= 0);
 	uint64_t t0 = now_ns();
 	assert_int_equal(lane(&fx.chain1), 0);
-	assert_true(now_ns() - t0 < 1000 * MS);
+	assert_true(now_ns() - t0 < 5000 * MS); /* loose: a loaded machine */
 	assert_int_equal(atomic_load(&w->lane.owner), LANE_ROUTER);
 	assert_int_equal(fx.rt->lane_handed, 1);
 }
