@@ -17,7 +17,7 @@
  * Two lanes, each a ring per direction: the router's (everything the
  * router thread sends and what answers it) and the receiver's (the
  * receiver thread hands a notification to a spinning worker itself and
- * spins for the answer: no thread hop on the hot path; supervisor/router.c
+ * spins for the answer: no thread hop on the hot path; supervisor/lane.h
  * says who owns it when).
  *
  * Wake-ups: a consumer spins briefly, then sets a need-wake flag,

@@ -57,11 +57,11 @@ static void kill_trapped(const struct seccomp_notif *req, int listener, int sig)
 		sg_pidfd_send_signal(pidfd, sig);
 }
 
-void answer_send(int listener, struct answer_buf *b, const struct seccomp_notif *req,
+bool answer_fill(void *resp_buf, size_t size, const struct seccomp_notif *req,
 		 const struct action *a)
 {
-	struct seccomp_notif_resp *resp = b->resp;
-	memset(resp, 0, b->size);
+	struct seccomp_notif_resp *resp = resp_buf;
+	memset(resp, 0, size);
 	resp->id = req->id;
 	switch (a->kind) {
 	case ACTION_CONTINUE:
@@ -74,13 +74,22 @@ void answer_send(int listener, struct answer_buf *b, const struct seccomp_notif 
 		resp->val = a->value;
 		break;
 	case ACTION_KILL:
-		kill_trapped(req, listener, (int)a->value);
 		resp->error = -EPERM; /* resolves the notification if it survives */
 		break;
 	case ACTION_INJECT:
-		return; /* answered by answer_inject's ADDFD_FLAG_SEND */
+		return false; /* answered by answer_inject's ADDFD_FLAG_SEND */
 	}
-	if (ioctl(listener, SECCOMP_IOCTL_NOTIF_SEND, resp) < 0 && errno != ENOENT)
+	return true;
+}
+
+void answer_send(int listener, struct answer_buf *b, const struct seccomp_notif *req,
+		 const struct action *a)
+{
+	if (a->kind == ACTION_KILL)
+		kill_trapped(req, listener, (int)a->value);
+	if (!answer_fill(b->resp, b->size, req, a))
+		return;
+	if (ioctl(listener, SECCOMP_IOCTL_NOTIF_SEND, b->resp) < 0 && errno != ENOENT)
 		log_verbose("answering notification %llu: %s", (unsigned long long)req->id,
 			    strerror(errno));
 }

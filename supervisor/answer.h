@@ -23,6 +23,12 @@ int answer_notif_sizes(size_t *req_size, size_t *resp_size, struct sg_err *err);
 int answer_buf_init(struct answer_buf *b, struct sg_err *err);
 void answer_buf_free(struct answer_buf *b);
 
+/* The response to req that action a makes, in resp (size bytes, the
+ * kernel's struct size: the rest is zeroed). False: a is answered another
+ * way (ACTION_INJECT: the fd's installation answered it). */
+bool answer_fill(void *resp, size_t size, const struct seccomp_notif *req,
+		 const struct action *a);
+
 /* Sends action a for notification req. A kill signals the trapped process
  * (only while its notification is still pending, so the pid is certainly
  * the sandboxed one) and then fails the syscall, which resolves it. A

@@ -577,22 +577,6 @@ int audit_close(struct audit *a)
 	return r;
 }
 
-void audit_preread_paths(struct audit_syscall *rec, const struct seccomp_notif *req,
-			 const struct childmem *mem)
-{
-	unsigned idx[2];
-	rec->n_paths = syscalls_path_args(req->data.nr, idx);
-	for (unsigned i = 0; i < rec->n_paths; i++) {
-		rec->path_arg[i] = idx[i];
-		rec->path[i] = NULL;
-		char buf[4096];
-		ssize_t n = childmem_read_cstr(mem, req->data.args[idx[i]], buf, sizeof(buf));
-		if (n >= 0 && !(rec->path[i] = strdup(buf)))
-			n = -ENOMEM;
-		rec->path_errno[i] = n < 0 ? (int)-n : 0;
-	}
-}
-
 void audit_syscall_release(struct audit_syscall *rec)
 {
 	for (unsigned i = 0; i < rec->n_paths; i++) {

@@ -31,11 +31,6 @@ struct audit_syscall {
 	uint64_t latency_ns;
 };
 
-/* Fills rec->n_paths, path_arg, path and path_errno with the path arguments
- * of req (SPEC 4 table), read from the trapped process. */
-void audit_preread_paths(struct audit_syscall *rec, const struct seccomp_notif *req,
-			 const struct childmem *mem);
-
 /* Frees the paths of a record that was not queued. */
 void audit_syscall_release(struct audit_syscall *rec);
 

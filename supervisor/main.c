@@ -5,14 +5,13 @@
 #include <sys/resource.h>
 
 #include "cli.h"
+#include "exit_status.h"
 #include "log.h"
 #include "sandbox.h"
 
 #ifndef SYSGATE_VERSION
 #define SYSGATE_VERSION "0.0.0"
 #endif
-
-enum { EXIT_OWN_ERROR = 125 };
 
 static const char top_usage[] =
 	"Usage: sysgate run [OPTIONS] -- COMMAND [ARG...]\n"

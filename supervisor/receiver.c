@@ -11,9 +11,10 @@
 
 #include "answer.h"
 #include "compat.h"
-#include "router.h"
 #include "log.h"
+#include "notification.h"
 #include "procs.h"
+#include "router_impl.h"
 #include "syscalls.h"
 
 static void handle_one(struct receiver *r, const struct seccomp_notif *req, uint64_t t0)
@@ -26,7 +27,7 @@ static void handle_one(struct receiver *r, const struct seccomp_notif *req, uint
 		/* Every builtin continued: the workers decide, on a worker's
 		 * lane with this thread waiting briefly, or by the router. */
 		const struct chain *chain = &r->chains->by_nr[req->data.nr];
-		if (router_lane(r->router, req, chain, t0) == 0 ||
+		if (receiver_lane(r->router, req, chain, t0) == 0 ||
 		    router_submit(r->router, req, chain, t0) == 0) {
 			atomic_fetch_add_explicit(&r->handled, 1, memory_order_relaxed);
 			return;
@@ -39,19 +40,13 @@ static void handle_one(struct receiver *r, const struct seccomp_notif *req, uint
 	if (r->audit) {
 		memset(&rec, 0, sizeof(rec));
 		clock_gettime(CLOCK_REALTIME, &rec.when);
-		audit_preread_paths(&rec, req, &mem);
+		notification_preread(&rec, req, &mem);
 	}
 	answer_send(r->listener, &r->answer, req, &a);
 	atomic_fetch_add_explicit(&r->handled, 1, memory_order_relaxed);
-	if (r->audit) {
-		rec.pid = (pid_t)req->pid;
-		rec.nr = req->data.nr;
-		memcpy(rec.args, req->data.args, sizeof(rec.args));
-		rec.decider = decider ? decider->name : "kernel";
-		rec.action = a;
-		rec.latency_ns = now_ns() - t0;
-		audit_syscall(r->audit, &rec);
-	}
+	if (r->audit)
+		notification_record(r->audit, &rec, req, t0, &a, decider ? decider->name : "kernel",
+				    NULL);
 }
 
 /* Until a notification is received the trapped syscall is interruptible: a

@@ -51,13 +51,6 @@ void router_go(struct router *rt, int listener);
 int router_submit(struct router *rt, const struct seccomp_notif *req, const struct chain *chain,
 		  uint64_t t0);
 
-/* Called on the receiver thread, before router_submit: answers req
- * through a worker's fast lane if one is free and spinning elsewhere,
- * waiting at most briefly; hands it to the router otherwise. 0 done (the
- * router may have taken it over), -EAGAIN not taken: router_submit it. */
-int router_lane(struct router *rt, const struct seccomp_notif *req, const struct chain *chain,
-		uint64_t t0);
-
 /* Pids of the worker processes (not sandbox processes), into out[0..cap). */
 size_t router_worker_pids(struct router *rt, pid_t *out, size_t cap);
 

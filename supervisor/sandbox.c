@@ -19,6 +19,7 @@
 #include "builtins.h"
 #include "chain.h"
 #include "compat.h"
+#include "exit_status.h"
 #include "filter.h"
 #include "landlock.h"
 #include "log.h"
@@ -27,8 +28,6 @@
 #include "router.h"
 #include "spawn.h"
 #include "worker.h"
-
-enum { EXIT_TIMEOUT = 124, EXIT_OWN_ERROR = 125, EXIT_NOEXEC = 126, EXIT_NOTFOUND = 127 };
 
 enum end_reason { END_EXIT, END_TIMEOUT, END_SIGNAL, END_AUDIT };
 
@@ -228,7 +227,6 @@ static void note_root_exit(struct sandbox *sb, int status)
 	sb->root_status = status;
 }
 
-/* Reaps every child that has exited (orphans come to us as subreaper). */
 /* Job control, as shells expect of a command that owns the terminal: when
  * Ctrl-Z stops the sandboxed command, take the terminal back and stop
  * ourselves; once continued, hand it back and continue the command's
@@ -247,6 +245,7 @@ static void forward_stop(struct sandbox *sb)
 	killpg(sb->child.pid, SIGCONT);
 }
 
+/* Reaps every child that has exited (orphans come to us as subreaper). */
 static void reap(struct sandbox *sb)
 {
 	int status;
@@ -308,8 +307,6 @@ static void main_loop(struct sandbox *sb)
 	}
 }
 
-/* Kills what is left of the sandbox and reaps it. Bounded: a process that
- * keeps forking is killed along with its children on the next pass. */
 /* No sandbox process left at all? Every one of them is a child of this
  * thread or below one (orphans are reparented to us, the subreaper; the
  * workers are the router thread's children), so having no child at all
@@ -321,6 +318,8 @@ static bool no_children(void)
 	       errno == ECHILD;
 }
 
+/* Kills what is left of the sandbox and reaps it. Bounded: a process that
+ * keeps forking is killed along with its children on the next pass. */
 static void kill_sandbox(struct sandbox *sb)
 {
 	for (int pass = 0; pass < 1000; pass++) {

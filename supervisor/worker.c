@@ -3,13 +3,11 @@
 #include <fcntl.h>
 #include <libgen.h>
 #include <limits.h>
-#include <nng/protocol/pair1/pair.h>
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/prctl.h>
 #include <sys/random.h>
-#include <sys/eventfd.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
@@ -103,52 +101,6 @@ static void paths_free(struct paths *p)
 	p->n = 0;
 }
 
-static void on_pipe_removed(nng_pipe pipe, nng_pipe_ev ev, void *arg)
-{
-	(void)ev;
-	struct worker *w = arg;
-	atomic_store(&w->lost_pipe, (uint32_t)nng_pipe_id(pipe));
-	uint64_t one = 1;
-	(void)!write(w->kick_fd, &one, sizeof(one));
-}
-
-static int link_listen(struct worker *w, const struct worker_env *env, struct sg_err *err)
-{
-	size_t len = strlen(env->rundir) + 16;
-	w->dir = malloc(len);
-	w->url = malloc(len + 16);
-	if (!w->dir || !w->url)
-		return err_set(err, ENOMEM, "--worker '%s': out of memory", w->spec);
-	snprintf(w->dir, len, "%s/w%u", env->rundir, w->index);
-	snprintf(w->url, len + 16, "ipc://%s/link", w->dir);
-	if (mkdir(w->dir, 0700) < 0)
-		return err_sys(err, errno, "--worker '%s': cannot create %s", w->spec, w->dir);
-	if (w->sandbox.change_ids && chown(w->dir, w->sandbox.uid, w->sandbox.gid) < 0)
-		return err_sys(err, errno, "--worker '%s': cannot hand %s to the worker's user",
-			       w->spec, w->dir);
-	int r;
-	if ((r = nng_pair1_open(&w->sock)) != 0)
-		return err_set(err, EIO, "--worker '%s': nng socket: %s", w->spec, nng_strerror(r));
-	w->sock_open = true;
-	/* Oversized messages close the link: a violation like any other. */
-	if ((r = nng_socket_set_size(w->sock, NNG_OPT_RECVMAXSZ, PROTO_MAX_MESSAGE)) != 0 ||
-	    (r = nng_socket_set_int(w->sock, NNG_OPT_SENDBUF, 2 * WORKER_MAX_INFLIGHT)) != 0 ||
-	    (r = nng_socket_set_int(w->sock, NNG_OPT_RECVBUF, 2 * WORKER_MAX_INFLIGHT)) != 0 ||
-	    (r = nng_pipe_notify(w->sock, NNG_PIPE_EV_REM_POST, on_pipe_removed, w)) != 0 ||
-	    (r = nng_listen(w->sock, w->url, NULL, 0)) != 0 ||
-	    (r = nng_socket_get_int(w->sock, NNG_OPT_RECVFD, &w->recv_fd)) != 0)
-		return err_set(err, EIO, "--worker '%s': cannot listen on %s: %s", w->spec, w->url,
-			       nng_strerror(r));
-	char sock_path[PATH_MAX];
-	snprintf(sock_path, sizeof(sock_path), "%s/link", w->dir);
-	if (w->sandbox.change_ids && lchown(sock_path, w->sandbox.uid, w->sandbox.gid) < 0)
-		return err_sys(err, errno, "--worker '%s': cannot hand %s to the worker's user",
-			       w->spec, sock_path);
-	if (chmod(sock_path, 0600) < 0)
-		return err_sys(err, errno, "--worker '%s': chmod %s", w->spec, sock_path);
-	return 0;
-}
-
 int worker_init(struct worker *w, unsigned index, const char *spec, unsigned replica,
 		const struct worker_env *env, struct sg_err *err)
 {
@@ -198,7 +150,9 @@ int worker_init(struct worker *w, unsigned index, const char *spec, unsigned rep
 	paths_free(&rp);
 	if (r < 0)
 		return err_set(err, -r, "--worker '%s': %s", spec, e2.msg);
-	return link_listen(w, env, err);
+	if ((r = worker_dir_create(w, env, err)) < 0)
+		return r;
+	return worker_link_listen(w, err);
 }
 
 static int token_hex(const uint8_t *t, char *out)
@@ -306,20 +260,9 @@ int worker_spawn(struct worker *w, const struct worker_env *env, uint64_t hello_
 	 * old one can reach the new one. */
 	worker_fast_release(w);
 	_cleanup_close_ int shm_fd = -1;
-	if (env->fast) {
-		struct sg_err e2;
-		if (fastchan_create(&shm_fd, &w->shm, &e2) < 0)
-			return err_set(err, EIO, "--worker '%s': %s", w->spec, e2.msg);
-		w->wake_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-		if (w->wake_fd < 0)
-			return err_sys(err, errno, "--worker '%s': eventfd", w->spec);
-		w->tx = (struct fastchan_end){ .ring = &w->shm->to_worker };
-		w->rx = (struct fastchan_end){ .ring = &w->shm->to_sup };
-		w->ltx = (struct fastchan_end){ .ring = &w->shm->to_worker_r };
-		w->lrx = (struct fastchan_end){ .ring = &w->shm->to_sup_r };
-		atomic_store(&w->lane_owner, LANE_RECEIVER);
-		w->n_lane = 0;
-	}
+	int r;
+	if (env->fast && (r = worker_fast_create(w, &shm_fd, err)) < 0)
+		return r;
 	char **envp = worker_environ(w, shm_fd, env->spin_ns);
 	if (!envp)
 		return err_set(err, ENOMEM, "--worker '%s': out of memory", w->spec);
@@ -367,21 +310,6 @@ int worker_spawn(struct worker *w, const struct worker_env *env, uint64_t hello_
 	log_verbose("worker '%s': pid %d%s", w->spec, (int)pid,
 		    w->generation ? " (restarted)" : "");
 	return 0;
-}
-
-void worker_fast_release(struct worker *w)
-{
-	/* The receiver may be looking at the lane: wait for it (bounded by
-	 * its spin) before the pages go. */
-	atomic_store(&w->lane_ready, false);
-	while (atomic_load(&w->lane_busy))
-		fastchan_relax();
-	fastchan_unmap(w->shm);
-	w->shm = NULL;
-	if (w->wake_fd >= 0)
-		close(w->wake_fd);
-	w->wake_fd = -1;
-	w->fast = w->fast_broken = false;
 }
 
 void worker_kill(struct worker *w)
@@ -474,12 +402,7 @@ void worker_free(struct worker *w)
 	if (w->sock_open)
 		nng_pipe_notify(w->sock, NNG_PIPE_EV_REM_POST, NULL, NULL);
 	w->sock_open = false;
-	if (w->dir) {
-		char sock_path[PATH_MAX];
-		snprintf(sock_path, sizeof(sock_path), "%s/link", w->dir);
-		unlink(sock_path);
-		rmdir(w->dir);
-	}
+	worker_dir_remove(w);
 	if (w->pidfd >= 0)
 		close(w->pidfd);
 	if (w->out_fd >= 0)

@@ -1,8 +1,10 @@
-/* Worker lifecycle: one handler worker process per --worker, its link
- * (an nng pair1 socket the supervisor listens on, in a private runtime
- * directory), its output, and its restarts. The router (router.h) owns
- * every struct worker and is the only thread that touches one after start;
- * this module holds the process and link mechanics.
+/* Handler workers: one process per --worker (and replica), in three
+ * files: the process (worker.c: start, output, end), its runtime directory
+ * (worker_dir.c) and its transport (worker_link.c: an nng pair1 link the
+ * supervisor listens on, and a fast channel beside it). The router
+ * (router.h) owns every struct worker and is the only thread that touches
+ * one after start, except the receiver's lane (lane.h says who uses it
+ * when); this module holds the mechanics, the router decides.
  *
  * A worker is started by fork + worker_sandbox_apply + execveat of an fd
  * opened by the supervisor: its binary need not be reachable by the
@@ -12,6 +14,7 @@
 #ifndef SYSGATE_WORKER_H
 #define SYSGATE_WORKER_H
 
+#include <limits.h>
 #include <nng/nng.h>
 #include <sched.h>
 #include <signal.h>
@@ -21,16 +24,15 @@
 #include <sys/types.h>
 
 #include "fastchan.h"
+#include "lane.h"
 #include "protocol.h"
 #include "registry.h"
 #include "worker_sandbox.h"
 
 #define WORKER_MAX 32           /* worker processes, replicas included */
 #define WORKER_MAX_INFLIGHT 64u /* notifications the router hands one worker */
-/* ... plus the one the receiver may hand it on its lane (router.c). */
+/* ... plus the one the receiver may hand it on its lane (lane.h). */
 #define WORKER_HELD_MAX (WORKER_MAX_INFLIGHT + 1u)
-
-enum lane_owner { LANE_RECEIVER, LANE_ROUTER };
 #define WORKER_TAIL 2048u       /* bytes of output kept for messages */
 
 enum worker_state {
@@ -40,7 +42,7 @@ enum worker_state {
 	WORKER_DEAD,     /* out of restarts, or stopped */
 };
 
-struct pending; /* router.c */
+struct pending; /* router_impl.h */
 
 struct worker {
 	unsigned index;
@@ -71,16 +73,7 @@ struct worker {
 	bool fast;                  /* agreed: hot-path messages travel here */
 	bool fast_broken;           /* it wrote an impossible ring position */
 	struct fastchan_end tx, rx; /* the router's lane: to_worker, to_sup */
-	/* The receiver's lane (router.c): used by whichever thread lane_owner
-	 * names. The router publishes lane_ready and load_pub for the
-	 * receiver, which sets lane_busy while it looks at the lane, so the
-	 * pages are never unmapped under it. */
-	struct fastchan_end ltx, lrx;
-	_Atomic int lane_owner;
-	_Atomic bool lane_ready, lane_busy;
-	_Atomic uint32_t load_pub;
-	size_t n_lane;   /* router: taken over from the receiver, not answered yet */
-	bool reply_lane; /* router: serving a message that came on the lane */
+	struct lane lane;           /* the receiver's lane (lane.h) */
 
 	/* process */
 	pid_t pid;
@@ -120,6 +113,8 @@ struct worker_env {
 	uint64_t spin_ns;          /* SYSGATE_WORKER_SPIN_NS for the SDK */
 };
 
+/* --- the process (worker.c) --- */
+
 /* Splits spec, finds the binary, prepares the sandbox, creates the link's
  * directory and starts listening. Messages name the worker. */
 int worker_init(struct worker *w, unsigned index, const char *spec, unsigned replica,
@@ -128,9 +123,6 @@ int worker_init(struct worker *w, unsigned index, const char *spec, unsigned rep
 /* Starts (or restarts) the process: a fresh token, state STARTING. */
 int worker_spawn(struct worker *w, const struct worker_env *env, uint64_t hello_deadline_ns,
 		 struct sg_err *err);
-
-/* Unmaps and closes the fast channel (a new start makes a new one). */
-void worker_fast_release(struct worker *w);
 
 /* SIGKILL to the process and its process group (what it forked), if it is
  * still ours to signal (not reaped). */
@@ -152,5 +144,58 @@ void worker_describe_status(int status, char *buf, size_t size);
 
 /* Closes the link and frees everything; the process must be reaped. */
 void worker_free(struct worker *w);
+
+/* --- the runtime directory (worker_dir.c) --- */
+
+/* The run's private directory, and the paths every worker may read. */
+struct worker_rundir {
+	char path[PATH_MAX];
+	char *extra_read[2];     /* sysgate's own directory and its ../lib */
+	const char **read_paths; /* extra_read, then --worker-read */
+};
+
+/* Creates d->path, 0700: $XDG_RUNTIME_DIR for an unprivileged user, else
+ * $TMPDIR, else /tmp. */
+int worker_rundir_create(struct worker_rundir *d, struct sg_err *err);
+
+/* Every worker may read sysgate's own paths and each --worker-read (which
+ * must exist): into env->read and env->n_read, pointing into d. */
+int worker_rundir_read_paths(struct worker_rundir *d, struct worker_env *env,
+			     const char *const *worker_read, size_t n_worker_read,
+			     struct sg_err *err);
+
+/* Removes d->path (empty by then: worker_free removed each worker's). */
+void worker_rundir_remove(struct worker_rundir *d);
+void worker_rundir_free(struct worker_rundir *d);
+
+/* w's own directory below env->rundir, for its link's socket (w->dir,
+ * w->url), handed to its user. */
+int worker_dir_create(struct worker *w, const struct worker_env *env, struct sg_err *err);
+void worker_dir_remove(struct worker *w);
+
+/* --- the transport (worker_link.c) --- */
+
+/* Listens on w->url, private to the worker's user. */
+int worker_link_listen(struct worker *w, struct sg_err *err);
+
+/* The fast channel of one start: a fresh shared memory (its fd in
+ * *shm_fd, for the worker) and eventfd, and its rings. */
+int worker_fast_create(struct worker *w, int *shm_fd, struct sg_err *err);
+
+/* Unmaps and closes the fast channel (a new start makes a new one), once
+ * the receiver no longer looks at its lane. */
+void worker_fast_release(struct worker *w);
+
+/* Puts env on tx, one of w's rings to the worker, and wakes the worker if
+ * it sleeps: 0, or -EMSGSIZE / -EAGAIN (too big, full: the caller may use
+ * nng), -EPROTO (the worker broke the ring). The receiver's lane uses it
+ * too: it touches nothing of w but the channel's shared page. */
+int worker_put_fast(struct worker *w, struct fastchan_end *tx, const Sysgate__V1__Envelope *env);
+
+/* Sends env to w: Snapshot, MemReply and Injected on the fast channel when
+ * agreed (a MemReply on the lane its request came on, lane.replying), the
+ * rest and what does not fit over nng, never blocking. -errno and a
+ * message (to follow the worker's name) if it cannot. */
+int worker_send(struct worker *w, const Sysgate__V1__Envelope *env, struct sg_err *err);
 
 #endif
