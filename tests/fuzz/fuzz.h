@@ -28,6 +28,13 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 		}                                                                                  \
 	} while (0)
 
+/* Bookkeeping of a target that the fuzzer need not watch (clang only). */
+#if defined(__clang__)
+#define FUZZ_NO_COVERAGE __attribute__((no_sanitize("coverage")))
+#else
+#define FUZZ_NO_COVERAGE
+#endif
+
 /* The unread rest of an input. Past its end every value reads as 0 and
  * every byte run as empty, so a short input is still a valid one. */
 struct fuzz_in {

@@ -43,10 +43,17 @@ struct script {
 	uint8_t *buf;
 };
 
-static uint64_t hash(const uint8_t *p, size_t n)
+/* Not instrumented: its loop over 64 KiB records would be most of the
+ * time spent, and its branches tell the fuzzer nothing. */
+FUZZ_NO_COVERAGE static uint64_t hash(const uint8_t *p, size_t n)
 {
-	uint64_t h = 1469598103934665603ull;
-	for (size_t i = 0; i < n; i++)
+	uint64_t h = 1469598103934665603ull, w;
+	size_t i = 0;
+	for (; i + 8 <= n; i += 8) {
+		memcpy(&w, p + i, 8);
+		h = (h ^ w) * 1099511628211ull;
+	}
+	for (; i < n; i++)
 		h = (h ^ p[i]) * 1099511628211ull;
 	return h;
 }
@@ -110,8 +117,7 @@ static void sup_read(struct script *s, bool peek, bool consume)
 		fastchan_consume(&s->sup_rx, next);
 	}
 	fifo_pop(&s->up, s->buf, (size_t)n);
-	Sysgate__V1__Envelope *m _cleanup_envelope_ =
-		proto_check_receive(s->buf, (size_t)n, proto_validate_from_worker);
+	proto_envelope_free(proto_check_receive(s->buf, (size_t)n, proto_validate_from_worker));
 }
 
 /* The honest worker reads one record from the supervisor (fast.c pump). */
@@ -122,8 +128,7 @@ static void worker_read(struct script *s)
 		return;
 	FUZZ_CHECK(n >= 0); /* the supervisor wrote it */
 	fifo_pop(&s->down, s->buf, (size_t)n);
-	Sysgate__V1__Envelope *m _cleanup_envelope_ =
-		proto_check_receive(s->buf, (size_t)n, proto_validate_from_supervisor);
+	proto_envelope_free(proto_check_receive(s->buf, (size_t)n, proto_validate_from_supervisor));
 }
 
 /* A producer's push: what it may answer, and what it promised on 0. */
@@ -259,7 +264,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	s.sup_tx.pos = s.worker_rx.pos = start2;
 	atomic_store(&down->head, start2);
 	atomic_store(&down->tail, start2);
-	for (unsigned n = 0; in.n && n < 4096; n++)
+	for (unsigned n = 0; in.n && n < 512; n++)
 		step(&s, &in);
 	return 0;
 }
