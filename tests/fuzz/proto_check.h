@@ -78,7 +78,7 @@ static inline void proto_check_unknown(ProtobufCMessage *m, unsigned *saved, siz
  * denser than the input, trips the decode budget). Unknown fields are left
  * out: protobuf-c 1.4.1 keeps a field numbered 0 written as an overlong
  * varint (80 00) as an unknown field, re-encodes it as 00 and then refuses
- * that (corpus/proto_supervisor/regress-unknown-field-0). Harmless here,
+ * that (regress-unknown-field-0 in both proto corpora). Harmless here,
  * since nothing re-encodes what it received, so not a property of ours. */
 static inline void proto_check_roundtrip(const Sysgate__V1__Envelope *m, proto_validate_fn validate)
 {
