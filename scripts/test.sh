@@ -2,8 +2,8 @@
 # The full test suite: builds sysgate twice (release, then ASan+UBSan) and
 # runs every unit and integration test on each; the benchmark runs once in
 # its quick mode to prove it works (numbers are not checked); then the
-# libFuzzer targets (clang, ASan+UBSan) each run for a bounded time
-# (SYSGATE_FUZZ_SECONDS, default 40; tests/fuzz/README.md).
+# libFuzzer targets (clang, ASan+UBSan) run for a bounded time, about 200 s
+# in all (tests/fuzz/README.md).
 set -eu
 cd "$(dirname "$0")/.."
 if [ "$(id -u)" -eq 0 ]; then scripts/install-deps.sh; else sudo scripts/install-deps.sh; fi

@@ -2,15 +2,20 @@
 # Runs every libFuzzer target of a fuzzing build for a bounded time, from a
 # scratch copy of its committed corpus, and fails on any crash, leak,
 # timeout or out-of-memory (libFuzzer's non-zero exit). One line per target:
-# executions run, coverage, new inputs found.
+# executions run, coverage, inputs saved.
 #   tests/fuzz/run.sh BUILD-DIR [SECONDS-PER-TARGET]
+# Without SECONDS (or SYSGATE_FUZZ_SECONDS), the targets share a budget of
+# SYSGATE_FUZZ_BUDGET seconds (200), at least 20 each, so the stage stays
+# within about 4 minutes as targets are added.
 # BUILD-DIR is configured with CC=clang -DSYSGATE_FUZZ=ON and built with
 # --target fuzz. A failure leaves the crashing input (crash-*, leak-*,
 # timeout-*, oom-*) and the log in the work directory it names.
 set -eu
 build=$1
-seconds=${2:-${SYSGATE_FUZZ_SECONDS:-40}}
 src=$(cd "$(dirname "$0")" && pwd)
+targets=$(ls -d "$src"/corpus/*/ | wc -l)
+seconds=${2:-${SYSGATE_FUZZ_SECONDS:-$((${SYSGATE_FUZZ_BUDGET:-200} / targets))}}
+[ "$seconds" -ge 20 ] || seconds=20
 work=$(mktemp -d "${TMPDIR:-/tmp}/sysgate-fuzz.XXXXXX")
 failed=""
 for corpus in "$src"/corpus/*/; do
@@ -34,8 +39,8 @@ for corpus in "$src"/corpus/*/; do
 	fi
 	execs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$work/$name.log")
 	cov=$(grep -o 'cov: [0-9]*' "$work/$name.log" | tail -n 1)
-	echo "fuzz $name: $status, ${execs:-0} executions in ${seconds}s, ${cov:-cov: ?}," \
-		"$(ls "$work/$name" | wc -l) new inputs"
+	echo "fuzz $name: $status, ${execs:-0} executions (${seconds}s budget), ${cov:-cov: ?}," \
+		"$(ls "$work/$name" | wc -l) inputs saved"
 	if [ "$status" = FAILED ]; then
 		grep -E 'ERROR|SUMMARY|fuzz check|Test unit written' "$work/$name.log" | head -n 8
 	fi
