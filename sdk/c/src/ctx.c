@@ -289,7 +289,8 @@ static int mem_malformed(const sg_ctx *c, uint64_t id, const char *what)
 }
 
 /* One memory round trip: the MemReply on success (its envelope in *m, for
- * the caller to free), or a negative errno (transport, or the reply's). */
+ * the caller to free), or NULL with *r a negative errno (transport, or the
+ * reply's). */
 static const Sysgate__V1__MemReply *mem_call(const sg_ctx *c, Sysgate__V1__MemRequest__Op op,
 					     uint64_t addr, uint32_t length, const void *data,
 					     Sysgate__V1__Envelope **m, int *r)
