@@ -103,8 +103,9 @@ enum case_id {
 /* Which iteration count a case uses: the slower the path, the fewer calls. */
 enum case_iters { ITERS_UNTRAPPED, ITERS_TRAPPED, ITERS_WORKER, ITERS_PYTHON, ITERS_COUNT };
 
-/* Which worker answers a --worker case. */
-enum worker_lang { LANG_NONE, LANG_C, LANG_PYTHON };
+/* Which worker answers a --worker case: a row of langs[] (below) says how its bench worker
+ * is found and started. */
+enum worker_lang { LANG_NONE, LANG_C, LANG_PYTHON, LANG_COUNT };
 
 struct bench_case {
 	const char *name;
@@ -419,6 +420,21 @@ static char **strv_join(const char *const *a, size_t n, const char *const *b, si
 	return v;
 }
 
+/* Where a binary is: the option if given, else name in dir; malloc'd or NULL. */
+static char *locate(const char *opt, const char *dir, const char *name)
+{
+	return opt ? strdup(opt) : join_path(dir, name);
+}
+
+static int check_executable(const char *what, const char *path, const char *option)
+{
+	if (access(path, X_OK) == 0)
+		return 0;
+	fprintf(stderr, "sysgate-bench: %s not executable at %s: %s (use %s)\n", what, path,
+		strerror(errno), option);
+	return -1;
+}
+
 /* --- staging the Python worker ---------------------------------------------- */
 
 /* The Python interpreter opens its script, the package and the library itself, inside the
@@ -575,6 +591,135 @@ done:
 	free(pkg_dst);
 	free(lib);
 	return rc;
+}
+
+/* --- options, and what they resolve to --------------------------------------- */
+
+/* The command line, defaults applied. */
+struct bench_opts {
+	const char *sysgate, *loop, *worker_bin;           /* NULL: found from this program */
+	const char *python, *py_worker, *py_sdk, *sdk_lib; /* the Python worker's */
+	const char *audit, *strace, *tar_dir;              /* the wall-clock cases' */
+	long reps, iters, py_runs, startup_runs;
+	bool no_workload;
+	bool no_lang[LANG_COUNT]; /* --no-python ...: that language's worker cases left out */
+};
+
+/* What the run needs, found and prepared from the options; freed by env_free. */
+struct bench_env {
+	char *dir; /* this program's directory (only when something is found from it) */
+	char *sysgate, *loop, *loop_dir;
+	/* Each language's bench worker: the command a --worker case appends its MODE to;
+	 * NULL when its cases are left out. */
+	char *worker[LANG_COUNT];
+	char *stage;                /* a directory staged for a worker, removed at the end */
+	char *audit, *strace, *tar; /* the wall-clock cases' (strace NULL: none found) */
+	char **orig_env;            /* the environment as given, before any staging set it */
+	long iters[ITERS_COUNT];    /* calls per run, by enum case_iters */
+};
+
+/* --- worker languages ------------------------------------------------------------ */
+
+/* A language handler workers are written in, one row per language in langs[]. Its bench
+ * worker takes one argument, the MODE of the case (continue, nopath, path, read: see
+ * bench-worker.c), and handles the loop's syscall as that mode says; the rows of cases[]
+ * that name the language run it. */
+struct bench_lang {
+	const char *name;      /* in the summary lines: "Python worker vs C worker, ..." */
+	const char *header;    /* its line in the report's header */
+	const char *no_option; /* the option leaving its cases out (without "--"), or NULL */
+	/* Finds or stages its bench worker and sets *cmd to the command that starts it (no
+	 * blanks inside a word: `sysgate --worker` splits on blanks). On failure prints why
+	 * and returns -1. */
+	int (*prepare)(const struct bench_opts *o, struct bench_env *e, char **cmd);
+};
+
+/* sg_bench_worker: next to the loop, or --worker-bin. */
+static int prepare_c(const struct bench_opts *o, struct bench_env *e, char **cmd)
+{
+	*cmd = locate(o->worker_bin, e->loop_dir, "sg_bench_worker");
+	if (!*cmd) {
+		fprintf(stderr, "sysgate-bench: out of memory\n");
+		return -1;
+	}
+	if (check_executable("worker", *cmd, "--worker-bin") < 0)
+		return -1;
+	/* sysgate looks a name without a slash up in PATH: pass what was checked here. */
+	char *abs = realpath(*cmd, NULL);
+	if (abs) {
+		free(*cmd);
+		*cmd = abs;
+	}
+	/* --worker takes a command split on blanks, with no quoting. */
+	if (strpbrk(*cmd, " \t\n")) {
+		fprintf(stderr,
+			"sysgate-bench: worker path '%s' contains blanks, which "
+			"`sysgate --worker` cannot pass; use --worker-bin\n",
+			*cmd);
+		return -1;
+	}
+	return 0;
+}
+
+/* bench-worker.py under --python, staged with the Python SDK (stage_python). */
+static int prepare_python(const struct bench_opts *o, struct bench_env *e, char **cmd)
+{
+	char why[512], *sdk_lib = NULL, *script = NULL;
+	int rc = -1;
+	if (o->sdk_lib) {
+		sdk_lib = strdup(o->sdk_lib);
+	} else {
+		char *sg_dir = dir_of(e->sysgate);
+		sdk_lib = sg_dir ? join_path(sg_dir, "libsysgate.so") : NULL;
+		free(sg_dir);
+	}
+	if (!sdk_lib) {
+		fprintf(stderr, "sysgate-bench: out of memory\n");
+		goto done;
+	}
+	if (check_executable("python", o->python, "--python or --no-python") < 0)
+		goto done;
+	if (stage_python(o->py_worker, o->py_sdk, sdk_lib, &e->stage, &script, why, sizeof(why)) <
+	    0) {
+		fprintf(stderr,
+			"sysgate-bench: cannot stage the Python worker: %s (use --py-worker, "
+			"--py-sdk, --sdk-lib or --no-python)\n",
+			why);
+		goto done;
+	}
+	if (asprintf(cmd, "%s %s", o->python, script) < 0) {
+		*cmd = NULL;
+		fprintf(stderr, "sysgate-bench: out of memory\n");
+		goto done;
+	}
+	if (strpbrk(o->python, " \t\n") || strpbrk(script, " \t\n")) {
+		fprintf(stderr,
+			"sysgate-bench: Python worker command '%s' contains blanks, which "
+			"`sysgate --worker` cannot pass; use --python or TMPDIR\n",
+			*cmd);
+		goto done;
+	}
+	rc = 0;
+done:
+	free(sdk_lib);
+	free(script);
+	return rc;
+}
+
+/* A new language: a row here, its enum worker_lang value, its options in parse_args (its
+ * no_option comes from the row), and its cases in cases[] and twins[]. */
+static const struct bench_lang langs[LANG_COUNT] = {
+	[LANG_C] = { "C", "worker:", NULL, prepare_c },
+	[LANG_PYTHON] = { "Python", "python:", "no-python", prepare_python },
+};
+
+/* Whether case c is the nng twin of another (twins[]). */
+static bool is_nng_twin(int c)
+{
+	for (size_t i = 0; i < sizeof(twins) / sizeof(twins[0]); i++)
+		if (twins[i].nng == c)
+			return true;
+	return false;
 }
 
 /* --- running one case ----------------------------------------------------- */
@@ -1117,19 +1262,7 @@ static int print_json(const struct stats *st, const bool *skip, const struct sta
 	return 0;
 }
 
-/* What the wall-clock cases run, for the header. */
-struct wall_setup {
-	bool workload;       /* the python3 and tar cases run */
-	const char *audit;   /* the audit worker */
-	const char *strace;  /* NULL: none, the strace cases are skipped */
-	const char *python;  /* the workload's interpreter */
-	const char *tar_dir; /* what tar archives */
-	long py_runs, startup_runs;
-};
-
-static void print_context(const char *sysgate, const char *loop, const char *worker,
-			  const char *py_worker, long reps, const long *iters,
-			  const struct wall_setup *ws)
+static void print_context(const struct bench_opts *o, const struct bench_env *e)
 {
 	struct utsname u;
 	cpu_set_t set;
@@ -1141,27 +1274,33 @@ static void print_context(const char *sysgate, const char *loop, const char *wor
 	if (uname(&u) == 0)
 		printf(", kernel %s, %s", u.release, u.machine);
 	printf("\n");
-	printf("sysgate:  %s\n", sysgate);
-	printf("loop:     %s\n", loop);
-	printf("worker:   %s\n", worker);
-	printf("python:   %s\n", py_worker ? py_worker : "(left out: --no-python)");
+	printf("sysgate:  %s\n", e->sysgate);
+	printf("loop:     %s\n", e->loop);
+	for (int l = 0; l < LANG_COUNT; l++) {
+		if (!langs[l].prepare)
+			continue;
+		if (e->worker[l])
+			printf("%-10s%s\n", langs[l].header, e->worker[l]);
+		else
+			printf("%-10s(left out: --%s)\n", langs[l].header, langs[l].no_option);
+	}
 	printf("runs:     %ld reps, interleaved; iterations: %ld untrapped, %ld trapped inline, "
 	       "%ld C worker, %ld Python worker\n",
-	       reps, iters[ITERS_UNTRAPPED], iters[ITERS_TRAPPED], iters[ITERS_WORKER],
-	       iters[ITERS_PYTHON]);
+	       o->reps, e->iters[ITERS_UNTRAPPED], e->iters[ITERS_TRAPPED], e->iters[ITERS_WORKER],
+	       e->iters[ITERS_PYTHON]);
 	printf("threads:  inline-2threads, *worker-replicas: sg_bench_loop --threads %s (aggregate "
 	       "ns per call); *worker-replicas: --replicas %s\n",
 	       MT_THREADS, MT_REPLICAS);
 	printf("channel:  worker cases and *-audit: the default transport (fast); nng-* and "
 	       "*-audit-nng: --worker-transport nng\n");
-	printf("start-up: %s, %ld launches per rep (their mean)\n", STARTUP_CMD, ws->startup_runs);
-	if (ws->workload) {
+	printf("start-up: %s, %ld launches per rep (their mean)\n", STARTUP_CMD, o->startup_runs);
+	if (!o->no_workload) {
 		printf("workload: %s -c '%s' run %ld times in one sh loop; tar -cPf /dev/zero %s\n",
-		       ws->python, PY_IMPORT, ws->py_runs, ws->tar_dir);
+		       o->python, PY_IMPORT, o->py_runs, o->tar_dir);
 		printf("audit:    %s (its output: sysgate's standard error, to /dev/null)\n",
-		       ws->audit);
+		       e->audit);
 		printf("strace:   %s\n",
-		       ws->strace ? ws->strace : "(none found: strace cases skipped)");
+		       e->strace ? e->strace : "(none found: strace cases skipped)");
 	} else {
 		printf("workload: (left out: --no-workload)\n");
 	}
@@ -1169,15 +1308,17 @@ static void print_context(const char *sysgate, const char *loop, const char *wor
 	fflush(stdout);
 }
 
-/* A Python worker case against the C worker case and the inline case of its syscall. */
-static void print_python_summary(const char *mode, const struct stats *st, int py)
+/* A worker case in another language against the C worker case with the same MODE and the
+ * inline case of its syscall. */
+static void print_lang_summary(const struct stats *st, int c)
 {
 	char label[64];
-	int twin = cases[py].c_twin, own = cases[py].counterpart;
-	snprintf(label, sizeof(label), "Python worker vs C worker, %s", mode);
+	int twin = cases[c].c_twin, own = cases[c].counterpart;
+	snprintf(label, sizeof(label), "%s worker vs C worker, %s", langs[cases[c].lang].name,
+		 cases[c].sg_arg);
 	if (st[twin].median > 0 && st[own].median > 0)
-		printf("%-44s %8.2fx  (%.2fx %s)\n", label, st[py].median / st[twin].median,
-		       st[py].median / st[own].median, cases[own].name);
+		printf("%-44s %8.2fx  (%.2fx %s)\n", label, st[c].median / st[twin].median,
+		       st[c].median / st[own].median, cases[own].name);
 	else
 		printf("%-44s %9s\n", label, "n/a");
 }
@@ -1216,10 +1357,12 @@ static void print_table(const struct stats *st, const bool *skip)
 		      st[C_INLINE_2THREADS].median);
 	print_summary("2 threads, 2 replicas vs 1/1 (throughput)", st[C_WORKER_CONTINUE].median,
 		      st[C_WORKER_REPLICAS].median);
-	if (!skip[C_PY_CONTINUE]) {
-		print_python_summary("continue", st, C_PY_CONTINUE);
-		print_python_summary("path", st, C_PY_PATH);
-		print_python_summary("read", st, C_PY_READ);
+	/* Every other language's worker cases against the C worker's, language by language. */
+	for (int l = 0; l < LANG_COUNT; l++) {
+		for (int c = 0; l != LANG_NONE && l != LANG_C && c < C_COUNT; c++) {
+			if ((int)cases[c].lang == l && !skip[c] && !is_nng_twin(c))
+				print_lang_summary(st, c);
+		}
 	}
 	/* What the default transport saves over nng, case by case. */
 	for (size_t i = 0; i < sizeof(twins) / sizeof(twins[0]); i++) {
@@ -1260,22 +1403,9 @@ static void print_wall_table(const struct stats *ws, const bool *wskip, long sta
 
 /* --- main ------------------------------------------------------------------- */
 
-/* Where a binary is: the option if given, else name in dir; malloc'd or NULL. */
-static char *locate(const char *opt, const char *dir, const char *name)
-{
-	return opt ? strdup(opt) : join_path(dir, name);
-}
-
-static int check_executable(const char *what, const char *path, const char *option)
-{
-	if (access(path, X_OK) == 0)
-		return 0;
-	fprintf(stderr, "sysgate-bench: %s not executable at %s: %s (use %s)\n", what, path,
-		strerror(errno), option);
-	return -1;
-}
-
-int main(int argc, char **argv)
+/* Parses the command line into *o, with the defaults (--quick's, or the normal ones) for
+ * what it leaves out: 0 to run, 1 after --help, -1 on a usage error (printed). */
+static int parse_args(int argc, char **argv, struct bench_opts *o)
 {
 	enum {
 		OPT_SYSGATE = 256,
@@ -1285,7 +1415,6 @@ int main(int argc, char **argv)
 		OPT_PY_WORKER,
 		OPT_PY_SDK,
 		OPT_SDK_LIB,
-		OPT_NO_PYTHON,
 		OPT_AUDIT_WORKER,
 		OPT_STRACE,
 		OPT_TAR_DIR,
@@ -1295,9 +1424,10 @@ int main(int argc, char **argv)
 		OPT_REPS,
 		OPT_ITERS,
 		OPT_QUICK,
-		OPT_HELP
+		OPT_HELP,
+		OPT_NO_LANG, /* + enum worker_lang: its row's no_option */
 	};
-	static const struct option opts[] = {
+	static const struct option base[] = {
 		{ "sysgate", required_argument, NULL, OPT_SYSGATE },
 		{ "loop", required_argument, NULL, OPT_LOOP },
 		{ "worker-bin", required_argument, NULL, OPT_WORKER_BIN },
@@ -1305,7 +1435,6 @@ int main(int argc, char **argv)
 		{ "py-worker", required_argument, NULL, OPT_PY_WORKER },
 		{ "py-sdk", required_argument, NULL, OPT_PY_SDK },
 		{ "sdk-lib", required_argument, NULL, OPT_SDK_LIB },
-		{ "no-python", no_argument, NULL, OPT_NO_PYTHON },
 		{ "audit-worker", required_argument, NULL, OPT_AUDIT_WORKER },
 		{ "strace", required_argument, NULL, OPT_STRACE },
 		{ "tar-dir", required_argument, NULL, OPT_TAR_DIR },
@@ -1316,414 +1445,436 @@ int main(int argc, char **argv)
 		{ "iters", required_argument, NULL, OPT_ITERS },
 		{ "quick", no_argument, NULL, OPT_QUICK },
 		{ "help", no_argument, NULL, OPT_HELP },
-		{ NULL, 0, NULL, 0 },
 	};
-	const char *sysgate_opt = NULL, *loop_opt = NULL, *worker_opt = NULL;
-	const char *python = DEFAULT_PYTHON, *py_worker_opt = SG_BENCH_PY_WORKER;
-	const char *py_sdk = SG_BENCH_PY_SDK, *sdk_lib_opt = NULL;
-	const char *audit_opt = NULL, *strace_opt = NULL, *tar_dir = NULL;
-	long reps = -1, iters = -1, py_runs = -1, startup_runs = -1;
-	int quick = 0, no_python = 0, no_workload = 0, opt;
+	const size_t n_base = sizeof(base) / sizeof(base[0]);
+	struct option opts[sizeof(base) / sizeof(base[0]) + LANG_COUNT + 1];
+	size_t n = 0;
+	for (; n < n_base; n++)
+		opts[n] = base[n];
+	for (int l = 0; l < LANG_COUNT; l++) {
+		if (langs[l].no_option)
+			opts[n++] = (struct option){ langs[l].no_option, no_argument, NULL,
+						     OPT_NO_LANG + l };
+	}
+	opts[n] = (struct option){ NULL, 0, NULL, 0 };
 
+	*o = (struct bench_opts){ .python = DEFAULT_PYTHON,
+				  .py_worker = SG_BENCH_PY_WORKER,
+				  .py_sdk = SG_BENCH_PY_SDK,
+				  .reps = -1,
+				  .iters = -1,
+				  .py_runs = -1,
+				  .startup_runs = -1 };
+	bool quick = false;
+	int opt;
 	while ((opt = getopt_long(argc, argv, "", opts, NULL)) != -1) {
 		switch (opt) {
 		case OPT_SYSGATE:
-			sysgate_opt = optarg;
+			o->sysgate = optarg;
 			break;
 		case OPT_LOOP:
-			loop_opt = optarg;
+			o->loop = optarg;
 			break;
 		case OPT_WORKER_BIN:
-			worker_opt = optarg;
+			o->worker_bin = optarg;
 			break;
 		case OPT_PYTHON:
-			python = optarg;
+			o->python = optarg;
 			break;
 		case OPT_PY_WORKER:
-			py_worker_opt = optarg;
+			o->py_worker = optarg;
 			break;
 		case OPT_PY_SDK:
-			py_sdk = optarg;
+			o->py_sdk = optarg;
 			break;
 		case OPT_SDK_LIB:
-			sdk_lib_opt = optarg;
-			break;
-		case OPT_NO_PYTHON:
-			no_python = 1;
+			o->sdk_lib = optarg;
 			break;
 		case OPT_AUDIT_WORKER:
-			audit_opt = optarg;
+			o->audit = optarg;
 			break;
 		case OPT_STRACE:
-			strace_opt = optarg;
+			o->strace = optarg;
 			break;
 		case OPT_TAR_DIR:
-			tar_dir = optarg;
+			o->tar_dir = optarg;
 			break;
 		case OPT_PY_RUNS:
 		case OPT_STARTUP_RUNS:
 			if (parse_long(optarg, 1, MAX_RUNS,
-				       opt == OPT_PY_RUNS ? &py_runs : &startup_runs) < 0) {
+				       opt == OPT_PY_RUNS ? &o->py_runs : &o->startup_runs) < 0) {
 				fprintf(stderr, "sysgate-bench: --%s %s: not a number 1..%ld\n",
 					opt == OPT_PY_RUNS ? "py-runs" : "startup-runs", optarg,
 					MAX_RUNS);
-				return 2;
+				return -1;
 			}
 			break;
 		case OPT_NO_WORKLOAD:
-			no_workload = 1;
+			o->no_workload = true;
 			break;
 		case OPT_REPS:
-			if (parse_long(optarg, 1, MAX_REPS, &reps) < 0) {
+			if (parse_long(optarg, 1, MAX_REPS, &o->reps) < 0) {
 				fprintf(stderr, "sysgate-bench: --reps %s: not a number 1..%ld\n",
 					optarg, MAX_REPS);
-				return 2;
+				return -1;
 			}
 			break;
 		case OPT_ITERS:
-			if (parse_long(optarg, 1, MAX_ITERS, &iters) < 0) {
+			if (parse_long(optarg, 1, MAX_ITERS, &o->iters) < 0) {
 				fprintf(stderr, "sysgate-bench: --iters %s: not a number 1..%ld\n",
 					optarg, MAX_ITERS);
-				return 2;
+				return -1;
 			}
 			break;
 		case OPT_QUICK:
-			quick = 1;
+			quick = true;
 			break;
 		case OPT_HELP:
 			fputs(usage, stdout);
-			return 0;
+			return 1;
 		default:
+			if (opt >= OPT_NO_LANG && opt < OPT_NO_LANG + LANG_COUNT) {
+				o->no_lang[opt - OPT_NO_LANG] = true;
+				break;
+			}
 			fputs(usage, stderr);
-			return 2;
+			return -1;
 		}
 	}
 	if (optind != argc) {
 		fprintf(stderr, "sysgate-bench: unexpected argument '%s'\n", argv[optind]);
 		fputs(usage, stderr);
-		return 2;
+		return -1;
 	}
 	/* --quick supplies defaults; an explicit --reps/--iters wins in any order. */
-	if (reps < 0)
-		reps = quick ? QUICK_REPS : DEFAULT_REPS;
-	if (iters < 0)
-		iters = quick ? QUICK_ITERS : DEFAULT_ITERS;
-	if (py_runs < 0)
-		py_runs = quick ? QUICK_PY_RUNS : DEFAULT_PY_RUNS;
-	if (startup_runs < 0)
-		startup_runs = quick ? QUICK_STARTUP_RUNS : DEFAULT_STARTUP_RUNS;
-	if (!tar_dir)
-		tar_dir = quick ? QUICK_TAR_DIR : DEFAULT_TAR_DIR;
-	long case_iters[ITERS_COUNT] = {
-		[ITERS_UNTRAPPED] = iters,
-		[ITERS_TRAPPED] = iters / 10 > MIN_TRAPPED_ITERS ? iters / 10 : MIN_TRAPPED_ITERS,
-		[ITERS_WORKER] = iters / 10 / WORKER_ITERS_DIV > MIN_WORKER_ITERS
-					 ? iters / 10 / WORKER_ITERS_DIV
-					 : MIN_WORKER_ITERS,
-	};
-	case_iters[ITERS_PYTHON] = case_iters[ITERS_WORKER] / PYTHON_ITERS_DIV > MIN_PYTHON_ITERS
-					   ? case_iters[ITERS_WORKER] / PYTHON_ITERS_DIV
-					   : MIN_PYTHON_ITERS;
+	if (o->reps < 0)
+		o->reps = quick ? QUICK_REPS : DEFAULT_REPS;
+	if (o->iters < 0)
+		o->iters = quick ? QUICK_ITERS : DEFAULT_ITERS;
+	if (o->py_runs < 0)
+		o->py_runs = quick ? QUICK_PY_RUNS : DEFAULT_PY_RUNS;
+	if (o->startup_runs < 0)
+		o->startup_runs = quick ? QUICK_STARTUP_RUNS : DEFAULT_STARTUP_RUNS;
+	if (!o->tar_dir)
+		o->tar_dir = quick ? QUICK_TAR_DIR : DEFAULT_TAR_DIR;
+	return 0;
+}
 
-	int ret = 1;
-	char *dir = NULL, *sysgate = NULL, *loop = NULL, *loop_dir = NULL, *worker = NULL;
-	char *sdk_lib = NULL, *stage = NULL, *py_script = NULL, *py_cmd = NULL;
-	char *sg_args[C_COUNT] = { NULL };
-	bool skip[C_COUNT] = { false };
-	double *samples = NULL, *scratch = NULL, *wall_samples = NULL;
-	char *audit = NULL, *strace = NULL, *tar = NULL;
-	char **wall_argv[W_COUNT] = { NULL };
-	bool wskip[W_COUNT] = { false };
-	/* The environment as given, before the Python staging sets PYTHONPATH: the wall-clock
-	 * cases run in it. */
-	char **orig_env = env_copy(environ);
+/* Calls per run by enum case_iters: the slower the path, the fewer. */
+static void case_iterations(long iters, long out[ITERS_COUNT])
+{
+	out[ITERS_UNTRAPPED] = iters;
+	out[ITERS_TRAPPED] = iters / 10 > MIN_TRAPPED_ITERS ? iters / 10 : MIN_TRAPPED_ITERS;
+	out[ITERS_WORKER] = iters / 10 / WORKER_ITERS_DIV > MIN_WORKER_ITERS
+				    ? iters / 10 / WORKER_ITERS_DIV
+				    : MIN_WORKER_ITERS;
+	out[ITERS_PYTHON] = out[ITERS_WORKER] / PYTHON_ITERS_DIV > MIN_PYTHON_ITERS
+				    ? out[ITERS_WORKER] / PYTHON_ITERS_DIV
+				    : MIN_PYTHON_ITERS;
+}
 
-	if (!sysgate_opt || !loop_opt) {
-		dir = self_dir();
-		if (!dir) {
+/* Finds sysgate and the loop, and prepares every language's worker not left out (langs[]).
+ * On failure prints why and returns -1. */
+static int env_setup(const struct bench_opts *o, struct bench_env *e)
+{
+	/* The environment as given, before the Python staging sets PYTHONPATH: the
+	 * wall-clock cases run in it. */
+	e->orig_env = env_copy(environ);
+	if (!o->sysgate || !o->loop) {
+		e->dir = self_dir();
+		if (!e->dir) {
 			fprintf(stderr, "sysgate-bench: cannot resolve /proc/self/exe; "
 					"pass --sysgate and --loop\n");
-			goto out;
+			return -1;
 		}
 	}
-	if (sysgate_opt) {
-		sysgate = strdup(sysgate_opt);
+	if (o->sysgate) {
+		e->sysgate = strdup(o->sysgate);
 	} else {
-		char *parent = dir_of(dir);
+		char *parent = dir_of(e->dir);
 		if (parent) {
-			sysgate = join_path(parent, "sysgate");
+			e->sysgate = join_path(parent, "sysgate");
 			free(parent);
 		}
 	}
-	loop = locate(loop_opt, dir, "sg_bench_loop");
-	loop_dir = loop ? dir_of(loop) : NULL;
-	worker = loop_dir ? locate(worker_opt, loop_dir, "sg_bench_worker") : NULL;
-	samples = calloc((size_t)(C_COUNT * reps), sizeof(*samples));
-	wall_samples = calloc((size_t)(W_COUNT * reps), sizeof(*wall_samples));
-	scratch = calloc((size_t)reps, sizeof(*scratch));
-	if (!sysgate || !loop || !worker || !samples || !wall_samples || !scratch || !orig_env) {
+	e->loop = locate(o->loop, e->dir, "sg_bench_loop");
+	e->loop_dir = e->loop ? dir_of(e->loop) : NULL;
+	if (!e->orig_env || !e->sysgate || !e->loop || !e->loop_dir) {
 		fprintf(stderr, "sysgate-bench: out of memory\n");
-		goto out;
+		return -1;
 	}
-	if (check_executable("sysgate", sysgate, "--sysgate") < 0 ||
-	    check_executable("loop", loop, "--loop") < 0 ||
-	    check_executable("worker", worker, "--worker-bin") < 0)
-		goto out;
-	/* sysgate looks a name without a slash up in PATH: pass what was checked here. */
-	char *worker_abs = realpath(worker, NULL);
-	if (worker_abs) {
-		free(worker);
-		worker = worker_abs;
+	if (check_executable("sysgate", e->sysgate, "--sysgate") < 0 ||
+	    check_executable("loop", e->loop, "--loop") < 0)
+		return -1;
+	for (int l = 0; l < LANG_COUNT; l++) {
+		if (langs[l].prepare && !o->no_lang[l] && langs[l].prepare(o, e, &e->worker[l]) < 0)
+			return -1;
 	}
-	/* --worker takes a command split on blanks, with no quoting. */
-	if (strpbrk(worker, " \t\n")) {
+	case_iterations(o->iters, e->iters);
+	return 0;
+}
+
+/* Finds what the workload cases run: the audit worker, tar, strace (optional). */
+static int workload_setup(const struct bench_opts *o, struct bench_env *e)
+{
+	struct stat tst;
+	if (o->audit) {
+		e->audit = strdup(o->audit);
+	} else {
+		char *sg_dir = dir_of(e->sysgate);
+		e->audit = sg_dir ? join_path(sg_dir, "examples/sysgate-audit-worker") : NULL;
+		free(sg_dir);
+	}
+	if (!e->audit) {
+		fprintf(stderr, "sysgate-bench: out of memory\n");
+		return -1;
+	}
+	if (check_executable("audit worker", e->audit, "--audit-worker or --no-workload") < 0 ||
+	    check_executable("python", o->python, "--python or --no-workload") < 0)
+		return -1;
+	char *audit_abs = realpath(e->audit, NULL);
+	if (audit_abs) {
+		free(e->audit);
+		e->audit = audit_abs;
+	}
+	if (strpbrk(e->audit, " \t\n")) {
 		fprintf(stderr,
-			"sysgate-bench: worker path '%s' contains blanks, which "
-			"`sysgate --worker` cannot pass; use --worker-bin\n",
-			worker);
-		goto out;
+			"sysgate-bench: audit worker path '%s' contains blanks, which "
+			"`sysgate --worker` cannot pass; use --audit-worker\n",
+			e->audit);
+		return -1;
 	}
-	if (!no_python) {
-		char why[512];
-		if (sdk_lib_opt) {
-			sdk_lib = strdup(sdk_lib_opt);
-		} else {
-			char *sg_dir = dir_of(sysgate);
-			sdk_lib = sg_dir ? join_path(sg_dir, "libsysgate.so") : NULL;
-			free(sg_dir);
-		}
-		if (!sdk_lib) {
-			fprintf(stderr, "sysgate-bench: out of memory\n");
-			goto out;
-		}
-		if (check_executable("python", python, "--python or --no-python") < 0)
-			goto out;
-		if (stage_python(py_worker_opt, py_sdk, sdk_lib, &stage, &py_script, why,
-				 sizeof(why)) < 0) {
-			fprintf(stderr,
-				"sysgate-bench: cannot stage the Python worker: %s (use --py-worker, "
-				"--py-sdk, --sdk-lib or --no-python)\n",
-				why);
-			goto out;
-		}
-		if (asprintf(&py_cmd, "%s %s", python, py_script) < 0) {
-			py_cmd = NULL;
-			fprintf(stderr, "sysgate-bench: out of memory\n");
-			goto out;
-		}
-		if (strpbrk(python, " \t\n") || strpbrk(py_script, " \t\n")) {
-			fprintf(stderr,
-				"sysgate-bench: Python worker command '%s' contains blanks, which "
-				"`sysgate --worker` cannot pass; use --python or TMPDIR\n",
-				py_cmd);
-			goto out;
-		}
+	if (!(e->tar = find_in_path("tar"))) {
+		fprintf(stderr, "sysgate-bench: no tar in PATH (use --no-workload)\n");
+		return -1;
 	}
+	if (stat(o->tar_dir, &tst) < 0 || !S_ISDIR(tst.st_mode)) {
+		fprintf(stderr, "sysgate-bench: --tar-dir %s: not a directory (use --tar-dir)\n",
+			o->tar_dir);
+		return -1;
+	}
+	e->strace = find_in_path(o->strace ? o->strace : "strace");
+	if (!e->strace && o->strace) {
+		fprintf(stderr, "sysgate-bench: strace not executable at %s (use --strace)\n",
+			o->strace);
+		return -1;
+	}
+	return 0;
+}
+
+/* The argument of each case's sysgate flag (a --worker case: its language's worker and
+ * MODE), and which cases are left out. */
+static int case_commands(const struct bench_env *e, bool skip[C_COUNT], char *sg_args[C_COUNT])
+{
 	for (int c = 0; c < C_COUNT; c++) {
-		skip[c] = no_python && cases[c].lang == LANG_PYTHON;
+		skip[c] = cases[c].lang != LANG_NONE && !e->worker[cases[c].lang];
 		if (!cases[c].sg_arg || skip[c])
 			continue;
 		if (strcmp(cases[c].sg_flag, "--worker") == 0) {
-			const char *cmd = cases[c].lang == LANG_PYTHON ? py_cmd : worker;
-			if (asprintf(&sg_args[c], "%s %s", cmd, cases[c].sg_arg) < 0)
+			if (asprintf(&sg_args[c], "%s %s", e->worker[cases[c].lang],
+				     cases[c].sg_arg) < 0)
 				sg_args[c] = NULL;
 		} else {
 			sg_args[c] = strdup(cases[c].sg_arg);
 		}
 		if (!sg_args[c]) {
 			fprintf(stderr, "sysgate-bench: out of memory\n");
-			goto out;
+			return -1;
 		}
 	}
+	return 0;
+}
 
-	/* The wall-clock cases. */
-	if (!no_workload) {
-		struct stat tst;
-		if (audit_opt) {
-			audit = strdup(audit_opt);
-		} else {
-			char *sg_dir = dir_of(sysgate);
-			audit = sg_dir ? join_path(sg_dir, "examples/sysgate-audit-worker") : NULL;
-			free(sg_dir);
-		}
-		if (!audit) {
-			fprintf(stderr, "sysgate-bench: out of memory\n");
-			goto out;
-		}
-		if (check_executable("audit worker", audit, "--audit-worker or --no-workload") <
-			    0 ||
-		    check_executable("python", python, "--python or --no-workload") < 0)
-			goto out;
-		char *audit_abs = realpath(audit, NULL);
-		if (audit_abs) {
-			free(audit);
-			audit = audit_abs;
-		}
-		if (strpbrk(audit, " \t\n")) {
-			fprintf(stderr,
-				"sysgate-bench: audit worker path '%s' contains blanks, which "
-				"`sysgate --worker` cannot pass; use --audit-worker\n",
-				audit);
-			goto out;
-		}
-		if (!(tar = find_in_path("tar"))) {
-			fprintf(stderr, "sysgate-bench: no tar in PATH (use --no-workload)\n");
-			goto out;
-		}
-		if (stat(tar_dir, &tst) < 0 || !S_ISDIR(tst.st_mode)) {
-			fprintf(stderr,
-				"sysgate-bench: --tar-dir %s: not a directory (use --tar-dir)\n",
-				tar_dir);
-			goto out;
-		}
-		strace = find_in_path(strace_opt ? strace_opt : "strace");
-		if (!strace && strace_opt) {
-			fprintf(stderr,
-				"sysgate-bench: strace not executable at %s (use --strace)\n",
-				strace_opt);
-			goto out;
-		}
+/* Each wall-clock case's command: its wrapper's words, then its work's; and which cases
+ * are left out. */
+static int wall_commands(const struct bench_opts *o, const struct bench_env *e, bool wskip[W_COUNT],
+			 char **wall_argv[W_COUNT])
+{
+	char py_n[24];
+	snprintf(py_n, sizeof(py_n), "%ld", o->py_runs);
+	/* $1: the interpreter, $2: how many runs. */
+	const char *py_loop = "i=0; while [ \"$i\" -lt \"$2\" ]; do \"$1\" -c '" PY_IMPORT
+			      "' || exit 1; i=$((i + 1)); done";
+	const char *work_startup[] = { STARTUP_CMD };
+	const char *work_py[] = { "/bin/sh", "-c", py_loop, "sh", o->python, py_n };
+	const char *work_tar[] = { e->tar, "-cPf", "/dev/zero", o->tar_dir };
+	const char *wrap_sysgate[] = { e->sysgate, "run", "--" };
+	/* What the audit worker registers, trapped and continued by a builtin: the floor for
+	 * any worker. */
+	const char *wrap_trap[] = { e->sysgate, "run",    "--trap", "openat", "--trap",
+				    "open",     "--trap", "creat",  "--trap", "openat2",
+				    "--trap",   "execve", "--" };
+	const char *wrap_audit[] = { e->sysgate, "run", "--worker", e->audit, "--" };
+	const char *wrap_audit_nng[] = { e->sysgate,           "run", "--worker", e->audit,
+					 "--worker-transport", "nng", "--" };
+	const char *wrap_strace[] = { e->strace, "-f", "-e", "trace=openat", "-o", "/dev/null" };
+	/* Each enum value's words, counted where they are written. */
+#define WORDS(a)                                                                                   \
+	{                                                                                          \
+		a, sizeof(a) / sizeof(*(a))                                                        \
 	}
-	{
-		char py_n[24];
-		snprintf(py_n, sizeof(py_n), "%ld", py_runs);
-		/* $1: the interpreter, $2: how many runs. */
-		const char *py_loop = "i=0; while [ \"$i\" -lt \"$2\" ]; do \"$1\" -c '" PY_IMPORT
-				      "' || exit 1; i=$((i + 1)); done";
-		const char *work_startup[] = { STARTUP_CMD };
-		const char *work_py[] = { "/bin/sh", "-c", py_loop, "sh", python, py_n };
-		const char *work_tar[] = { tar, "-cPf", "/dev/zero", tar_dir };
-		const char *wrap_sysgate[] = { sysgate, "run", "--" };
-		/* What the audit worker registers, trapped and continued by a builtin:
-		 * the floor for any worker. */
-		const char *wrap_trap[] = { sysgate, "run",   "--trap", "openat",  "--trap", "open",
-					    "--trap", "creat", "--trap", "openat2", "--trap", "execve",
-					    "--" };
-		const char *wrap_audit[] = { sysgate, "run", "--worker", audit, "--" };
-		const char *wrap_audit_nng[] = {
-			sysgate, "run", "--worker", audit, "--worker-transport", "nng", "--"
-		};
-		const char *wrap_strace[] = {
-			strace, "-f", "-e", "trace=openat", "-o", "/dev/null"
-		};
-		/* Each enum value's words, counted where they are written. */
-#define WORDS(a) { a, sizeof(a) / sizeof(*(a)) }
-		const struct {
-			const char *const *v;
-			size_t n;
-		} works[] = { [WORK_STARTUP] = WORDS(work_startup), [WORK_PY] = WORDS(work_py),
-			      [WORK_TAR] = WORDS(work_tar) },
-		  wraps[] = { [WRAP_NONE] = { NULL, 0 },
-			      [WRAP_SYSGATE] = WORDS(wrap_sysgate),
-			      [WRAP_TRAP] = WORDS(wrap_trap),
-			      [WRAP_AUDIT] = WORDS(wrap_audit),
-			      [WRAP_AUDIT_NNG] = WORDS(wrap_audit_nng),
-			      [WRAP_STRACE] = WORDS(wrap_strace) };
+	const struct {
+		const char *const *v;
+		size_t n;
+	} works[] = { [WORK_STARTUP] = WORDS(work_startup),
+		      [WORK_PY] = WORDS(work_py),
+		      [WORK_TAR] = WORDS(work_tar) },
+	  wraps[] = { [WRAP_NONE] = { NULL, 0 },
+		      [WRAP_SYSGATE] = WORDS(wrap_sysgate),
+		      [WRAP_TRAP] = WORDS(wrap_trap),
+		      [WRAP_AUDIT] = WORDS(wrap_audit),
+		      [WRAP_AUDIT_NNG] = WORDS(wrap_audit_nng),
+		      [WRAP_STRACE] = WORDS(wrap_strace) };
 #undef WORDS
-		for (int c = 0; c < W_COUNT; c++) {
-			const struct wall_case *w = &wall_cases[c];
-			wskip[c] = (w->work != WORK_STARTUP && no_workload) ||
-				   (w->wrap == WRAP_STRACE && !strace);
-			if (wskip[c])
-				continue;
-			if (!(wall_argv[c] = strv_join(wraps[w->wrap].v, wraps[w->wrap].n,
-						       works[w->work].v, works[w->work].n))) {
-				fprintf(stderr, "sysgate-bench: out of memory\n");
-				goto out;
-			}
+	for (int c = 0; c < W_COUNT; c++) {
+		const struct wall_case *w = &wall_cases[c];
+		wskip[c] = (w->work != WORK_STARTUP && o->no_workload) ||
+			   (w->wrap == WRAP_STRACE && !e->strace);
+		if (wskip[c])
+			continue;
+		if (!(wall_argv[c] = strv_join(wraps[w->wrap].v, wraps[w->wrap].n, works[w->work].v,
+					       works[w->work].n))) {
+			fprintf(stderr, "sysgate-bench: out of memory\n");
+			return -1;
 		}
 	}
-	struct wall_setup wsetup = { !no_workload, audit,   strace,      python,
-				     tar_dir,      py_runs, startup_runs };
+	return 0;
+}
 
-	print_context(sysgate, loop, worker, py_cmd, reps, case_iters, &wsetup);
-
+/* Runs every case o->reps times, interleaved (rep 1 of every case, then rep 2, ...), into
+ * samples[c * reps + rep] (ns per call) and wall_samples[] (ms per run). */
+static int measure(const struct bench_opts *o, const struct bench_env *e,
+		   char *const sg_args[C_COUNT], const bool skip[C_COUNT],
+		   char **const wall_argv[W_COUNT], const bool wskip[W_COUNT], double *samples,
+		   double *wall_samples)
+{
+	char why[512];
 	/* One untimed run of each plain wall-clock case first, so no repetition pays for a cold
 	 * page cache (tar reads every file of its directory). */
 	for (int c = 0; c < W_COUNT; c++) {
-		char why[512];
 		double ms;
 		if (wskip[c] || wall_cases[c].wrap != WRAP_NONE)
 			continue;
-		if (run_wall(&wall_cases[c], wall_argv[c], orig_env, 1, &ms, why, sizeof(why)) <
+		if (run_wall(&wall_cases[c], wall_argv[c], e->orig_env, 1, &ms, why, sizeof(why)) <
 		    0) {
 			fflush(stdout);
 			fprintf(stderr, "sysgate-bench: case %s failed (warm-up): %s\n",
 				wall_cases[c].name, why);
-			goto out;
+			return -1;
 		}
 	}
-	for (long r = 0; r < reps; r++) {
+	for (long r = 0; r < o->reps; r++) {
 		for (int c = 0; c < C_COUNT; c++) {
-			char why[512];
 			if (skip[c])
 				continue;
-			if (run_case(&cases[c], sg_args[c], environ, sysgate, loop,
-				     case_iters[cases[c].iters], &samples[c * reps + r], why,
+			if (run_case(&cases[c], sg_args[c], environ, e->sysgate, e->loop,
+				     e->iters[cases[c].iters], &samples[c * o->reps + r], why,
 				     sizeof(why)) < 0) {
 				fflush(stdout);
 				fprintf(stderr, "sysgate-bench: case %s failed (rep %ld): %s\n",
 					cases[c].name, r + 1, why);
-				goto out;
+				return -1;
 			}
 		}
 		for (int c = 0; c < W_COUNT; c++) {
-			char why[512];
 			if (wskip[c])
 				continue;
-			if (run_wall(&wall_cases[c], wall_argv[c], orig_env,
-				     wall_cases[c].work == WORK_STARTUP ? startup_runs : 1,
-				     &wall_samples[c * reps + r], why, sizeof(why)) < 0) {
+			if (run_wall(&wall_cases[c], wall_argv[c], e->orig_env,
+				     wall_cases[c].work == WORK_STARTUP ? o->startup_runs : 1,
+				     &wall_samples[c * o->reps + r], why, sizeof(why)) < 0) {
 				fflush(stdout);
 				fprintf(stderr, "sysgate-bench: case %s failed (rep %ld): %s\n",
 					wall_cases[c].name, r + 1, why);
-				goto out;
+				return -1;
 			}
 		}
 	}
+	return 0;
+}
 
+/* The tables, the targets and the JSON line, from the samples. */
+static int report(const struct bench_opts *o, const bool skip[C_COUNT], const bool wskip[W_COUNT],
+		  const double *samples, const double *wall_samples)
+{
+	double *scratch = calloc((size_t)o->reps, sizeof(*scratch));
+	if (!scratch) {
+		fprintf(stderr, "sysgate-bench: out of memory\n");
+		return -1;
+	}
 	struct stats st[C_COUNT], ws[W_COUNT];
 	struct target targets[T_COUNT];
 	for (int c = 0; c < C_COUNT; c++)
-		st[c] = compute_stats(&samples[c * reps], reps, scratch);
+		st[c] = compute_stats(&samples[c * o->reps], o->reps, scratch);
 	for (int c = 0; c < W_COUNT; c++)
-		ws[c] = compute_stats(&wall_samples[c * reps], reps, scratch);
-	compute_targets(targets, st, skip, ws, wskip, tar_dir, py_runs);
+		ws[c] = compute_stats(&wall_samples[c * o->reps], o->reps, scratch);
+	free(scratch);
+	compute_targets(targets, st, skip, ws, wskip, o->tar_dir, o->py_runs);
 	print_table(st, skip);
-	print_wall_table(ws, wskip, startup_runs);
+	print_wall_table(ws, wskip, o->startup_runs);
 	print_targets(targets);
 	if (print_json(st, skip, ws, wskip, targets) < 0) {
 		fprintf(stderr, "sysgate-bench: cannot build the JSON line: out of memory\n");
-		goto out;
+		return -1;
 	}
 	if (fflush(stdout) != 0) {
 		fprintf(stderr, "sysgate-bench: writing output: %s\n", strerror(errno));
+		return -1;
+	}
+	return 0;
+}
+
+static void env_free(struct bench_env *e)
+{
+	if (e->stage)
+		remove_tree(e->stage);
+	free(e->stage);
+	for (int l = 0; l < LANG_COUNT; l++)
+		free(e->worker[l]);
+	strv_free(e->orig_env);
+	free(e->audit);
+	free(e->strace);
+	free(e->tar);
+	free(e->sysgate);
+	free(e->loop);
+	free(e->loop_dir);
+	free(e->dir);
+}
+
+int main(int argc, char **argv)
+{
+	struct bench_opts o;
+	int r = parse_args(argc, argv, &o);
+	if (r != 0)
+		return r > 0 ? 0 : 2;
+
+	int ret = 1;
+	struct bench_env e = { 0 };
+	char *sg_args[C_COUNT] = { NULL };
+	char **wall_argv[W_COUNT] = { NULL };
+	bool skip[C_COUNT] = { false }, wskip[W_COUNT] = { false };
+	double *samples = calloc((size_t)(C_COUNT * o.reps), sizeof(*samples));
+	double *wall_samples = calloc((size_t)(W_COUNT * o.reps), sizeof(*wall_samples));
+	if (!samples || !wall_samples) {
+		fprintf(stderr, "sysgate-bench: out of memory\n");
 		goto out;
 	}
+	if (env_setup(&o, &e) < 0 || case_commands(&e, skip, sg_args) < 0 ||
+	    (!o.no_workload && workload_setup(&o, &e) < 0) ||
+	    wall_commands(&o, &e, wskip, wall_argv) < 0)
+		goto out;
+	print_context(&o, &e);
+	if (measure(&o, &e, sg_args, skip, wall_argv, wskip, samples, wall_samples) < 0 ||
+	    report(&o, skip, wskip, samples, wall_samples) < 0)
+		goto out;
 	ret = 0;
 
 out:
-	if (stage)
-		remove_tree(stage);
-	free(stage);
-	free(py_script);
-	free(py_cmd);
-	free(sdk_lib);
 	for (int c = 0; c < C_COUNT; c++)
 		free(sg_args[c]);
 	for (int c = 0; c < W_COUNT; c++)
 		strv_free(wall_argv[c]);
-	strv_free(orig_env);
-	free(audit);
-	free(strace);
-	free(tar);
+	env_free(&e);
 	free(wall_samples);
 	free(samples);
-	free(scratch);
-	free(sysgate);
-	free(loop);
-	free(loop_dir);
-	free(worker);
-	free(dir);
 	return ret;
 }

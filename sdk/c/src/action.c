@@ -28,7 +28,7 @@ void action_release(sg_action *a)
 
 /* Records one setter call of kind; invalid says why its argument is not
  * acceptable (NULL: it is). */
-static void action_set(sg_action *a, enum action_kind kind, const char *invalid)
+static void action_set(sg_action *a, enum sdk_action_kind kind, const char *invalid)
 {
 	action_release(a);
 	a->kind = kind;
@@ -39,14 +39,14 @@ static void action_set(sg_action *a, enum action_kind kind, const char *invalid)
 void sg_continue(sg_action *a)
 {
 	if (a)
-		action_set(a, ACTION_CONTINUE, NULL);
+		action_set(a, SDK_ACTION_CONTINUE, NULL);
 }
 
 void sg_errno(sg_action *a, int err)
 {
 	if (!a)
 		return;
-	action_set(a, ACTION_ERRNO,
+	action_set(a, SDK_ACTION_ERRNO,
 		   err >= 1 && err <= PROTO_MAX_ERRNO ? NULL : "errno outside 1..4095");
 	a->errnum = err;
 }
@@ -55,7 +55,7 @@ void sg_return(sg_action *a, int64_t v)
 {
 	if (!a)
 		return;
-	action_set(a, ACTION_RETURN, NULL);
+	action_set(a, SDK_ACTION_RETURN, NULL);
 	a->value = v;
 }
 
@@ -63,7 +63,7 @@ void sg_kill(sg_action *a, int sig)
 {
 	if (!a)
 		return;
-	action_set(a, ACTION_KILL,
+	action_set(a, SDK_ACTION_KILL,
 		   sig >= 1 && sig <= PROTO_MAX_SIGNAL ? NULL : "signal outside 1..64");
 	a->signal = sig;
 }
@@ -86,7 +86,7 @@ static int action_inject(sg_action *a, const void *data, size_t len, unsigned fl
 		return -ENOMEM;
 	if (len)
 		memcpy(copy, data, len);
-	action_set(a, ACTION_INJECT, NULL);
+	action_set(a, SDK_ACTION_INJECT, NULL);
 	a->data = copy;
 	a->len = len;
 	a->flags = track ? flags | SG_INJECT_TRACK : flags;
@@ -107,7 +107,7 @@ int sg_inject_tracked(sg_action *a, const void *data, size_t len, unsigned flags
 /* Why a handler's answer is no action the supervisor may apply, or NULL. */
 static const char *action_failure(const sg_action *a, int handler_result, char *buf, size_t size)
 {
-	if (handler_result == ACTION_CANCELLED)
+	if (handler_result == SDK_ACTION_CANCELLED)
 		return "cancelled its deferred answer";
 	if (handler_result != 0) {
 		snprintf(buf, size, "returned %d", handler_result);
@@ -143,30 +143,30 @@ void action_to_msg(const sg_action *a, int handler_result, uint64_t seq, const c
 		return;
 	}
 	switch (a->kind) {
-	case ACTION_CONTINUE:
+	case SDK_ACTION_CONTINUE:
 		sysgate__v1__action__continue__init(&out->do_continue);
 		act->kind_case = SYSGATE__V1__ACTION__KIND_DO_CONTINUE;
 		act->do_continue = &out->do_continue;
 		break;
-	case ACTION_ERRNO:
+	case SDK_ACTION_ERRNO:
 		sysgate__v1__action__errno__init(&out->do_errno);
 		out->do_errno.errnum = a->errnum;
 		act->kind_case = SYSGATE__V1__ACTION__KIND_DO_ERRNO;
 		act->do_errno = &out->do_errno;
 		break;
-	case ACTION_RETURN:
+	case SDK_ACTION_RETURN:
 		sysgate__v1__action__return__init(&out->do_return);
 		out->do_return.value = a->value;
 		act->kind_case = SYSGATE__V1__ACTION__KIND_DO_RETURN;
 		act->do_return = &out->do_return;
 		break;
-	case ACTION_KILL:
+	case SDK_ACTION_KILL:
 		sysgate__v1__action__kill__init(&out->do_kill);
 		out->do_kill.signal = a->signal;
 		act->kind_case = SYSGATE__V1__ACTION__KIND_DO_KILL;
 		act->do_kill = &out->do_kill;
 		break;
-	case ACTION_INJECT:
+	case SDK_ACTION_INJECT:
 		sysgate__v1__action__inject_bytes__init(&out->do_inject);
 		out->do_inject.data = (ProtobufCBinaryData){ .len = a->len, .data = a->data };
 		out->do_inject.flags = a->flags;
@@ -174,7 +174,7 @@ void action_to_msg(const sg_action *a, int handler_result, uint64_t seq, const c
 		act->kind_case = SYSGATE__V1__ACTION__KIND_DO_INJECT_BYTES;
 		act->do_inject_bytes = &out->do_inject;
 		break;
-	case ACTION_NONE:
+	case SDK_ACTION_NONE:
 	default:
 		/* n_set == 1 means a kind was recorded. */
 		break;

@@ -8,7 +8,8 @@
  * a context of its own: a copy of its call's, live until it is completed.
  *
  * A memory accessor sends one MemRequest and waits for the MemReply with
- * its request_id, which the worker's receiving thread hands over; other
+ * its request_id, which whichever thread receives it hands over (with the
+ * fast channel, the waiting call may pump the rings itself); other
  * handlers run meanwhile. */
 #include "sdk.h"
 
@@ -230,7 +231,7 @@ static int mem_transact(const sg_ctx *c, Sysgate__V1__MemRequest__Op op, uint64_
 		pthread_mutex_unlock(c->lock);
 		return -ESTALE;
 	}
-	int r = worker_mem_register(w, &wait);
+	int r = run_mem_register(w, &wait);
 	if (r == 0) {
 		Sysgate__V1__Envelope env;
 		Sysgate__V1__MemRequest q;
@@ -245,18 +246,18 @@ static int mem_transact(const sg_ctx *c, Sysgate__V1__MemRequest__Op op, uint64_
 		if (data)
 			q.data = (ProtobufCBinaryData){ .len = length,
 							.data = (uint8_t *)(uintptr_t)data };
-		r = worker_send(w, &env, c->lane, &err);
+		r = transport_send(w, &env, c->lane, &err);
 		if (r < 0)
-			worker_mem_cancel(w, &wait);
+			run_mem_cancel(w, &wait);
 		/* A lost link: the receiving thread sees it too and ends the run. */
 		if (r < 0 && r != -ECONNRESET)
-			worker_end(w, r, &err);
-		worker_link_leave(w);
+			transport_end(w, r, &err);
+		run_link_leave(w);
 	}
 	pthread_mutex_unlock(c->lock);
 	if (r < 0)
 		return r;
-	r = worker_mem_wait(w, &wait);
+	r = w->fast ? pump_mem_wait(w, &wait) : run_mem_wait(w, &wait);
 	if (r < 0)
 		return r;
 	*reply = wait.reply;
@@ -283,12 +284,13 @@ static int mem_malformed(const sg_ctx *c, uint64_t id, const char *what)
 {
 	struct sg_err err;
 	err_set(&err, EPROTO, "MemReply %llu: %s", (unsigned long long)id, what);
-	worker_end(c->worker, -EPROTO, &err);
+	transport_end(c->worker, -EPROTO, &err);
 	return -EPROTO;
 }
 
 /* One memory round trip: the MemReply on success (its envelope in *m, for
- * the caller to free), or a negative errno (transport, or the reply's). */
+ * the caller to free), or NULL with *r a negative errno (transport, or the
+ * reply's). */
 static const Sysgate__V1__MemReply *mem_call(const sg_ctx *c, Sysgate__V1__MemRequest__Op op,
 					     uint64_t addr, uint32_t length, const void *data,
 					     Sysgate__V1__Envelope **m, int *r)
