@@ -1,16 +1,17 @@
 /* What the supervisor sends a worker, as the C SDK receives it: every
  * message through proto_decode and proto_validate_from_supervisor (link.c
- * link_recv, fast.c pump_one), then the SDK's own handling on a real
- * sg_worker with three registrations: the Welcome's limits, each Snapshot
- * admitted against max_inflight (worker_admit), queued, and run by a
- * handler (worker_dispatch: ctx_begin copies the pre-read paths, the
- * handler reads every accessor, the Action is built and sent), MemReplys
- * routed to their waiter (worker_route_reply). A worker must never trust
+ * link_recv, pump.c pump_one), then the SDK's own handling on a real
+ * sg_worker with three registrations: the Welcome's limits, and every
+ * later message through transport_handle, the one handler of both
+ * transports: each Snapshot admitted against max_inflight (run_admit),
+ * queued, and run by a handler (handler_dispatch: ctx_begin copies the
+ * pre-read paths, the handler reads every accessor, the Action is built
+ * and sent), MemReplys routed to their waiter (run_mem_reply). A worker must never trust
  * the supervisor's memory more than its own checks: the supervisor may be
  * another version, or compromised by the program it confines.
  *
- * The dispatch on the message kind is worker.c's worker_welcome and
- * worker_receive (static there), kept step for step.
+ * The Welcome's checks are worker.c's worker_welcome (static there), kept
+ * step for step.
  *
  * Input: frames (fuzz.h fuzz_frame), each an encoded Envelope; an empty
  * frame lets a handler thread run the oldest queued Snapshot. The first
@@ -89,11 +90,11 @@ static int handler(const sg_ctx *c, sg_action *out, void *ud)
 static void run_one_queued(sg_worker *w, struct handler_slot *slot)
 {
 	int lane = 0;
-	Sysgate__V1__Envelope *m _cleanup_envelope_ = worker_try_snapshot(w, &lane);
+	Sysgate__V1__Envelope *m _cleanup_envelope_ = run_next_snapshot(w, &lane, false);
 	if (!m)
 		return;
 	current = m->snapshot;
-	worker_dispatch(w, slot, m->snapshot, lane);
+	handler_dispatch(w, slot, m->snapshot, lane);
 	current = NULL;
 }
 
@@ -122,35 +123,24 @@ static int on_welcome(sg_worker *w, const Sysgate__V1__Envelope *m)
 	return 0;
 }
 
-/* worker.c worker_receive: 0 to go on, else the run ends. */
+/* transport_handle, then what the link's receiver does with its result:
+ * 0 to go on, 1 for the orderly end, else the run ends. */
 static int on_message(sg_worker *w, Sysgate__V1__Envelope **m, struct sg_err *err)
 {
-	switch ((*m)->body_case) {
-	case SYSGATE__V1__ENVELOPE__BODY_SNAPSHOT: {
-		int r = worker_admit(w, (*m)->snapshot, err);
-		if (r == 0) {
-			FUZZ_CHECK((*m)->snapshot->registration < w->n_regs);
-			FUZZ_CHECK(w->outstanding <= w->max_inflight);
-			r = worker_queue_snapshot(w, m, 0, err);
-		}
-		return r;
-	}
-	case SYSGATE__V1__ENVELOPE__BODY_MEM_REPLY:
-		return worker_route_reply(w, m, NULL, err);
-	case SYSGATE__V1__ENVELOPE__BODY_INJECTED:
+	bool injected = (*m)->body_case == SYSGATE__V1__ENVELOPE__BODY_INJECTED;
+	if (injected)
 		FUZZ_CHECK((*m)->injected->fd >= 0 && (*m)->injected->seq != 0);
-		return 0;
-	case SYSGATE__V1__ENVELOPE__BODY_GOODBYE:
-		proto_check_text((*m)->goodbye->reason, PROTO_MAX_TEXT);
+	int r = transport_handle(w, m, false, NULL, err);
+	switch (r) {
+	case TRANSPORT_SNAPSHOT:
+		FUZZ_CHECK((*m)->snapshot->registration < w->n_regs);
+		FUZZ_CHECK(w->outstanding <= w->max_inflight);
+		return transport_queue(w, m, 0, err);
+	case TRANSPORT_GOODBYE:
 		return 1;
-	case SYSGATE__V1__ENVELOPE__BODY_ERROR:
-		proto_check_text((*m)->error->message, PROTO_MAX_TEXT);
-		return err_set(err, ECONNABORTED, "the supervisor ended the run");
-	case SYSGATE__V1__ENVELOPE__BODY_WELCOME:
-		return err_set(err, EPROTO, "a second Welcome");
 	default:
-		FUZZ_CHECK(!"a worker-only message passed the worker's validation");
-		return -EPROTO;
+		FUZZ_CHECK(r <= 0);
+		return r;
 	}
 }
 
@@ -193,7 +183,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		struct sg_err err = { "" };
 		if (!m) {
 			err_set(&err, EPROTO, "malformed");
-			worker_end(w, -EPROTO, &err);
+			transport_end(w, -EPROTO, &err);
 			break;
 		}
 		proto_check_roundtrip(m, proto_validate_from_supervisor);
@@ -205,14 +195,14 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		}
 		int r = on_message(w, &m, &err);
 		if (r == 1)
-			worker_end(w, 0, NULL);
+			transport_end(w, 0, NULL);
 		else if (r < 0)
-			worker_end(w, r, &err);
+			transport_end(w, r, &err);
 	}
 	/* Whatever was queued runs (its handler sees a run that ended, too). */
 	while (welcomed && w->queue_len && !w->ended)
 		run_one_queued(w, &slot);
-	worker_end(w, 0, NULL);
+	transport_end(w, 0, NULL);
 	ctx_end(&slot.ctx);
 	pthread_mutex_destroy(&slot.ctx_lock);
 	sg_worker_free(w);

@@ -6,9 +6,7 @@
 
 #include <errno.h>
 
-/* Calls the handler of snapshot s, which came on lane, with slot's context
- * and sends its answer. A failure of ours ends the run. */
-static void handler_dispatch(sg_worker *w, struct handler_slot *slot,
+void handler_dispatch(sg_worker *w, struct handler_slot *slot,
 			     const Sysgate__V1__Snapshot *s, int lane)
 {
 	struct sg_ctx *c = &slot->ctx;

@@ -426,6 +426,10 @@ void deferred_call_returned(struct sg_deferred *d);
 /* Starts the handler threads: as many as asked for, at most max_inflight
  * (fewer if the system refuses more, but at least one). */
 int handler_start(sg_worker *w, struct sg_err *err);
+/* Calls the handler of snapshot s, which came on lane, with slot's context
+ * and sends its answer. A failure of ours ends the run. */
+void handler_dispatch(sg_worker *w, struct handler_slot *slot, const Sysgate__V1__Snapshot *s,
+		      int lane);
 /* Joins them (the run ended). */
 void handler_join(sg_worker *w);
 /* Frees the slots, their contexts stale (at sg_worker_free). */
