@@ -749,8 +749,8 @@ static int worker_receive(sg_worker *w, Sysgate__V1__Envelope **m, struct sg_err
 	}
 }
 
-/* Serves until the run ends: 0 for its orderly end, else a negative errno
- * (the message in err). */
+/* Serves until the run ends: 0 for its orderly end (Goodbye), else a
+ * negative errno (the message in err). */
 static int worker_serve(sg_worker *w, struct sg_err *err)
 {
 	int r = worker_start_threads(w, err);
@@ -764,10 +764,21 @@ static int worker_serve(sg_worker *w, struct sg_err *err)
 		r = link_recv(&w->link, &m, &why);
 		if (r == 0)
 			r = worker_receive(w, &m, &why);
-		if (r == 1 || r == -ECONNRESET)
-			worker_end(w, 0, NULL); /* or a handler thread ended it first */
-		else if (r < 0)
+		if (r == 1) {
+			worker_end(w, 0, NULL); /* Goodbye (or a handler thread ended it first) */
+		} else if (r == -ECONNRESET) {
+			/* Only Goodbye ends a run in order: the supervisor kills a
+			 * worker before it drops its link, and says Goodbye at the
+			 * end. A link that ends without one is a failure to report,
+			 * never a silent exit 0 (mid-run, it cost the program the
+			 * calls this worker held). */
+			struct sg_err lost;
+			err_set(&lost, ECONNRESET, "the link ended without a Goodbye (%s)",
+				why.msg);
+			worker_end(w, -ECONNRESET, &lost);
+		} else if (r < 0) {
 			worker_end(w, r, &why);
+		}
 	}
 	worker_join_threads(w);
 	worker_wait_link_idle(w);
