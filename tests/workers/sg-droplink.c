@@ -3,8 +3,10 @@
  * process lives on: the fault behind issue 12 item 17 (a worker that left
  * a run on its own with exit status 0).
  *
- *   sg-droplink [--after N]
+ *   sg-droplink [--after N] [MODE]
  *
+ * MODE is ignored: it lets the worker stand in for sg_bench_worker, as
+ * bench/soak.sh's own check does (a run whose worker leaves must fail).
  * It answers getppid with continue (policy DENY_EIO). In the handler of
  * notification N+1 (default N = 2) it shuts down every socket it holds,
  * which is its nng link (the fast channel is memory and an eventfd), then
@@ -48,14 +50,14 @@ static int handle(const sg_ctx *ctx, sg_action *out, void *ud)
 
 int main(int argc, char **argv)
 {
-	if (argc == 3 && strcmp(argv[1], "--after") == 0) {
+	int i = 1;
+	if (argc >= 3 && strcmp(argv[1], "--after") == 0) {
 		char *end;
 		after = strtol(argv[2], &end, 10);
-		if (*end || after < 0)
-			argc = 0;
+		i = *end || after < 0 ? argc + 1 : 3;
 	}
-	if (argc != 1 && argc != 3) {
-		fprintf(stderr, "usage: " PROG " [--after N]\n");
+	if (argc - i > 1 || i > argc) {
+		fprintf(stderr, "usage: " PROG " [--after N] [MODE]\n");
 		return 2;
 	}
 	sg_worker *w = sg_worker_new(PROG);
