@@ -120,10 +120,11 @@ SG_API int sg_worker_on_nr(sg_worker *w, long nr, sg_handler_fn fn, void *ud,
 SG_API int sg_worker_on_injected(sg_worker *w, sg_injected_fn fn, void *ud);
 
 /* Connects, says Hello and serves notifications until the supervisor ends
- * the run (Goodbye or link closed: 0). -EPERM not welcomed, -EPROTO
- * malformed or unexpected input, -ECONNABORTED the supervisor's Error,
- * other negative errno on link errors; the cause is printed to stderr on
- * one line. When the run ends, memory calls still waiting fail
+ * the run with Goodbye: 0, the only orderly end. -ECONNRESET the link
+ * closed without a Goodbye (before or after the Welcome), -EPERM not
+ * welcomed, -EPROTO malformed or unexpected input, -ECONNABORTED the
+ * supervisor's Error, other negative errno on link errors; the cause is
+ * printed to stderr on one line. When the run ends, memory calls still waiting fail
  * (-ECONNRESET, or the run's error) and answers not yet sent are dropped,
  * deferred ones included (completing them returns -ENOTCONN); returns once
  * every handler call in progress has returned. Call once. */

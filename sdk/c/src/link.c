@@ -153,9 +153,15 @@ int link_recv(struct link *l, Sysgate__V1__Envelope **out, struct sg_err *err)
 {
 	*out = NULL;
 	int rv = link_run(l, l->rx, nng_recv_aio);
-	if (rv != 0)
+	if (rv != 0) {
+		link_lock(l);
+		bool lost = l->lost;
+		link_unlock(l);
+		/* Which of the two it was tells a dropped connection from an
+		 * nng failure in the worker's report. */
 		return err_set(err, -nng_to_errno(rv), "receiving from the supervisor: %s",
-			       nng_strerror(rv));
+			       lost ? "its connection closed" : nng_strerror(rv));
+	}
 	nng_msg *msg = nng_aio_get_msg(l->rx);
 	nng_aio_set_msg(l->rx, NULL);
 	Sysgate__V1__Envelope *m _cleanup_envelope_ = NULL;

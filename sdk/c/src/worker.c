@@ -232,7 +232,8 @@ static int worker_connect(sg_worker *w, struct sg_err *err)
 
 /* ---- The run ------------------------------------------------------------------ */
 
-/* Receives from the link until the run ends: 0 for its orderly end, else a
+/* Receives from the link until the run ends: 0 for its orderly end (a
+ * Goodbye; a link lost without one is -ECONNRESET), else a
  * negative errno (the message in err). */
 static int worker_serve(sg_worker *w, struct sg_err *err)
 {
@@ -249,10 +250,21 @@ static int worker_serve(sg_worker *w, struct sg_err *err)
 			r = transport_handle(w, &m, false, NULL, &why);
 		if (r == TRANSPORT_SNAPSHOT)
 			r = transport_queue(w, &m, 0, &why);
-		if (r == TRANSPORT_GOODBYE || r == -ECONNRESET)
+		if (r == TRANSPORT_GOODBYE) {
 			transport_end(w, 0, NULL); /* or a handler thread ended it first */
-		else if (r < 0)
+		} else if (r == -ECONNRESET) {
+			/* Only Goodbye ends a run in order: the supervisor kills a
+			 * worker before it drops its link, and says Goodbye at the
+			 * end. A link that ends without one is a failure to report,
+			 * never a silent exit 0 (mid-run, it cost the program the
+			 * calls this worker held). */
+			struct sg_err lost;
+			err_set(&lost, ECONNRESET, "the link ended without a Goodbye (%s)",
+				why.msg);
+			transport_end(w, -ECONNRESET, &lost);
+		} else if (r < 0) {
 			transport_end(w, r, &why);
+		}
 	}
 	handler_join(w);
 	run_wait_link_idle(w);
