@@ -6,7 +6,7 @@
 //
 // gives lines such as
 //
-//	{"type":"record","worker":"go-audit","data":{"pid":123,"syscall":"openat","path":"/etc/hostname"}}
+//	{"type":"record","worker":"sysgate-go-audit","data":{"pid":123,"syscall":"openat","path":"/etc/hostname"},...}
 //
 // A path the handler cannot read is recorded as null.
 package main
