@@ -158,10 +158,7 @@ func (a Action) String() string {
 		}
 		return fmt.Sprintf("inject %d bytes", len(a.data))
 	}
-	if a.err != nil {
-		return "invalid: " + a.err.Error()
-	}
-	return "none"
+	return "invalid: " + a.Err().Error()
 }
 
 // apply sets a on the C action out; an error if a is not valid or
