@@ -97,6 +97,9 @@ enum case_id {
 	C_NNG_PY_PATH,
 	C_NNG_PY_READ,
 	C_NNG_WORKER_REPLICAS,
+	/* The Go worker (sg_bench_worker_go, next to the loop), when it was built. */
+	C_GO_CONTINUE,
+	C_GO_PATH,
 	C_COUNT
 };
 
@@ -104,7 +107,7 @@ enum case_id {
 enum case_iters { ITERS_UNTRAPPED, ITERS_TRAPPED, ITERS_WORKER, ITERS_PYTHON, ITERS_COUNT };
 
 /* Which worker answers a --worker case. */
-enum worker_lang { LANG_NONE, LANG_C, LANG_PYTHON };
+enum worker_lang { LANG_NONE, LANG_C, LANG_PYTHON, LANG_GO };
 
 struct bench_case {
 	const char *name;
@@ -170,6 +173,10 @@ static const struct bench_case cases[C_COUNT] = {
 	[C_NNG_WORKER_REPLICAS] = { "nng-worker-replicas", "getppid", "--worker", "continue",
 				    ITERS_WORKER, C_INLINE_2THREADS, LANG_C, -1, MT_THREADS,
 				    extra_replicas_nng },
+	[C_GO_CONTINUE] = { "go-continue", "getppid", "--worker", "continue", ITERS_WORKER,
+			    C_INLINE_CONTINUE, LANG_GO, C_WORKER_CONTINUE },
+	[C_GO_PATH] = { "go-path", "faccessat", "--worker", "path", ITERS_WORKER, C_INLINE_PATH,
+			LANG_GO, C_WORKER_PATH },
 };
 
 /* Every worker case and its nng twin: the same case with --worker-transport nng. */
@@ -286,7 +293,9 @@ static const char usage[] =
 	"worker-nopath (faccessat, continues without reading the path), worker-path\n"
 	"(faccessat, reads the pre-read path), worker-read (pwrite64, reads 256 bytes of the\n"
 	"child through the memory proxy); answered by the same handlers in a Python worker\n"
-	"(the Python SDK): py-continue, py-path, py-read; 2 child threads: inline-2threads\n"
+	"(the Python SDK): py-continue, py-path, py-read; and in a Go worker (the Go SDK,\n"
+	"sg_bench_worker_go next to the loop, skipped if absent): go-continue, go-path;\n"
+	"2 child threads: inline-2threads\n"
 	"(--trap getppid), worker-replicas (C worker, continue, --replicas " MT_REPLICAS ").\n"
 	"The worker cases use the default transport (the shared-memory channel); each has an\n"
 	"nng twin, nng-CASE, run with --worker-transport nng.  Wall-clock cases: startup-plain\n"
@@ -848,6 +857,7 @@ enum target_id {
 	T_PATH,
 	T_READ,
 	T_PYTHON,
+	T_GO,
 	T_REPLICAS,
 	T_WORKLOAD,
 	T_STRACE,
@@ -882,6 +892,7 @@ static const struct target target_rows[T_COUNT] = {
 	[T_READ] = { "worker-read", "C worker with one proxied 256-byte read vs without", "<= 1.5x",
 		     CMP_LE, 1.5 },
 	[T_PYTHON] = { "python", "Python worker vs C worker, same handler", "<= 2x", CMP_LE, 2.0 },
+	[T_GO] = { "go", "Go worker vs C worker, same handler", "<= 1.5x", CMP_LE, 1.5 },
 	[T_REPLICAS] = { "replicas", "2 child threads, 2 worker replicas vs 1/1 (throughput)",
 			 ">= 1.6x", CMP_GE, 1.6 },
 	[T_WORKLOAD] = { "workload-untrapped", "real workload, audit worker vs untrapped (wall)",
@@ -976,6 +987,19 @@ static void compute_targets(struct target *t, const struct stats *st, const bool
 		snprintf(t[T_PYTHON].note, sizeof(t[T_PYTHON].note),
 			 "worst of continue %.2fx, path %.2fx, read %.2fx: %s; nng worst: %s", r[0],
 			 r[1], r[2], mode[w], mode[wn]);
+	}
+
+	if (skip[C_GO_CONTINUE]) {
+		t[T_GO].result = T_SKIPPED;
+		snprintf(t[T_GO].note, sizeof(t[T_GO].note),
+			 "no sg_bench_worker_go (go not found)");
+	} else {
+		double r[2] = { ratio(st[C_GO_CONTINUE].median, st[C_WORKER_CONTINUE].median),
+				ratio(st[C_GO_PATH].median, st[C_WORKER_PATH].median) };
+		int w;
+		judge(&t[T_GO], worst_of(r, 2, &w));
+		snprintf(t[T_GO].note, sizeof(t[T_GO].note), "worst of continue %.2fx, path %.2fx",
+			 r[0], r[1]);
 	}
 
 	judge(&t[T_REPLICAS], ratio(st[C_WORKER_CONTINUE].median, st[C_WORKER_REPLICAS].median));
@@ -1221,6 +1245,12 @@ static void print_table(const struct stats *st, const bool *skip)
 		print_python_summary("path", st, C_PY_PATH);
 		print_python_summary("read", st, C_PY_READ);
 	}
+	if (!skip[C_GO_CONTINUE]) {
+		print_summary("Go worker vs C worker, continue", st[C_GO_CONTINUE].median,
+			      st[C_WORKER_CONTINUE].median);
+		print_summary("Go worker vs C worker, path", st[C_GO_PATH].median,
+			      st[C_WORKER_PATH].median);
+	}
 	/* What the default transport saves over nng, case by case. */
 	for (size_t i = 0; i < sizeof(twins) / sizeof(twins[0]); i++) {
 		char label[64];
@@ -1427,7 +1457,7 @@ int main(int argc, char **argv)
 
 	int ret = 1;
 	char *dir = NULL, *sysgate = NULL, *loop = NULL, *loop_dir = NULL, *worker = NULL;
-	char *sdk_lib = NULL, *stage = NULL, *py_script = NULL, *py_cmd = NULL;
+	char *sdk_lib = NULL, *stage = NULL, *py_script = NULL, *py_cmd = NULL, *go_worker = NULL;
 	char *sg_args[C_COUNT] = { NULL };
 	bool skip[C_COUNT] = { false };
 	double *samples = NULL, *scratch = NULL, *wall_samples = NULL;
@@ -1458,6 +1488,11 @@ int main(int argc, char **argv)
 	loop = locate(loop_opt, dir, "sg_bench_loop");
 	loop_dir = loop ? dir_of(loop) : NULL;
 	worker = loop_dir ? locate(worker_opt, loop_dir, "sg_bench_worker") : NULL;
+	go_worker = loop_dir ? join_path(loop_dir, "sg_bench_worker_go") : NULL;
+	if (go_worker && access(go_worker, X_OK) != 0) {
+		free(go_worker); /* not built: its cases are skipped */
+		go_worker = NULL;
+	}
 	samples = calloc((size_t)(C_COUNT * reps), sizeof(*samples));
 	wall_samples = calloc((size_t)(W_COUNT * reps), sizeof(*wall_samples));
 	scratch = calloc((size_t)reps, sizeof(*scratch));
@@ -1520,11 +1555,14 @@ int main(int argc, char **argv)
 		}
 	}
 	for (int c = 0; c < C_COUNT; c++) {
-		skip[c] = no_python && cases[c].lang == LANG_PYTHON;
+		skip[c] = (no_python && cases[c].lang == LANG_PYTHON) ||
+			  (!go_worker && cases[c].lang == LANG_GO);
 		if (!cases[c].sg_arg || skip[c])
 			continue;
 		if (strcmp(cases[c].sg_flag, "--worker") == 0) {
 			const char *cmd = cases[c].lang == LANG_PYTHON ? py_cmd : worker;
+			if (cases[c].lang == LANG_GO)
+				cmd = go_worker;
 			if (asprintf(&sg_args[c], "%s %s", cmd, cases[c].sg_arg) < 0)
 				sg_args[c] = NULL;
 		} else {
@@ -1708,6 +1746,7 @@ out:
 	free(stage);
 	free(py_script);
 	free(py_cmd);
+	free(go_worker);
 	free(sdk_lib);
 	for (int c = 0; c < C_COUNT; c++)
 		free(sg_args[c]);
