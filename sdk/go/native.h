@@ -12,5 +12,13 @@ void sggo_injected(pid_t pid, int fd, uint64_t cookie, void *ud);
  * worker are runtime/cgo handles, passed back to Go as the ud. */
 int sggo_worker_on_nr(sg_worker *w, long nr, uintptr_t reg, int on_exc);
 int sggo_worker_on_injected(sg_worker *w, uintptr_t worker);
+/* Each handler thread of w enters Go once (sggoThread) and runs its whole
+ * body from there (sggo_run), so every handler call is a callback on a
+ * thread the Go runtime already knows: nanoseconds, where a call from a
+ * foreign thread attaches it to the runtime and detaches it again, some
+ * system calls and a wake-up of the runtime's monitor each time. */
+int sggo_worker_set_thread_wrap(sg_worker *w);
+void *sggo_thread_wrap(void *(*run)(void *), void *arg, void *ud);
+void *sggo_run(uintptr_t run, uintptr_t arg);
 
 #endif

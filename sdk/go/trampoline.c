@@ -17,6 +17,22 @@ void sggo_injected(pid_t pid, int fd, uint64_t cookie, void *ud)
 	sggoInjected((uintptr_t)ud, pid, fd, cookie);
 }
 
+void *sggo_thread_wrap(void *(*run)(void *), void *arg, void *ud)
+{
+	(void)ud;
+	return (void *)sggoThread((uintptr_t)run, (uintptr_t)arg);
+}
+
+void *sggo_run(uintptr_t run, uintptr_t arg)
+{
+	return ((void *(*)(void *))run)((void *)arg);
+}
+
+int sggo_worker_set_thread_wrap(sg_worker *w)
+{
+	return sg_worker_set_thread_wrap(w, sggo_thread_wrap, NULL);
+}
+
 int sggo_worker_on_nr(sg_worker *w, long nr, uintptr_t reg, int on_exc)
 {
 	return sg_worker_on_nr(w, nr, sggo_handler, (void *)reg, (enum sg_exception)on_exc);

@@ -183,6 +183,10 @@ func (w *Worker) Run(ctx context.Context) error {
 			return errorf(int64(r), "worker %q: register %s", w.Name, reg.name)
 		}
 	}
+	if r := C.sggo_worker_set_thread_wrap(cw); r < 0 {
+		release()
+		return errorf(int64(r), "worker %q: handler threads", w.Name)
+	}
 	if injected != nil {
 		h := cgo.NewHandle(w)
 		handles = append(handles, h)
@@ -277,6 +281,14 @@ func (w *Worker) logf(format string, args ...any) {
 func sggoHandle(h C.uintptr_t, cctx *C.sg_ctx, out *C.sg_action) C.int {
 	reg := cgo.Handle(h).Value().(*registration)
 	return reg.worker.call(reg, cctx, out)
+}
+
+// sggoThread runs a handler thread's body, the C function run with arg,
+// from Go: the thread stays attached to the Go runtime for its whole life.
+//
+//export sggoThread
+func sggoThread(run, arg C.uintptr_t) C.uintptr_t {
+	return C.uintptr_t(uintptr(C.sggo_run(run, arg)))
 }
 
 //export sggoInjected

@@ -179,6 +179,17 @@ int sg_worker_on_injected(sg_worker *w, sg_injected_fn fn, void *ud)
 	return 0;
 }
 
+int sg_worker_set_thread_wrap(sg_worker *w, sg_thread_wrap_fn wrap, void *ud)
+{
+	if (!w)
+		return -EINVAL;
+	if (w->started)
+		return -EBUSY;
+	w->thread_wrap = wrap;
+	w->thread_wrap_ud = wrap ? ud : NULL;
+	return 0;
+}
+
 /* ---- Handshake ------------------------------------------------------------- */
 
 static int worker_hello(sg_worker *w, struct sg_err *err)
@@ -684,6 +695,14 @@ static void *worker_thread(void *arg)
 	}
 }
 
+/* A handler thread's body run through the binding's sg_thread_wrap_fn. */
+static void *wrapped_thread(void *arg)
+{
+	struct handler_slot *slot = arg;
+	sg_worker *w = slot->worker;
+	return w->thread_wrap(w->fast ? fast_thread : worker_thread, slot, w->thread_wrap_ud);
+}
+
 /* Starts the handler threads: as many as asked for, at most max_inflight
  * (fewer if the system refuses more, but at least one). */
 static int worker_start_threads(sg_worker *w, struct sg_err *err)
@@ -701,8 +720,9 @@ static int worker_start_threads(sg_worker *w, struct sg_err *err)
 	}
 	int r = 0;
 	for (size_t i = 0; i < n; i++) {
-		r = pthread_create(&w->slots[i].thread, NULL, w->fast ? fast_thread : worker_thread,
-				   &w->slots[i]);
+		void *(*body)(void *) = w->fast ? fast_thread : worker_thread;
+		r = pthread_create(&w->slots[i].thread, NULL,
+				   w->thread_wrap ? wrapped_thread : body, &w->slots[i]);
 		if (r != 0)
 			break;
 		w->n_started++;
