@@ -97,6 +97,9 @@ enum case_id {
 	C_NNG_PY_PATH,
 	C_NNG_PY_READ,
 	C_NNG_WORKER_REPLICAS,
+	/* The Go worker (sg_bench_worker_go, next to the loop), when it was built. */
+	C_GO_CONTINUE,
+	C_GO_PATH,
 	C_COUNT
 };
 
@@ -105,7 +108,7 @@ enum case_iters { ITERS_UNTRAPPED, ITERS_TRAPPED, ITERS_WORKER, ITERS_PYTHON, IT
 
 /* Which worker answers a --worker case: a row of langs[] (below) says how its bench worker
  * is found and started. */
-enum worker_lang { LANG_NONE, LANG_C, LANG_PYTHON, LANG_COUNT };
+enum worker_lang { LANG_NONE, LANG_C, LANG_PYTHON, LANG_GO, LANG_COUNT };
 
 struct bench_case {
 	const char *name;
@@ -171,6 +174,10 @@ static const struct bench_case cases[C_COUNT] = {
 	[C_NNG_WORKER_REPLICAS] = { "nng-worker-replicas", "getppid", "--worker", "continue",
 				    ITERS_WORKER, C_INLINE_2THREADS, LANG_C, -1, MT_THREADS,
 				    extra_replicas_nng },
+	[C_GO_CONTINUE] = { "go-continue", "getppid", "--worker", "continue", ITERS_WORKER,
+			    C_INLINE_CONTINUE, LANG_GO, C_WORKER_CONTINUE },
+	[C_GO_PATH] = { "go-path", "faccessat", "--worker", "path", ITERS_WORKER, C_INLINE_PATH,
+			LANG_GO, C_WORKER_PATH },
 };
 
 /* Every worker case and its nng twin: the same case with --worker-transport nng. */
@@ -247,6 +254,7 @@ struct stats {
 static const char usage[] =
 	"Usage: sysgate-bench [--sysgate PATH] [--loop PATH] [--worker-bin PATH] [--python PATH]\n"
 	"                     [--py-worker PATH] [--py-sdk DIR] [--sdk-lib PATH] [--no-python]\n"
+	"                     [--no-go]\n"
 	"                     [--audit-worker PATH] [--strace PATH] [--tar-dir DIR]\n"
 	"                     [--py-runs N] [--startup-runs N] [--no-workload]\n"
 	"                     [--reps N] [--iters N] [--quick]\n"
@@ -263,6 +271,8 @@ static const char usage[] =
 	"                     of that source tree)\n"
 	"  --sdk-lib PATH     libsysgate.so for the Python SDK (default: next to sysgate)\n"
 	"  --no-python        leave the Python worker cases (and their nng twins) out\n"
+	"  --no-go            leave the Go worker cases out (they are skipped anyway when\n"
+	"                     sg_bench_worker_go was not built next to the loop)\n"
 	"  --audit-worker PATH  the openat audit worker of the workload cases (default:\n"
 	"                     examples/sysgate-audit-worker next to sysgate)\n"
 	"  --strace PATH      strace for the workload comparison (default: strace in PATH;\n"
@@ -287,7 +297,9 @@ static const char usage[] =
 	"worker-nopath (faccessat, continues without reading the path), worker-path\n"
 	"(faccessat, reads the pre-read path), worker-read (pwrite64, reads 256 bytes of the\n"
 	"child through the memory proxy); answered by the same handlers in a Python worker\n"
-	"(the Python SDK): py-continue, py-path, py-read; 2 child threads: inline-2threads\n"
+	"(the Python SDK): py-continue, py-path, py-read; and in a Go worker (the Go SDK,\n"
+	"sg_bench_worker_go next to the loop, skipped if absent): go-continue, go-path;\n"
+	"2 child threads: inline-2threads\n"
 	"(--trap getppid), worker-replicas (C worker, continue, --replicas " MT_REPLICAS ").\n"
 	"The worker cases use the default transport (the shared-memory channel); each has an\n"
 	"nng twin, nng-CASE, run with --worker-transport nng.  Wall-clock cases: startup-plain\n"
@@ -706,11 +718,29 @@ done:
 	return rc;
 }
 
+/* sg_bench_worker_go next to the loop (built only where go was found): its cases are
+ * skipped without it. */
+static int prepare_go(const struct bench_opts *o, struct bench_env *e, char **cmd)
+{
+	(void)o;
+	*cmd = join_path(e->loop_dir, "sg_bench_worker_go");
+	if (!*cmd) {
+		fprintf(stderr, "sysgate-bench: out of memory\n");
+		return -1;
+	}
+	if (access(*cmd, X_OK) != 0 || strpbrk(*cmd, " \t\n")) {
+		free(*cmd); /* not built (or unusable by --worker): its cases are skipped */
+		*cmd = NULL;
+	}
+	return 0;
+}
+
 /* A new language: a row here, its enum worker_lang value, its options in parse_args (its
  * no_option comes from the row), and its cases in cases[] and twins[]. */
 static const struct bench_lang langs[LANG_COUNT] = {
 	[LANG_C] = { "C", "worker:", NULL, prepare_c },
 	[LANG_PYTHON] = { "Python", "python:", "no-python", prepare_python },
+	[LANG_GO] = { "Go", "go:", "no-go", prepare_go },
 };
 
 /* Whether case c is the nng twin of another (twins[]). */
@@ -993,6 +1023,7 @@ enum target_id {
 	T_PATH,
 	T_READ,
 	T_PYTHON,
+	T_GO,
 	T_REPLICAS,
 	T_WORKLOAD,
 	T_STRACE,
@@ -1027,6 +1058,7 @@ static const struct target target_rows[T_COUNT] = {
 	[T_READ] = { "worker-read", "C worker with one proxied 256-byte read vs without", "<= 1.5x",
 		     CMP_LE, 1.5 },
 	[T_PYTHON] = { "python", "Python worker vs C worker, same handler", "<= 2x", CMP_LE, 2.0 },
+	[T_GO] = { "go", "Go worker vs C worker, same handler", "<= 1.5x", CMP_LE, 1.5 },
 	[T_REPLICAS] = { "replicas", "2 child threads, 2 worker replicas vs 1/1 (throughput)",
 			 ">= 1.6x", CMP_GE, 1.6 },
 	[T_WORKLOAD] = { "workload-untrapped", "real workload, audit worker vs untrapped (wall)",
@@ -1121,6 +1153,18 @@ static void compute_targets(struct target *t, const struct stats *st, const bool
 		snprintf(t[T_PYTHON].note, sizeof(t[T_PYTHON].note),
 			 "worst of continue %.2fx, path %.2fx, read %.2fx: %s; nng worst: %s", r[0],
 			 r[1], r[2], mode[w], mode[wn]);
+	}
+
+	if (skip[C_GO_CONTINUE]) {
+		t[T_GO].result = T_SKIPPED;
+		snprintf(t[T_GO].note, sizeof(t[T_GO].note), "--no-go, or no sg_bench_worker_go");
+	} else {
+		double r[2] = { ratio(st[C_GO_CONTINUE].median, st[C_WORKER_CONTINUE].median),
+				ratio(st[C_GO_PATH].median, st[C_WORKER_PATH].median) };
+		int w;
+		judge(&t[T_GO], worst_of(r, 2, &w));
+		snprintf(t[T_GO].note, sizeof(t[T_GO].note), "worst of continue %.2fx, path %.2fx",
+			 r[0], r[1]);
 	}
 
 	judge(&t[T_REPLICAS], ratio(st[C_WORKER_CONTINUE].median, st[C_WORKER_REPLICAS].median));

@@ -4,7 +4,7 @@
 set -eu
 PKGS="build-essential cmake pkg-config libseccomp-dev libjansson-dev libcmocka-dev
       libnng-dev libprotobuf-c-dev protobuf-c-compiler python3 python3-pytest util-linux strace
-      python3-cloudpickle python3-setuptools clang libclang-rt-14-dev"
+      python3-cloudpickle python3-setuptools clang libclang-rt-14-dev golang-go"
 missing=""
 for p in $PKGS; do
 	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" ||

@@ -1278,6 +1278,51 @@ static void test_injected(void **state)
 	assert_int_equal(sg_worker_on_injected(f->worker, on_injected, &t), -EBUSY);
 }
 
+/* sg_worker_set_thread_wrap: each handler thread runs its body inside the
+ * wrap (once per thread), so handlers are called from within it. */
+struct wrapped {
+	int wraps;
+};
+
+static __thread bool in_wrap;
+
+static void *wrap_body(void *(*run)(void *), void *arg, void *ud)
+{
+	struct wrapped *t = ud;
+	__atomic_add_fetch(&t->wraps, 1, __ATOMIC_SEQ_CST);
+	in_wrap = true;
+	void *r = run(arg);
+	in_wrap = false;
+	return r;
+}
+
+/* Returns 1 if called within the wrap, 0 otherwise. */
+static int h_in_wrap(const sg_ctx *ctx, sg_action *out, void *ud)
+{
+	(void)ctx;
+	(void)ud;
+	sg_return(out, in_wrap);
+	return 0;
+}
+
+static void test_thread_wrap(void **state)
+{
+	(void)state;
+	struct wrapped t = { 0 };
+	struct fake *f _cleanup_fake_ = fake_new_threads("w", "2");
+	assert_int_equal(sg_worker_set_thread_wrap(NULL, wrap_body, &t), -EINVAL);
+	assert_int_equal(sg_worker_on(f->worker, "openat", h_in_wrap, NULL, SG_EXC_KILL), 0);
+	assert_int_equal(sg_worker_set_thread_wrap(f->worker, wrap_body, &t), 0);
+	fake_handshake(f);
+	send_snapshot(f, 1, 0);
+	Sysgate__V1__Envelope *a _cleanup_envelope_ = expect_action(f, 1);
+	assert_int_equal(a->action->kind_case, SYSGATE__V1__ACTION__KIND_DO_RETURN);
+	assert_int_equal(a->action->do_return->value, 1);
+	fake_finish(f);
+	assert_int_equal(__atomic_load_n(&t.wraps, __ATOMIC_SEQ_CST), 2); /* one per thread */
+	assert_int_equal(sg_worker_set_thread_wrap(f->worker, NULL, NULL), -EBUSY);
+}
+
 /* Many Injected/Snapshot pairs sent at once to 4 handler threads: the
  * handler for Snapshot k always finds the callback for the Injected sent
  * before it done (fd k, or a later one it ran for meanwhile). */
@@ -1760,6 +1805,7 @@ static const struct CMUnitTest fixed_tests[] = {
 	cmocka_unit_test(test_defer_counts_in_flight),
 	cmocka_unit_test(test_defer_many),
 	cmocka_unit_test(test_defer_null),
+	cmocka_unit_test(test_thread_wrap),
 };
 
 static int teardown_fake(void **state)

@@ -80,6 +80,10 @@ typedef int (*sg_handler_fn)(const sg_ctx *ctx, sg_action *out, void *ud);
  * cookie. See sg_worker_on_injected. */
 typedef void (*sg_injected_fn)(pid_t pid, int fd, uint64_t cookie, void *ud);
 
+/* Runs run(arg) on the calling thread and returns what it returns: see
+ * sg_worker_set_thread_wrap. */
+typedef void *(*sg_thread_wrap_fn)(void *(*run)(void *), void *arg, void *ud);
+
 /* A new worker that connects using what the supervisor passed in the
  * environment (SYSGATE_WORKER_URL, _TOKEN, _NAME; name is used when
  * SYSGATE_WORKER_NAME is unset) and serves with SYSGATE_WORKER_THREADS
@@ -118,6 +122,15 @@ SG_API int sg_worker_on_nr(sg_worker *w, long nr, sg_handler_fn fn, void *ud,
  * a second call replaces the first. Before sg_worker_run(): 0, -EINVAL w is
  * NULL, -EBUSY once sg_worker_run was called. */
 SG_API int sg_worker_on_injected(sg_worker *w, sg_injected_fn fn, void *ud);
+
+/* Makes each handler thread run its whole body as wrap(run, arg, ud), so a
+ * language runtime can enter its own context once per thread instead of on
+ * every handler call (Go: a call from a thread its runtime did not start
+ * costs some microseconds each time; within wrap it costs nanoseconds).
+ * wrap must call run(arg) on the calling thread and return its result.
+ * NULL (the default) runs the body directly. Before sg_worker_run(): 0,
+ * -EINVAL w is NULL, -EBUSY once sg_worker_run was called. */
+SG_API int sg_worker_set_thread_wrap(sg_worker *w, sg_thread_wrap_fn wrap, void *ud);
 
 /* Connects, says Hello and serves notifications until the supervisor ends
  * the run with Goodbye: 0, the only orderly end. -ECONNRESET the link

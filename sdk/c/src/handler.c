@@ -60,6 +60,14 @@ static void *handler_thread(void *arg)
 	return NULL;
 }
 
+/* A handler thread's body run through the binding's sg_thread_wrap_fn. */
+static void *wrapped_thread(void *arg)
+{
+	struct handler_slot *slot = arg;
+	sg_worker *w = slot->worker;
+	return w->thread_wrap(handler_thread, slot, w->thread_wrap_ud);
+}
+
 int handler_start(sg_worker *w, struct sg_err *err)
 {
 	size_t n = w->threads_wanted < w->max_inflight ? w->threads_wanted : w->max_inflight;
@@ -75,7 +83,8 @@ int handler_start(sg_worker *w, struct sg_err *err)
 	}
 	int r = 0;
 	for (size_t i = 0; i < n; i++) {
-		r = pthread_create(&w->slots[i].thread, NULL, handler_thread, &w->slots[i]);
+		r = pthread_create(&w->slots[i].thread, NULL,
+				   w->thread_wrap ? wrapped_thread : handler_thread, &w->slots[i]);
 		if (r != 0)
 			break;
 		w->n_started++;

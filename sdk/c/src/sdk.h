@@ -216,6 +216,8 @@ struct sg_worker {
 	bool started;               /* sg_worker_run was called: no more registrations */
 	sg_injected_fn on_injected; /* sg_worker_on_injected, or NULL */
 	void *on_injected_ud;
+	sg_thread_wrap_fn thread_wrap; /* sg_worker_set_thread_wrap, or NULL */
+	void *thread_wrap_ud;
 
 	struct link link;
 

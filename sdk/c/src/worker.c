@@ -140,6 +140,17 @@ int sg_worker_on_injected(sg_worker *w, sg_injected_fn fn, void *ud)
 	return 0;
 }
 
+int sg_worker_set_thread_wrap(sg_worker *w, sg_thread_wrap_fn wrap, void *ud)
+{
+	if (!w)
+		return -EINVAL;
+	if (w->started)
+		return -EBUSY;
+	w->thread_wrap = wrap;
+	w->thread_wrap_ud = wrap ? ud : NULL;
+	return 0;
+}
+
 /* ---- Handshake ------------------------------------------------------------- */
 
 static int worker_hello(sg_worker *w, struct sg_err *err)

@@ -1,0 +1,3 @@
+module sysgate
+
+go 1.19
