@@ -19,11 +19,22 @@
 #include "util.h"
 
 struct spawn_spec {
-	const char *path;   /* resolved executable */
+	const char *path; /* resolved executable */
 	char *const *argv;
-	int landlock_fd;    /* -1: none */
+	int landlock_fd; /* -1: none */
 	const struct filter_prog *prog;
 	sigset_t child_sigmask;
+	bool sigpipe_ignored; /* by our caller: keep it so; else SIG_DFL */
+	/* Capabilities: drop_caps empties the effective, permitted, inheritable
+	 * and ambient sets, and the bounding set too when drop_bounding (needs
+	 * CAP_SETPCAP: as root). */
+	bool drop_caps, drop_bounding;
+	/* set_user: run as uid/gid with these supplementary groups. */
+	bool set_user;
+	uid_t uid;
+	gid_t gid;
+	const gid_t *groups;
+	size_t n_groups;
 };
 
 struct spawn_shared; /* the page shared with the child until execve */
@@ -31,7 +42,7 @@ struct spawn_shared; /* the page shared with the child until execve */
 struct spawn_child {
 	pid_t pid;
 	int pidfd;
-	int listener;       /* -1 when nothing is trapped */
+	int listener; /* -1 when nothing is trapped */
 	bool wait_killable;
 	struct spawn_shared *shared;
 };
