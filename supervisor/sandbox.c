@@ -4,12 +4,12 @@
 #include <fcntl.h>
 #include <libgen.h>
 #include <grp.h>
-#include <poll.h>
 #include <pwd.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/epoll.h>
 #include <sys/ioctl.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
@@ -51,6 +51,9 @@ struct sandbox {
 	sigset_t old_mask;
 	bool sigpipe_ignored; /* by our caller: the command keeps it so */
 	int sigfd, timerfd;
+	/* Waits on sigfd, the command's pidfd and timerfd: unlike poll(2),
+	 * epoll_wait works whatever RLIMIT_NOFILE has become. */
+	int epfd;
 	struct cgroup cgroup;
 	/* --user */
 	uid_t uid;
@@ -357,44 +360,61 @@ static bool begin_ending(struct sandbox *sb, enum end_reason reason, int sig)
 	return true;
 }
 
+static int setup_epoll(struct sandbox *sb, struct sg_err *err)
+{
+	sb->epfd = epoll_create1(EPOLL_CLOEXEC);
+	if (sb->epfd < 0)
+		return err_sys(err, errno, "epoll_create1");
+	int fds[] = { sb->sigfd, sb->child.pidfd, sb->timerfd };
+	for (size_t i = 0; i < ARRAY_SIZE(fds); i++) {
+		struct epoll_event ev = { .events = EPOLLIN, .data.fd = fds[i] };
+		if (epoll_ctl(sb->epfd, EPOLL_CTL_ADD, fds[i], &ev) < 0)
+			return err_sys(err, errno, "epoll_ctl");
+	}
+	return 0;
+}
+
 static void main_loop(struct sandbox *sb)
 {
 	for (;;) {
-		struct pollfd p[3] = {
-			{ .fd = sb->sigfd, .events = POLLIN },
-			{ .fd = sb->child.pidfd, .events = POLLIN },
-			{ .fd = sb->timerfd, .events = POLLIN },
-		};
-		if (poll(p, 3, -1) < 0) {
+		struct epoll_event ev[3];
+		int n = epoll_wait(sb->epfd, ev, 3, -1);
+		if (n < 0) {
 			if (errno == EINTR)
 				continue;
-			log_error("poll: %s", strerror(errno));
+			log_error("epoll_wait: %s", strerror(errno));
 			sb->reason = END_SIGNAL;
 			sb->end_signal = SIGTERM;
 			return;
 		}
-		if (p[0].revents & POLLIN) {
+		bool sig = false, child = false, timer = false;
+		for (int i = 0; i < n; i++) {
+			sig |= ev[i].data.fd == sb->sigfd;
+			child |= ev[i].data.fd == sb->child.pidfd;
+			timer |= ev[i].data.fd == sb->timerfd;
+		}
+		if (sig) {
 			struct signalfd_siginfo si;
 			while (read(sb->sigfd, &si, sizeof(si)) == sizeof(si)) {
-				int sig = (int)si.ssi_signo;
-				if (sig == SIGCHLD)
+				int signo = (int)si.ssi_signo;
+				if (signo == SIGCHLD)
 					continue;
-				log_verbose("got signal %d: ending the sandbox", sig);
+				log_verbose("got signal %d: ending the sandbox", signo);
 				if (sb->ending)
-					forward_signal(sb, sig); /* a second Ctrl-C, say */
-				else if (!begin_ending(sb, END_SIGNAL, sig))
+					forward_signal(sb, signo); /* a second Ctrl-C, say */
+				else if (!begin_ending(sb, END_SIGNAL, signo))
 					return;
 			}
 			reap(sb);
 		}
-		if (p[1].revents & POLLIN)
+		if (child)
 			reap(sb);
 		if (sb->root_reaped) {
 			if (!sb->ending)
 				sb->reason = END_EXIT;
 			return;
 		}
-		if (p[2].revents & POLLIN) {
+		if (timer) {
 			uint64_t ticks;
 			(void)!read(sb->timerfd, &ticks, sizeof(ticks));
 			if (sb->ending) {
@@ -421,14 +441,15 @@ static bool no_children(void)
 	       errno == ECHILD;
 }
 
-/* Waits for the next SIGCHLD, briefly. */
-static void wait_sigchld(struct sandbox *sb)
+/* Waits for the next SIGCHLD (blocked, so it stays pending), briefly;
+ * needs no fd. */
+static void wait_sigchld(void)
 {
-	struct pollfd p = { .fd = sb->sigfd, .events = POLLIN };
-	if (poll(&p, 1, 10) > 0) {
-		struct signalfd_siginfo si;
-		(void)!read(sb->sigfd, &si, sizeof(si));
-	}
+	sigset_t chld;
+	sigemptyset(&chld);
+	sigaddset(&chld, SIGCHLD);
+	struct timespec ts = { 0, 10 * 1000 * 1000 };
+	sigtimedwait(&chld, NULL, &ts);
 }
 
 /* Without a cgroup: kill what a walk of /proc finds. The walk opens files,
@@ -476,7 +497,7 @@ static void kill_sandbox(struct sandbox *sb)
 			sb->teardown_failed = true;
 			return;
 		}
-		wait_sigchld(sb);
+		wait_sigchld();
 	}
 	sb->teardown_failed = true;
 	log_error("some sandbox processes could not be reaped");
@@ -599,6 +620,8 @@ static int start(struct sandbox *sb, struct sg_err *err)
 		return r;
 	log_verbose("sandbox %s: pid %d, WAIT_KILLABLE_RECV %s", sb->name, (int)sb->child.pid,
 		    sb->child.wait_killable ? "on" : "unavailable");
+	if ((r = setup_epoll(sb, err)) < 0)
+		return r;
 	if (sb->child.listener >= 0) {
 		enable_sync_wakeup(sb->child.listener);
 		if (sb->router)
@@ -637,6 +660,8 @@ static void teardown(struct sandbox *sb)
 		close(sb->sigfd);
 	if (sb->timerfd >= 0)
 		close(sb->timerfd);
+	if (sb->epfd >= 0)
+		close(sb->epfd);
 	free(sb->path);
 	free(sb->groups);
 }
@@ -649,7 +674,7 @@ int sandbox_run(const struct config *cfg)
 		return EXIT_OWN_ERROR;
 	}
 	sb->cfg = cfg;
-	sb->landlock_fd = sb->sigfd = sb->timerfd = -1;
+	sb->landlock_fd = sb->sigfd = sb->timerfd = sb->epfd = -1;
 	sb->child.pid = -1;
 	sb->child.pidfd = sb->child.listener = -1;
 	sb->receiver.stop_fd = -1;
