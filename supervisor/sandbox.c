@@ -2,8 +2,8 @@
 
 #include <errno.h>
 #include <fcntl.h>
-#include <libgen.h>
 #include <grp.h>
+#include <libgen.h>
 #include <pwd.h>
 #include <signal.h>
 #include <stdio.h>
@@ -605,6 +605,8 @@ static int start(struct sandbox *sb, struct sg_err *err)
 		.prog = &sb->prog,
 		.child_sigmask = sb->old_mask,
 		.sigpipe_ignored = sb->sigpipe_ignored,
+		.may_send_listener =
+			!sb->filter.notify[SYS_sendmsg] && !sb->filter.deny[SYS_sendmsg],
 		/* As root the command gets no capability unless asked for. */
 		.drop_caps = geteuid() == 0 && !cfg->keep_caps,
 		.drop_bounding = geteuid() == 0 && !cfg->keep_caps,

@@ -11,6 +11,7 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/prctl.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -89,8 +90,12 @@ static void state_set(struct spawn_shared *s, uint32_t st)
  * are emptied by drop_caps_now, after any uid change (which needs them). */
 static int drop_bounding_and_ambient(const struct spawn_spec *spec)
 {
-	for (int cap = 0; spec->drop_bounding && prctl(PR_CAPBSET_READ, cap, 0, 0, 0) >= 0; cap++)
-		if (prctl(PR_CAPBSET_DROP, cap, 0, 0, 0) < 0)
+	/* Only what is there: under a sysgate that emptied it already, we may
+	 * lack the CAP_SETPCAP dropping needs. */
+	int in;
+	for (int cap = 0; spec->drop_bounding && (in = prctl(PR_CAPBSET_READ, cap, 0, 0, 0)) >= 0;
+	     cap++)
+		if (in && prctl(PR_CAPBSET_DROP, cap, 0, 0, 0) < 0)
 			return -1;
 	if (prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0) < 0 && errno != EINVAL)
 		return -1;
@@ -116,8 +121,55 @@ static int become_user(const struct spawn_spec *spec)
 }
 
 /* Runs in the forked child; only async-signal-safe calls. */
+/* SCM_RIGHTS of fd over sock; a datagram the parent reads if it needs it. */
+static void send_fd(int sock, int fd)
+{
+	char data = 'L';
+	struct iovec iov = { .iov_base = &data, .iov_len = 1 };
+	union {
+		struct cmsghdr align;
+		char buf[CMSG_SPACE(sizeof(int))];
+	} u;
+	memset(&u, 0, sizeof(u));
+	struct msghdr msg = { .msg_iov = &iov,
+			      .msg_iovlen = 1,
+			      .msg_control = u.buf,
+			      .msg_controllen = sizeof(u.buf) };
+	struct cmsghdr *c = CMSG_FIRSTHDR(&msg);
+	c->cmsg_level = SOL_SOCKET;
+	c->cmsg_type = SCM_RIGHTS;
+	c->cmsg_len = CMSG_LEN(sizeof(int));
+	memcpy(CMSG_DATA(c), &fd, sizeof(int));
+	(void)!sendmsg(sock, &msg, MSG_DONTWAIT | MSG_NOSIGNAL);
+}
+
+static int recv_fd(int sock)
+{
+	char data;
+	struct iovec iov = { .iov_base = &data, .iov_len = 1 };
+	union {
+		struct cmsghdr align;
+		char buf[CMSG_SPACE(sizeof(int))];
+	} u;
+	struct msghdr msg = { .msg_iov = &iov,
+			      .msg_iovlen = 1,
+			      .msg_control = u.buf,
+			      .msg_controllen = sizeof(u.buf) };
+	if (recvmsg(sock, &msg, MSG_DONTWAIT | MSG_CMSG_CLOEXEC) != 1)
+		return -1;
+	struct cmsghdr *c = CMSG_FIRSTHDR(&msg);
+	if (!c || c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS ||
+	    c->cmsg_len != CMSG_LEN(sizeof(int))) {
+		errno = EPROTO;
+		return -1;
+	}
+	int fd;
+	memcpy(&fd, CMSG_DATA(c), sizeof(int));
+	return fd;
+}
+
 static _Noreturn void child_main(const struct spawn_spec *spec, struct spawn_shared *s,
-				 pid_t parent)
+				 pid_t parent, int sock)
 {
 	int stage = STAGE_PGID;
 	if (setpgid(0, 0) < 0)
@@ -173,6 +225,8 @@ static _Noreturn void child_main(const struct spawn_spec *spec, struct spawn_sha
 	/* From here on any syscall may be trapped; the parent picks the
 	 * listener up from shared memory without our help. */
 	s->wait_killable = inst.wait_killable;
+	if (inst.listener >= 0 && spec->may_send_listener)
+		send_fd(sock, inst.listener);
 	atomic_store(&s->listener, inst.listener);
 	state_set(s, STATE_READY);
 	while (atomic_load(&s->state) != STATE_GO)
@@ -225,12 +279,22 @@ int spawn_start(const struct spawn_spec *spec, struct spawn_child *out, struct s
 	atomic_store(&s->listener, -1);
 	out->shared = s;
 
+	/* The child's end is closed by its execve. */
+	int pair[2] = { -1, -1 };
+	if (spec->may_send_listener && socketpair(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0, pair) < 0)
+		return err_sys(err, errno, "socketpair");
+	_cleanup_close_ int sock = pair[0];
 	pid_t parent = getpid();
 	pid_t pid = fork();
-	if (pid < 0)
+	if (pid < 0) {
+		if (pair[1] >= 0)
+			close(pair[1]);
 		return err_sys(err, errno, "fork");
+	}
 	if (pid == 0)
-		child_main(spec, s, parent);
+		child_main(spec, s, parent, pair[1]);
+	if (pair[1] >= 0)
+		close(pair[1]);
 	out->pid = pid;
 	/* Mirror the child's setpgid so the group exists whoever runs first. */
 	setpgid(pid, pid);
@@ -246,10 +310,13 @@ int spawn_start(const struct spawn_spec *spec, struct spawn_child *out, struct s
 	if (child_fd < 0)
 		return 0;
 	out->listener = sg_pidfd_getfd(out->pidfd, child_fd);
+	if (out->listener < 0 && errno == EPERM && sock >= 0)
+		out->listener = recv_fd(sock); /* sent before READY: queued by now */
 	if (out->listener < 0)
 		return err_sys(err, errno,
 			       "cannot take the seccomp listener from the child (pidfd_getfd; "
-			       "ptrace restrictions such as yama ptrace_scope >= 2?)");
+			       "ptrace restrictions such as yama ptrace_scope >= 2, or under "
+			       "another sysgate with sendmsg trapped?)");
 	return 0;
 }
 

@@ -7,7 +7,9 @@
  * its number in a shared page and the parent takes a copy with pidfd_getfd;
  * the child waits for the parent's go-ahead before execve (which closes its
  * copy). No child syscall after the filter is needed for the hand-over, so a
- * trapped sendmsg, write or futex cannot deadlock it. */
+ * trapped sendmsg, write or futex cannot deadlock it. Where pidfd_getfd is
+ * denied (a sysgate nested in another), the listener comes over a socket
+ * pair instead, if sendmsg is not trapped. */
 #ifndef SYSGATE_SPAWN_H
 #define SYSGATE_SPAWN_H
 
@@ -25,6 +27,10 @@ struct spawn_spec {
 	const struct filter_prog *prog;
 	sigset_t child_sigmask;
 	bool sigpipe_ignored; /* by our caller: keep it so; else SIG_DFL */
+	/* sendmsg is neither trapped nor denied by the child's own filter: the
+	 * child may also pass the listener over a socket, for when pidfd_getfd
+	 * is refused (under another sysgate, which denies it). */
+	bool may_send_listener;
 	/* Capabilities: drop_caps empties the effective, permitted, inheritable
 	 * and ambient sets, and the bounding set too when drop_bounding (needs
 	 * CAP_SETPCAP: as root). */
