@@ -185,6 +185,7 @@ void cgroup_init(struct cgroup *cg)
 	node_init(&cg->pids_v1);
 	cg->kill_fd = -1;
 	cg->pids_via = NULL;
+	cg->pids_events_fd = -1;
 	cg->why_no_kill[0] = '\0';
 }
 
@@ -201,8 +202,10 @@ void cgroup_create(struct cgroup *cg, long max_procs)
 			snprintf(cg->why_no_kill, sizeof(cg->why_no_kill),
 				 "cgroup.kill: %s (kernel older than 5.14?)", strerror(errno));
 		if (max_procs > 0 && has_controller(v2, "pids") &&
-		    write_at(v2, "pids.max", limit) == 0)
+		    write_at(v2, "pids.max", limit) == 0) {
 			cg->pids_via = "cgroup2 pids.max";
+			cg->pids_events_fd = openat(v2, "pids.events", O_RDONLY | O_CLOEXEC);
+		}
 		if (cg->kill_fd < 0 && !cg->pids_via)
 			node_free(&cg->v2); /* of no use */
 	}
@@ -210,9 +213,10 @@ void cgroup_create(struct cgroup *cg, long max_procs)
 		char why[256];
 		_cleanup_close_ int v1 =
 			node_create(&cg->pids_v1, "pids", "cgroup v1 pids", why, sizeof(why));
-		if (v1 >= 0 && write_at(v1, "pids.max", limit) == 0)
+		if (v1 >= 0 && write_at(v1, "pids.max", limit) == 0) {
 			cg->pids_via = "cgroup v1 pids.max";
-		else if (v1 >= 0)
+			cg->pids_events_fd = openat(v1, "pids.events", O_RDONLY | O_CLOEXEC);
+		} else if (v1 >= 0)
 			node_free(&cg->pids_v1);
 		else
 			log_verbose("--max-procs: no pids cgroup: %s", why);
@@ -239,6 +243,19 @@ int cgroup_attach(struct cgroup *cg, pid_t pid, struct sg_err *err)
 	return 0;
 }
 
+long cgroup_pids_refused(struct cgroup *cg)
+{
+	char buf[128];
+	ssize_t n =
+		cg->pids_events_fd >= 0 ? pread(cg->pids_events_fd, buf, sizeof(buf) - 1, 0) : -1;
+	if (n < 0)
+		return cg->pids_events_fd >= 0 ? -errno : -ENOENT;
+	buf[n] = '\0';
+	long v;
+	/* "max N": forks refused because pids.max was reached. */
+	return sscanf(buf, "max %ld", &v) == 1 ? v : -EIO;
+}
+
 int cgroup_kill(struct cgroup *cg)
 {
 	if (cg->kill_fd < 0)
@@ -251,6 +268,9 @@ void cgroup_free(struct cgroup *cg)
 	if (cg->kill_fd >= 0)
 		close(cg->kill_fd);
 	cg->kill_fd = -1;
+	if (cg->pids_events_fd >= 0)
+		close(cg->pids_events_fd);
+	cg->pids_events_fd = -1;
 	node_free(&cg->v2);
 	node_free(&cg->pids_v1);
 }

@@ -32,6 +32,7 @@ struct cgroup {
 	/* Where --max-procs is enforced: "cgroup2 pids.max", "cgroup v1 pids.max"
 	 * or NULL (not by a cgroup). */
 	const char *pids_via;
+	int pids_events_fd;    /* its pids.events, -1: none */
 	char why_no_kill[256]; /* why kill_fd is -1, for -v */
 };
 
@@ -45,6 +46,9 @@ void cgroup_create(struct cgroup *cg, long max_procs);
 
 /* Moves `pid` (the command, before execve) into every cgroup created. */
 int cgroup_attach(struct cgroup *cg, pid_t pid, struct sg_err *err);
+
+/* How many forks the pids controller refused so far, or -errno. */
+long cgroup_pids_refused(struct cgroup *cg);
 
 /* SIGKILLs every process of the sandbox cgroup; opens no file. -errno when
  * there is no such cgroup or the kernel refused. */

@@ -550,6 +550,10 @@ static void audit_end(struct sandbox *sb, int status)
 			      "notifications", (json_int_t)sb->receiver.handled);
 	if (sb->reason == END_SIGNAL)
 		json_object_set_new(f, "signal", json_integer(sb->end_signal));
+	/* Forks the pids cgroup refused: no notification recorded them. */
+	long refused = cgroup_pids_refused(&sb->cgroup);
+	if (refused >= 0)
+		json_object_set_new(f, "max_procs_refused", json_integer(refused));
 	audit_event(sb->audit, "sandbox_exit", f);
 }
 
