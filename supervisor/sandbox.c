@@ -28,6 +28,7 @@
 #include "log.h"
 #include "procs.h"
 #include "receiver.h"
+#include "registry.h"
 #include "router.h"
 #include "spawn.h"
 #include "worker.h"
@@ -105,6 +106,7 @@ static int setup_filter(struct sandbox *sb, struct sg_err *err)
 				       "--trap %s: %s is on the deny list; the kernel refuses it "
 				       "before any handler could see it",
 				       cfg->trap_syscalls.v[i], syscalls_name(nr));
+		registry_warn_eintr(nr);
 		chain_trap(&sb->chains, nr);
 	}
 	/* A builtin on a denied syscall would never run: say so. */
