@@ -8,7 +8,7 @@ import subprocess
 
 import pytest
 
-from conftest import PY, SYSGATE, TIMEOUT, is_root, run
+from conftest import BUILD, PY, SYSGATE, TIMEOUT, is_root, run
 
 pytestmark = pytest.mark.skipif(not is_root(), reason="needs root")
 
@@ -71,3 +71,29 @@ def test_user_needs_root(sysgate_bin, pubdir):
                         "--inh-caps=-all", exe, "run", "--user", "nobody", "--", "true"],
                        capture_output=True, text=True, timeout=TIMEOUT)
     assert r.returncode == 125 and "must run as root" in r.stderr
+
+
+# Reads the environment of every other child of sysgate (the workers);
+# prints how many held a worker token it could read.
+READ_WORKER_ENV = """
+import glob, os
+seen = 0
+for f in glob.glob(f"/proc/{os.getppid()}/task/*/children"):
+    for pid in open(f).read().split():
+        if int(pid) == os.getpid():
+            continue
+        try:
+            seen += b"SYSGATE_WORKER_TOKEN=" in open(f"/proc/{pid}/environ", "rb").read()
+        except OSError:
+            pass
+print("tokens read:", seen)
+"""
+
+
+def test_command_cannot_read_a_worker_token(sysgate_bin):
+    worker = os.path.join(BUILD, "examples", "sysgate-audit-worker")
+    if not os.access(worker, os.X_OK):
+        pytest.skip("needs the examples' audit worker (SYSGATE_BUILD_DIR)")
+    r = run("--worker", worker, "--", PY, "-c", READ_WORKER_ENV)
+    assert r.returncode == 0, r.stderr
+    assert "tokens read: 0\n" in r.stdout
