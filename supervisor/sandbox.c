@@ -482,8 +482,9 @@ static bool kill_by_proc_walk(struct sandbox *sb)
 
 /* Kills what is left of the sandbox and reaps it. With the sandbox's
  * cgroup one write ends every process in it, however it forked or whatever
- * limits it set; otherwise each pass kills what /proc shows, so a process
- * that keeps forking is killed along with its children on the next pass. */
+ * limits it set; otherwise (or for what left the cgroup) each pass kills
+ * what /proc shows, so a process that keeps forking is killed along with
+ * its children on the next pass. */
 static void kill_sandbox(struct sandbox *sb)
 {
 	bool by_cgroup = cgroup_kill(&sb->cgroup) == 0;
@@ -495,7 +496,9 @@ static void kill_sandbox(struct sandbox *sb)
 		reap(sb);
 		if (no_children())
 			return;
-		if (!by_cgroup && !kill_by_proc_walk(sb)) {
+		/* Still children after 100 ms of cgroup.kill: some process left
+		 * the cgroup (a uid-0 command can write cgroup.procs): walk. */
+		if ((!by_cgroup || pass >= 10) && !kill_by_proc_walk(sb)) {
 			sb->teardown_failed = true;
 			return;
 		}
