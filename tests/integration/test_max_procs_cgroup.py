@@ -85,3 +85,10 @@ def test_unprivileged_max_procs_falls_back_to_trapping(sysgate_bin, pubdir):
     assert r.stdout == "38\n"  # ENOSYS: trapped
     r = as_nobody(exe, "--max-procs", "1", "--", PY, "-c", THREADS)
     assert r.stdout == "threads ok\n"  # threads are not processes there
+
+
+@pytest.mark.parametrize("name, warns", [("close", True), ("clone", True), ("getppid", False)])
+def test_trapping_a_syscall_eintr_breaks_warns(sysgate_bin, name, warns):
+    r = run("--trap", name, "--", "true")
+    assert r.returncode == 0
+    assert (f"warning: trapping {name}: " in r.stderr and "EINTR" in r.stderr) == warns
