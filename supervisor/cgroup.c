@@ -183,7 +183,7 @@ void cgroup_init(struct cgroup *cg)
 {
 	node_init(&cg->v2);
 	node_init(&cg->pids_v1);
-	cg->kill_fd = -1;
+	cg->kill_fd = cg->events_fd = -1;
 	cg->pids_via = NULL;
 	cg->pids_events_fd = -1;
 	cg->why_no_kill[0] = '\0';
@@ -198,6 +198,7 @@ void cgroup_create(struct cgroup *cg, long max_procs)
 		node_create(&cg->v2, NULL, "cgroup2", cg->why_no_kill, sizeof(cg->why_no_kill));
 	if (v2 >= 0) {
 		cg->kill_fd = openat(v2, "cgroup.kill", O_WRONLY | O_CLOEXEC);
+		cg->events_fd = openat(v2, "cgroup.events", O_RDONLY | O_CLOEXEC);
 		if (cg->kill_fd < 0)
 			snprintf(cg->why_no_kill, sizeof(cg->why_no_kill),
 				 "cgroup.kill: %s (kernel older than 5.14?)", strerror(errno));
@@ -256,6 +257,17 @@ long cgroup_pids_refused(struct cgroup *cg)
 	return sscanf(buf, "max %ld", &v) == 1 ? v : -EIO;
 }
 
+int cgroup_populated(struct cgroup *cg)
+{
+	char buf[256];
+	ssize_t n = cg->events_fd >= 0 ? pread(cg->events_fd, buf, sizeof(buf) - 1, 0) : -1;
+	if (n < 0)
+		return cg->events_fd >= 0 ? -errno : -ENOENT;
+	buf[n] = '\0';
+	const char *p = strstr(buf, "populated ");
+	return p ? p[10] == '1' : -EIO;
+}
+
 int cgroup_kill(struct cgroup *cg)
 {
 	if (cg->kill_fd < 0)
@@ -270,6 +282,9 @@ void cgroup_free(struct cgroup *cg)
 	cg->kill_fd = -1;
 	if (cg->pids_events_fd >= 0)
 		close(cg->pids_events_fd);
+	if (cg->events_fd >= 0)
+		close(cg->events_fd);
+	cg->events_fd = -1;
 	cg->pids_events_fd = -1;
 	node_free(&cg->v2);
 	node_free(&cg->pids_v1);

@@ -29,6 +29,7 @@ struct cgroup {
 	struct cgroup_node v2;      /* parent_fd -1: none */
 	struct cgroup_node pids_v1; /* parent_fd -1: none */
 	int kill_fd;                /* v2 cgroup.kill, -1: none */
+	int events_fd;              /* v2 cgroup.events, -1: none */
 	/* Where --max-procs is enforced: "cgroup2 pids.max", "cgroup v1 pids.max"
 	 * or NULL (not by a cgroup). */
 	const char *pids_via;
@@ -53,6 +54,9 @@ long cgroup_pids_refused(struct cgroup *cg);
 /* SIGKILLs every process of the sandbox cgroup; opens no file. -errno when
  * there is no such cgroup or the kernel refused. */
 int cgroup_kill(struct cgroup *cg);
+
+/* Has the sandbox cgroup live processes? 1, 0, or -errno; opens no file. */
+int cgroup_populated(struct cgroup *cg);
 
 /* Closes the fds and removes the (empty) cgroups. */
 void cgroup_free(struct cgroup *cg);

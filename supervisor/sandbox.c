@@ -496,9 +496,10 @@ static void kill_sandbox(struct sandbox *sb)
 		reap(sb);
 		if (no_children())
 			return;
-		/* Still children after 100 ms of cgroup.kill: some process left
-		 * the cgroup (a uid-0 command can write cgroup.procs): walk. */
-		if ((!by_cgroup || pass >= 10) && !kill_by_proc_walk(sb)) {
+		/* Children left though the cgroup is empty (or cannot tell):
+		 * some process left it (a uid-0 command can write
+		 * cgroup.procs). Walk /proc for those. */
+		if ((!by_cgroup || cgroup_populated(&sb->cgroup) != 1) && !kill_by_proc_walk(sb)) {
 			sb->teardown_failed = true;
 			return;
 		}
