@@ -106,7 +106,7 @@ def test_daemon_dies_with_the_run_though_sysgate_cannot_open_files(sysgate_bin, 
 @needs_cgroup
 def test_timeout_kills_the_daemon_of_a_child_that_lowered_limits(sysgate_bin, pubdir, no_leaks):
     audit = os.path.join(pubdir, "audit.jsonl")
-    status, _, err = run_daemonizer(["--timeout", "5", "--kill-after", "1", "--audit", audit],
+    status, _, err = run_daemonizer(["--timeout", "8", "--kill-after", "1", "--audit", audit],
                                     no_leaks, "wait")
     assert status == 124, err
     recs = read_audit(audit)
