@@ -34,6 +34,8 @@ def have_cgroup_kill():
     return is_root() and d is not None and os.access(os.path.join(d, "cgroup.procs"), os.W_OK)
 
 
+NO_LSAN = dict(os.environ, ASAN_OPTIONS="detect_leaks=0")
+
 needs_cgroup = pytest.mark.skipif(not have_cgroup_kill(),
                                   reason="needs root and a writable cgroup2 hierarchy")
 
@@ -68,9 +70,11 @@ def run_daemonizer(args, marker, then, exe=SYSGATE, prefix=()):
     """Runs DAEMONIZER; lowers sysgate's RLIMIT_NOFILE to 0 from outside once
     it is up; `then` is "exit", "signal" (SIGTERM to sysgate once the daemon
     runs) or "wait" (for --timeout). Returns (status, stdout, stderr)."""
+    # LeakSanitizer (the Sanitize build) needs files at exit, which is the
+    # point here: it cannot run.
     p = subprocess.Popen([*prefix, exe, "run", *args, "--", PY, "-c", DAEMONIZER, marker, then],
                          stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                         stderr=subprocess.PIPE, text=True)
+                         stderr=subprocess.PIPE, text=True, env=NO_LSAN)
     try:
         assert p.stdout.readline() == "ready\n"
         # As sysgate's user (setpriv execs sysgate: same pid): root without
