@@ -25,7 +25,16 @@ const char cli_run_usage[] =
 	"      --max-procs N        at most N live processes; further forks fail with EAGAIN\n"
 	"      --hostname NAME      uname(2) reports NAME as the node name\n"
 	"      --trap NAME          trap NAME and let it run, so --audit records it; repeatable\n"
-	"      --timeout SECONDS    kill the sandbox after SECONDS of wall time (exit 124)\n"
+	"      --timeout SECONDS    after SECONDS of wall time, send the command SIGTERM, then\n"
+	"                           kill the rest after --kill-after (exit 124)\n"
+	"      --kill-after SECONDS  time the command has to end after SIGTERM/SIGINT/SIGHUP\n"
+	"                           (passed on) or --timeout, before everything left in the\n"
+	"                           sandbox is killed (default 5; 0: kill at once)\n"
+	"      --user USER          run the command as USER: its uid, primary group and\n"
+	"                           supplementary groups (sysgate as root only)\n"
+	"      --keep-caps          as root, leave the command its capabilities (default: it\n"
+	"                           runs with empty bounding, ambient, effective, permitted\n"
+	"                           and inheritable sets)\n"
 	"      --name NAME          sandbox name for the audit log (default: COMMAND-PID)\n"
 	"\n"
 	"Handlers:\n"
@@ -49,8 +58,10 @@ const char cli_run_usage[] =
 	"  -h, --help               show this help and exit\n"
 	"      --version            show the version and exit\n"
 	"\n"
-	"Exit status: the command's status; 128+N if it died of signal N; 124 on --timeout;\n"
-	"125 for sysgate's own errors; 126 if COMMAND is not executable; 127 if not found.\n";
+	"Exit status: the command's status; 128+N if it died of signal N, or if sysgate\n"
+	"received signal N (however the command then ended); 124 on --timeout; 125 for\n"
+	"sysgate's own errors (also when processes of the sandbox could not be killed);\n"
+	"126 if COMMAND is not executable; 127 if not found.\n";
 
 enum {
 	OPT_NO_NETWORK = 256,
@@ -59,6 +70,9 @@ enum {
 	OPT_HOSTNAME,
 	OPT_TRAP,
 	OPT_TIMEOUT,
+	OPT_KILL_AFTER,
+	OPT_USER,
+	OPT_KEEP_CAPS,
 	OPT_NAME,
 	OPT_WORKER,
 	OPT_HANDLER_TIMEOUT,
@@ -82,6 +96,9 @@ static const struct option long_options[] = {
 	{ "hostname", required_argument, NULL, OPT_HOSTNAME },
 	{ "trap", required_argument, NULL, OPT_TRAP },
 	{ "timeout", required_argument, NULL, OPT_TIMEOUT },
+	{ "kill-after", required_argument, NULL, OPT_KILL_AFTER },
+	{ "user", required_argument, NULL, OPT_USER },
+	{ "keep-caps", no_argument, NULL, OPT_KEEP_CAPS },
 	{ "name", required_argument, NULL, OPT_NAME },
 	{ "worker", required_argument, NULL, OPT_WORKER },
 	{ "handler-timeout", required_argument, NULL, OPT_HANDLER_TIMEOUT },
@@ -115,6 +132,19 @@ static int parse_long(const char *s, long min, long max, long *out)
 	if (errno || end == s || *end || v < min || v > max)
 		return -EINVAL;
 	*out = v;
+	return 0;
+}
+
+/* Seconds (a decimal fraction) to milliseconds, at most a year. */
+static int parse_seconds(const char *s, bool zero_ok, unsigned long *ms)
+{
+	char *end;
+	errno = 0;
+	double v = strtod(s, &end);
+	if (errno || end == s || *end || !isfinite(v) || v < 0 || (v == 0 && !zero_ok) ||
+	    v > 31536000.0)
+		return -EINVAL;
+	*ms = (unsigned long)ceil(v * 1000.0);
 	return 0;
 }
 
@@ -186,16 +216,24 @@ static int parse_option(int c, const char *arg, struct config *cfg, struct sg_er
 		if (check_syscall("--trap", arg, err) < 0)
 			return -EINVAL;
 		return strvec_push(&cfg->trap_syscalls, arg);
-	case OPT_TIMEOUT: {
-		char *end;
-		errno = 0;
-		double s = strtod(arg, &end);
-		if (errno || end == arg || *end || !isfinite(s) || s <= 0 || s > 31536000.0)
-			return err_set(err, EINVAL, "--timeout %s: not a positive number of seconds",
-				       arg);
-		cfg->timeout_ms = (unsigned long)ceil(s * 1000.0);
+	case OPT_TIMEOUT:
+		if (parse_seconds(arg, false, &cfg->timeout_ms) < 0)
+			return err_set(err, EINVAL,
+				       "--timeout %s: not a positive number of seconds", arg);
 		return 0;
-	}
+	case OPT_KILL_AFTER:
+		if (parse_seconds(arg, true, &cfg->kill_after_ms) < 0)
+			return err_set(err, EINVAL, "--kill-after %s: not a number of seconds",
+				       arg);
+		return 0;
+	case OPT_USER:
+		if (!*arg)
+			return err_set(err, EINVAL, "--user: empty user name");
+		cfg->user = arg;
+		return 0;
+	case OPT_KEEP_CAPS:
+		cfg->keep_caps = true;
+		return 0;
 	case OPT_NAME:
 		if (!*arg || strlen(arg) > 128)
 			return err_set(err, EINVAL, "--name: must be 1 to 128 characters");
@@ -235,9 +273,10 @@ static int parse_option(int c, const char *arg, struct config *cfg, struct sg_er
 		return 0;
 	case OPT_HANDLER_TIMEOUT:
 		if (parse_long(arg, 1, 3600000, &v) < 0)
-			return err_set(err, EINVAL,
-				       "--handler-timeout %s: not a number of milliseconds (1..3600000)",
-				       arg);
+			return err_set(
+				err, EINVAL,
+				"--handler-timeout %s: not a number of milliseconds (1..3600000)",
+				arg);
 		cfg->handler_timeout_ms = (unsigned long)v;
 		return 0;
 	case OPT_WORKER_READ:
@@ -274,6 +313,7 @@ int cli_parse_run(int argc, char **argv, struct config *cfg, struct sg_err *err)
 	memset(cfg, 0, sizeof(*cfg));
 	cfg->handler_timeout_ms = 5000;
 	cfg->worker_start_timeout_ms = 10000;
+	cfg->kill_after_ms = 5000;
 	cfg->worker_user = "nobody";
 
 	/* '+': stop at the first non-option so COMMAND's own options pass
@@ -290,7 +330,8 @@ int cli_parse_run(int argc, char **argv, struct config *cfg, struct sg_err *err)
 		case OPT_VERSION:
 			return CLI_VERSION;
 		case ':':
-			return err_set(err, EINVAL, "option %s needs an argument", argv[optind - 1]);
+			return err_set(err, EINVAL, "option %s needs an argument",
+				       argv[optind - 1]);
 		case '?':
 			/* A short option's '?' means an unknown letter. optopt is 0
 			 * for an unknown long option and the option's value for a
@@ -299,7 +340,8 @@ int cli_parse_run(int argc, char **argv, struct config *cfg, struct sg_err *err)
 				return err_set(err, EINVAL, "unknown option -%c", optopt);
 			if (optopt)
 				return err_set(err, EINVAL, "option %.*s takes no argument",
-					       (int)strcspn(argv[optind - 1], "="), argv[optind - 1]);
+					       (int)strcspn(argv[optind - 1], "="),
+					       argv[optind - 1]);
 			return err_set(err, EINVAL, "unknown option %s", argv[optind - 1]);
 		default:
 			r = parse_option(c, optarg, cfg, err);
@@ -310,7 +352,9 @@ int cli_parse_run(int argc, char **argv, struct config *cfg, struct sg_err *err)
 		}
 	}
 	if (optind >= argc)
-		return err_set(err, EINVAL, "no command given (usage: sysgate run [OPTIONS] -- COMMAND [ARG...])");
+		return err_set(
+			err, EINVAL,
+			"no command given (usage: sysgate run [OPTIONS] -- COMMAND [ARG...])");
 	if (!*argv[optind])
 		return err_set(err, EINVAL, "empty command name");
 	cfg->command = &argv[optind];

@@ -25,12 +25,15 @@ struct config {
 	long max_procs; /* 0: no limit */
 	const char *hostname;
 	struct strvec trap_syscalls;
-	unsigned long timeout_ms; /* 0: none */
+	unsigned long timeout_ms;    /* 0: none */
+	unsigned long kill_after_ms; /* grace after the command is asked to end */
+	bool keep_caps;              /* as root: leave the command its capabilities */
+	const char *user;            /* run the command as this user (root only) */
 	const char *name;
 	struct strvec workers;
 	unsigned replicas[CLI_MAX_WORKERS]; /* --replicas of each --worker (1) */
 	bool worker_nng_only;               /* --worker-transport nng */
-	struct strvec worker_read; /* --worker-read */
+	struct strvec worker_read;          /* --worker-read */
 	unsigned long handler_timeout_ms;
 	unsigned long worker_start_timeout_ms;
 	const char *worker_user;

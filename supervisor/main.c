@@ -1,4 +1,5 @@
 /* sysgate: run a program under seccomp user notification. */
+#include <errno.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/prctl.h>
@@ -59,7 +60,11 @@ int main(int argc, char **argv)
 		log_verbosity = cfg.verbose;
 		/* The command runs as our uid: it must not be able to open our
 		 * memory or take our fds (the listener) through /proc. */
-		prctl(PR_SET_DUMPABLE, 0);
+		if (prctl(PR_SET_DUMPABLE, 0) < 0)
+			log_error("warning: cannot make sysgate non-dumpable (%s; under another "
+				  "sysgate?): processes of its uid outside this sandbox can read "
+				  "its memory",
+				  strerror(errno));
 		status = sandbox_run(&cfg);
 		/* What the supervisor itself held at most (bench/rss-flood.sh). */
 		struct rusage ru;

@@ -3,6 +3,8 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "log.h"
+
 struct sortable {
 	struct registration reg;
 	uint32_t order;
@@ -57,6 +59,26 @@ static bool observe_only(long nr)
 	return false;
 }
 
+bool registry_eintr_fragile(long nr)
+{
+	static const char *const names[] = { "clone", "clone3",	    "fork", "vfork",  "close",
+					     "close_range", "dup2", "dup3", "execve", "execveat" };
+	const char *name = syscalls_name(nr);
+	for (size_t i = 0; name && i < ARRAY_SIZE(names); i++)
+		if (!strcmp(name, names[i]))
+			return true;
+	return false;
+}
+
+void registry_warn_eintr(long nr)
+{
+	if (registry_eintr_fragile(nr))
+		log_error("warning: trapping %s: a signal that arrives before sysgate receives "
+			  "the call makes it fail with EINTR, which programs do not expect of %s "
+			  "(see \"Trapped system calls and EINTR\" in sysgate(1))",
+			  syscalls_name(nr), syscalls_name(nr));
+}
+
 int registry_resolve(const Sysgate__V1__Hello *hello, const bool deny[SYSCALLS_MAX],
 		     struct registration **out, size_t *n, struct sg_err *err)
 {
@@ -72,6 +94,7 @@ int registry_resolve(const Sysgate__V1__Hello *hello, const bool deny[SYSCALLS_M
 		int e = resolve_one(r, deny, &nr, err);
 		if (e < 0)
 			return e;
+		registry_warn_eintr(nr);
 		v[i] = (struct sortable){ .reg = { .nr = nr, .index = (uint32_t)i,
 						   .policy = (unsigned)r->on_exception,
 						   .observe_only = observe_only(nr) },

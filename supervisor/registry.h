@@ -32,6 +32,14 @@ struct registration {
 int registry_resolve(const Sysgate__V1__Hello *hello, const bool deny[SYSCALLS_MAX],
 		     struct registration **out, size_t *n, struct sg_err *err);
 
+/* Syscalls a spurious EINTR is known to break programs on (a trapped call
+ * can fail with EINTR until the supervisor receives it): fork and clone
+ * ("Cannot fork"), close and dup2 (the fd is left open or not duplicated),
+ * execve. registry_warn_eintr logs a warning for them; registry_resolve
+ * calls it for every registration. */
+bool registry_eintr_fragile(long nr);
+void registry_warn_eintr(long nr);
+
 /* Do two resolved sets say the same thing (a restarted worker must
  * register exactly what its first instance did: the filter is fixed)? */
 bool registry_equal(const struct registration *a, size_t n_a, const struct registration *b,

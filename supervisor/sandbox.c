@@ -2,14 +2,17 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <grp.h>
 #include <libgen.h>
-#include <poll.h>
+#include <pwd.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/epoll.h>
 #include <sys/ioctl.h>
 #include <sys/prctl.h>
+#include <sys/resource.h>
 #include <sys/signalfd.h>
 #include <sys/timerfd.h>
 #include <sys/wait.h>
@@ -17,6 +20,7 @@
 
 #include "audit.h"
 #include "builtins.h"
+#include "cgroup.h"
 #include "chain.h"
 #include "compat.h"
 #include "exit_status.h"
@@ -25,6 +29,7 @@
 #include "log.h"
 #include "procs.h"
 #include "receiver.h"
+#include "registry.h"
 #include "router.h"
 #include "spawn.h"
 #include "worker.h"
@@ -45,7 +50,17 @@ struct sandbox {
 	int landlock_fd;
 	struct audit *audit;
 	sigset_t old_mask;
+	bool sigpipe_ignored; /* by our caller: the command keeps it so */
 	int sigfd, timerfd;
+	/* Waits on sigfd, the command's pidfd and timerfd: unlike poll(2),
+	 * epoll_wait works whatever RLIMIT_NOFILE has become. */
+	int epfd;
+	struct cgroup cgroup;
+	/* --user */
+	uid_t uid;
+	gid_t gid;
+	gid_t *groups;
+	int n_groups;
 	struct spawn_child child;
 	struct receiver receiver;
 	struct router *router; /* NULL without --worker */
@@ -56,6 +71,8 @@ struct sandbox {
 	enum end_reason reason;
 	int end_signal;
 	bool audit_failed; /* a record was lost: exit 125 */
+	bool ending;          /* the command was asked to end; --kill-after runs */
+	bool teardown_failed; /* processes may be left: exit 125 */
 };
 
 /* --- preparation (no child yet) --------------------------------------- */
@@ -69,10 +86,16 @@ static int setup_filter(struct sandbox *sb, struct sg_err *err)
 		sb->filter.deny[syscalls_resolve(cfg->deny_syscalls.v[i])] = true;
 
 	int r;
-	if (cfg->hostname && (r = builtin_hostname_init(&sb->hostname, cfg->hostname,
-							&sb->chains, err)) < 0)
+	if (cfg->hostname &&
+	    (r = builtin_hostname_init(&sb->hostname, cfg->hostname, &sb->chains, err)) < 0)
 		return r;
-	if (cfg->max_procs > 0) {
+	if (cfg->max_procs > 0 && sb->cgroup.pids_via) {
+		log_verbose("--max-procs %ld: enforced by %s (threads count too)", cfg->max_procs,
+			    sb->cgroup.pids_via);
+	} else if (cfg->max_procs > 0) {
+		log_verbose("--max-procs %ld: enforced by trapping fork, vfork and clone "
+			    "(no pids cgroup)",
+			    cfg->max_procs);
 		r = builtin_max_procs_init(&sb->max_procs, cfg->max_procs, &sb->chains, err);
 		sb->have_max_procs = true;
 		if (r < 0)
@@ -88,6 +111,7 @@ static int setup_filter(struct sandbox *sb, struct sg_err *err)
 				       "--trap %s: %s is on the deny list; the kernel refuses it "
 				       "before any handler could see it",
 				       cfg->trap_syscalls.v[i], syscalls_name(nr));
+		registry_warn_eintr(nr);
 		chain_trap(&sb->chains, nr);
 	}
 	/* A builtin on a denied syscall would never run: say so. */
@@ -164,20 +188,33 @@ static int setup_landlock(struct sandbox *sb, struct sg_err *err)
 	return landlock_build(&spec, &sb->landlock_fd, err);
 }
 
+static bool ignored_at_start(int sig)
+{
+	struct sigaction sa;
+	return sigaction(sig, NULL, &sa) == 0 && sa.sa_handler == SIG_IGN;
+}
+
 static int setup_signals(struct sandbox *sb, struct sg_err *err)
 {
 	sigset_t set;
 	sigemptyset(&set);
-	sigaddset(&set, SIGINT);
-	sigaddset(&set, SIGTERM);
-	sigaddset(&set, SIGHUP);
-	sigaddset(&set, SIGQUIT);
+	/* A signal our caller ignores (nohup, a script's background job) stays
+	 * ignored, for us and, as execve would keep it, for the command. */
+	static const int ending[] = { SIGINT, SIGTERM, SIGHUP, SIGQUIT };
+	for (size_t i = 0; i < ARRAY_SIZE(ending); i++) {
+		if (ignored_at_start(ending[i]))
+			log_verbose("signal %d ignored by our caller: stays ignored", ending[i]);
+		else
+			sigaddset(&set, ending[i]);
+	}
 	sigaddset(&set, SIGCHLD);
 	/* Blocked before any thread starts, so every thread inherits it. */
 	sigset_t blocked = set;
 	sigaddset(&blocked, SIGTTOU); /* tcsetpgrp from the background */
 	if (sigprocmask(SIG_BLOCK, &blocked, &sb->old_mask) < 0)
 		return err_sys(err, errno, "sigprocmask");
+	/* Ours only: the child puts back what our caller had. */
+	sb->sigpipe_ignored = ignored_at_start(SIGPIPE);
 	signal(SIGPIPE, SIG_IGN);
 	sb->sigfd = signalfd(-1, &set, SFD_CLOEXEC | SFD_NONBLOCK);
 	if (sb->sigfd < 0)
@@ -185,19 +222,61 @@ static int setup_signals(struct sandbox *sb, struct sg_err *err)
 	return 0;
 }
 
+static int timer_arm(int timerfd, unsigned long ms)
+{
+	struct itimerspec its = {
+		.it_value = { .tv_sec = (time_t)(ms / 1000),
+			      .tv_nsec = (long)(ms % 1000) * 1000000 },
+	};
+	return timerfd_settime(timerfd, 0, &its, NULL) < 0 ? -errno : 0;
+}
+
+/* One timer for --timeout, then for --kill-after; created up front like
+ * every fd the end of the run needs. */
 static int setup_timer(struct sandbox *sb, struct sg_err *err)
 {
-	if (!sb->cfg->timeout_ms)
-		return 0;
 	sb->timerfd = timerfd_create(CLOCK_MONOTONIC, TFD_CLOEXEC);
 	if (sb->timerfd < 0)
 		return err_sys(err, errno, "timerfd_create");
-	struct itimerspec its = {
-		.it_value = { .tv_sec = (time_t)(sb->cfg->timeout_ms / 1000),
-			      .tv_nsec = (long)(sb->cfg->timeout_ms % 1000) * 1000000 },
-	};
-	if (timerfd_settime(sb->timerfd, 0, &its, NULL) < 0)
-		return err_sys(err, errno, "timerfd_settime");
+	int r = sb->cfg->timeout_ms ? timer_arm(sb->timerfd, sb->cfg->timeout_ms) : 0;
+	if (r < 0)
+		return err_sys(err, -r, "timerfd_settime");
+	return 0;
+}
+
+/* --user: resolved here, where NSS may be used; the child only applies it. */
+static int setup_user(struct sandbox *sb, struct sg_err *err)
+{
+	const char *user = sb->cfg->user;
+	if (!user)
+		return 0;
+	if (geteuid() != 0)
+		return err_set(err, EPERM, "--user %s: sysgate must run as root to change user",
+			       user);
+	errno = 0;
+	struct passwd *pw = getpwnam(user);
+	if (!pw)
+		return err_set(err, ENOENT, "--user %s: no such user%s%s", user, errno ? ": " : "",
+			       errno ? strerror(errno) : "");
+	sb->uid = pw->pw_uid;
+	sb->gid = pw->pw_gid;
+	int n = 32;
+	for (;;) {
+		gid_t *v = realloc(sb->groups, (size_t)n * sizeof(*v));
+		if (!v)
+			return err_set(err, ENOMEM, "out of memory");
+		sb->groups = v;
+		int want = n;
+		if (getgrouplist(pw->pw_name, pw->pw_gid, sb->groups, &want) >= 0) {
+			sb->n_groups = want;
+			break;
+		}
+		if (want <= n || want > 65536)
+			return err_set(err, EINVAL, "--user %s: cannot list its groups", user);
+		n = want;
+	}
+	log_verbose("command runs as %s: uid %d, gid %d, %d groups", user, (int)sb->uid,
+		    (int)sb->gid, sb->n_groups);
 	return 0;
 }
 
@@ -261,46 +340,105 @@ static void reap(struct sandbox *sb)
 	}
 }
 
+/* Asks the command to end as timeout(1) does: the signal goes to its
+ * process group, or to the command alone if it left the group. The group
+ * is safe to signal while the command is not reaped: its id cannot be
+ * reused before then. */
+static void forward_signal(struct sandbox *sb, int sig)
+{
+	if (getpgid(sb->child.pid) == sb->child.pid)
+		killpg(sb->child.pid, sig);
+	else
+		sg_pidfd_send_signal(sb->child.pidfd, sig);
+}
+
+/* The first reason to end: pass the signal on (SIGTERM for --timeout) and
+ * let --kill-after run. Returns false when the rest is to be killed now. */
+static bool begin_ending(struct sandbox *sb, enum end_reason reason, int sig)
+{
+	sb->reason = reason;
+	sb->end_signal = sig;
+	sb->ending = true;
+	if (!sb->cfg->kill_after_ms || timer_arm(sb->timerfd, sb->cfg->kill_after_ms) < 0)
+		return false;
+	log_verbose("sending signal %d to the command; the rest is killed in %lu ms", sig,
+		    sb->cfg->kill_after_ms);
+	forward_signal(sb, sig);
+	return true;
+}
+
+static int setup_epoll(struct sandbox *sb, struct sg_err *err)
+{
+	sb->epfd = epoll_create1(EPOLL_CLOEXEC);
+	if (sb->epfd < 0)
+		return err_sys(err, errno, "epoll_create1");
+	/* The audit writer's failure fd: -1 without --audit. */
+	int fds[] = { sb->sigfd, sb->child.pidfd, sb->timerfd, audit_fail_fd(sb->audit) };
+	for (size_t i = 0; i < ARRAY_SIZE(fds); i++) {
+		if (fds[i] < 0)
+			continue;
+		struct epoll_event ev = { .events = EPOLLIN, .data.fd = fds[i] };
+		if (epoll_ctl(sb->epfd, EPOLL_CTL_ADD, fds[i], &ev) < 0)
+			return err_sys(err, errno, "epoll_ctl");
+	}
+	return 0;
+}
+
 static void main_loop(struct sandbox *sb)
 {
 	for (;;) {
-		struct pollfd p[4] = {
-			{ .fd = sb->sigfd, .events = POLLIN },
-			{ .fd = sb->child.pidfd, .events = POLLIN },
-			{ .fd = sb->timerfd, .events = POLLIN },
-			{ .fd = audit_fail_fd(sb->audit), .events = POLLIN },
-		};
-		if (poll(p, 4, -1) < 0) {
+		struct epoll_event ev[4];
+		int n = epoll_wait(sb->epfd, ev, 4, -1);
+		if (n < 0) {
 			if (errno == EINTR)
 				continue;
-			log_error("poll: %s", strerror(errno));
+			log_error("epoll_wait: %s", strerror(errno));
 			sb->reason = END_SIGNAL;
 			sb->end_signal = SIGTERM;
 			return;
 		}
-		if (p[0].revents & POLLIN) {
+		bool sig = false, child = false, timer = false, audit = false;
+		for (int i = 0; i < n; i++) {
+			sig |= ev[i].data.fd == sb->sigfd;
+			child |= ev[i].data.fd == sb->child.pidfd;
+			timer |= ev[i].data.fd == sb->timerfd;
+			audit |= ev[i].data.fd == audit_fail_fd(sb->audit);
+		}
+		if (sig) {
 			struct signalfd_siginfo si;
 			while (read(sb->sigfd, &si, sizeof(si)) == sizeof(si)) {
-				if (si.ssi_signo == SIGCHLD)
+				int signo = (int)si.ssi_signo;
+				if (signo == SIGCHLD)
 					continue;
-				log_verbose("got signal %d: ending the sandbox", si.ssi_signo);
-				sb->reason = END_SIGNAL;
-				sb->end_signal = (int)si.ssi_signo;
-				return;
+				log_verbose("got signal %d: ending the sandbox", signo);
+				if (sb->ending)
+					forward_signal(sb, signo); /* a second Ctrl-C, say */
+				else if (!begin_ending(sb, END_SIGNAL, signo))
+					return;
 			}
 			reap(sb);
 		}
-		if (p[1].revents & POLLIN)
+		if (child)
 			reap(sb);
 		if (sb->root_reaped) {
-			sb->reason = END_EXIT;
+			if (!sb->ending)
+				sb->reason = END_EXIT;
 			return;
 		}
-		if (p[2].revents & POLLIN) {
-			sb->reason = END_TIMEOUT;
-			return;
+		if (timer) {
+			uint64_t ticks;
+			(void)!read(sb->timerfd, &ticks, sizeof(ticks));
+			if (sb->ending) {
+				log_verbose("--kill-after %lu ms over: killing the sandbox",
+					    sb->cfg->kill_after_ms);
+				return;
+			}
+			log_error("--timeout %.3g s reached: ending the sandbox",
+				  (double)sb->cfg->timeout_ms / 1000.0);
+			if (!begin_ending(sb, END_TIMEOUT, SIGTERM))
+				return;
 		}
-		if (p[3].revents & POLLIN) {
+		if (audit) {
 			sb->reason = END_AUDIT; /* the writer said why */
 			return;
 		}
@@ -318,36 +456,76 @@ static bool no_children(void)
 	       errno == ECHILD;
 }
 
-/* Kills what is left of the sandbox and reaps it. Bounded: a process that
- * keeps forking is killed along with its children on the next pass. */
+/* Waits for the next SIGCHLD (blocked, so it stays pending), briefly;
+ * needs no fd. */
+static void wait_sigchld(void)
+{
+	sigset_t chld;
+	sigemptyset(&chld);
+	sigaddset(&chld, SIGCHLD);
+	struct timespec ts = { 0, 10 * 1000 * 1000 };
+	sigtimedwait(&chld, NULL, &ts);
+}
+
+/* Without a cgroup: kill what a walk of /proc finds. The walk opens files,
+ * so first take back the file limit the command (or anyone) may have
+ * lowered, as far as the hard limit allows. Returns false when the tree
+ * could not be read. */
+static bool kill_by_proc_walk(struct sandbox *sb)
+{
+	struct rlimit rl;
+	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+		rl.rlim_cur = rl.rlim_max;
+		setrlimit(RLIMIT_NOFILE, &rl);
+	}
+	pid_t helpers[WORKER_MAX];
+	size_t n_helpers = router_worker_pids(sb->router, helpers, WORKER_MAX);
+	int r = procs_kill_all(getpid(), helpers, n_helpers);
+	if (r < 0) {
+		/* Still end what we can reach without files: the command's
+		 * process group (whose id stays reserved while it has members). */
+		killpg(sb->child.pid, SIGKILL);
+		log_error("cannot list the sandbox's processes in /proc (%s): some may "
+			  "still run",
+			  strerror(-r));
+		return false;
+	}
+	return true;
+}
+
+/* Kills what is left of the sandbox and reaps it. With the sandbox's
+ * cgroup one write ends every process in it, however it forked or whatever
+ * limits it set; otherwise (or for what left the cgroup) each pass kills
+ * what /proc shows, so a process that keeps forking is killed along with
+ * its children on the next pass. */
 static void kill_sandbox(struct sandbox *sb)
 {
+	bool by_cgroup = cgroup_kill(&sb->cgroup) == 0;
+	/* The command through its pidfd too: it may not have reached its
+	 * cgroup (a failed start). */
+	if (!sb->root_reaped && sb->child.pidfd >= 0)
+		sg_pidfd_send_signal(sb->child.pidfd, SIGKILL);
 	for (int pass = 0; pass < 1000; pass++) {
+		reap(sb);
 		if (no_children())
 			return;
-		pid_t helpers[WORKER_MAX];
-		size_t n_helpers = router_worker_pids(sb->router, helpers, WORKER_MAX);
-		procs_kill_all(getpid(), helpers, n_helpers);
-		reap(sb);
-		struct proc_list l;
-		if (procs_scan(getpid(), helpers, n_helpers, &l) < 0)
+		/* Children left though the cgroup is empty (or cannot tell):
+		 * some process left it (a uid-0 command can write
+		 * cgroup.procs). Walk /proc for those. */
+		if ((!by_cgroup || cgroup_populated(&sb->cgroup) != 1) && !kill_by_proc_walk(sb)) {
+			sb->teardown_failed = true;
 			return;
-		size_t left = l.n;
-		proc_list_free(&l);
-		if (left == 0)
-			return;
-		/* Wait for the next SIGCHLD, briefly. */
-		struct pollfd p = { .fd = sb->sigfd, .events = POLLIN };
-		if (poll(&p, 1, 10) > 0) {
-			struct signalfd_siginfo si;
-			(void)!read(sb->sigfd, &si, sizeof(si));
 		}
+		wait_sigchld();
 	}
+	sb->teardown_failed = true;
 	log_error("some sandbox processes could not be reaped");
 }
 
 static int exit_status(struct sandbox *sb)
 {
+	if (sb->teardown_failed)
+		return EXIT_OWN_ERROR;
 	switch (sb->reason) {
 	case END_TIMEOUT:
 		return EXIT_TIMEOUT;
@@ -391,6 +569,10 @@ static void audit_end(struct sandbox *sb, int status)
 			      "notifications", (json_int_t)sb->receiver.handled);
 	if (sb->reason == END_SIGNAL)
 		json_object_set_new(f, "signal", json_integer(sb->end_signal));
+	/* Forks the pids cgroup refused: no notification recorded them. */
+	long refused = cgroup_pids_refused(&sb->cgroup);
+	if (refused >= 0)
+		json_object_set_new(f, "max_procs_refused", json_integer(refused));
 	audit_event(sb->audit, "sandbox_exit", f);
 }
 
@@ -423,7 +605,10 @@ static int start(struct sandbox *sb, struct sg_err *err)
 {
 	const struct config *cfg = sb->cfg;
 	int r;
-	if ((r = setup_filter(sb, err)) < 0 || (r = setup_landlock(sb, err)) < 0)
+	/* Before the filter: --max-procs traps only without a pids cgroup. */
+	cgroup_create(&sb->cgroup, cfg->max_procs);
+	if ((r = setup_user(sb, err)) < 0 || (r = setup_filter(sb, err)) < 0 ||
+	    (r = setup_landlock(sb, err)) < 0)
 		return r;
 	/* Signals first: a thread started before the mask is set could take
 	 * (and drop) a SIGCHLD meant for the signalfd. */
@@ -453,12 +638,26 @@ static int start(struct sandbox *sb, struct sg_err *err)
 		.landlock_fd = sb->landlock_fd,
 		.prog = &sb->prog,
 		.child_sigmask = sb->old_mask,
+		.sigpipe_ignored = sb->sigpipe_ignored,
+		.may_send_listener =
+			!sb->filter.notify[SYS_sendmsg] && !sb->filter.deny[SYS_sendmsg],
+		/* As root the command gets no capability unless asked for. */
+		.drop_caps = geteuid() == 0 && !cfg->keep_caps,
+		.drop_bounding = geteuid() == 0 && !cfg->keep_caps,
+		.set_user = cfg->user != NULL,
+		.uid = sb->uid,
+		.gid = sb->gid,
+		.groups = sb->groups,
+		.n_groups = (size_t)sb->n_groups,
 	};
 	r = spawn_start(&spec, &sb->child, err);
-	if (r < 0)
+	/* Still before execve: the command starts inside its cgroups. */
+	if (r < 0 || (r = cgroup_attach(&sb->cgroup, sb->child.pid, err)) < 0)
 		return r;
 	log_verbose("sandbox %s: pid %d, WAIT_KILLABLE_RECV %s", sb->name, (int)sb->child.pid,
 		    sb->child.wait_killable ? "on" : "unavailable");
+	if ((r = setup_epoll(sb, err)) < 0)
+		return r;
 	if (sb->child.listener >= 0) {
 		enable_sync_wakeup(sb->child.listener);
 		if (sb->router)
@@ -482,6 +681,7 @@ static void teardown(struct sandbox *sb)
 	router_stop(sb->router);
 	tty_take_back(sb);
 	spawn_free(&sb->child);
+	cgroup_free(&sb->cgroup); /* empty now: everything in it was reaped */
 	if (audit_close(sb->audit) < 0)
 		sb->audit_failed = true;
 	sb->audit = NULL;
@@ -498,7 +698,10 @@ static void teardown(struct sandbox *sb)
 		close(sb->sigfd);
 	if (sb->timerfd >= 0)
 		close(sb->timerfd);
+	if (sb->epfd >= 0)
+		close(sb->epfd);
 	free(sb->path);
+	free(sb->groups);
 }
 
 int sandbox_run(const struct config *cfg)
@@ -509,11 +712,12 @@ int sandbox_run(const struct config *cfg)
 		return EXIT_OWN_ERROR;
 	}
 	sb->cfg = cfg;
-	sb->landlock_fd = sb->sigfd = sb->timerfd = -1;
+	sb->landlock_fd = sb->sigfd = sb->timerfd = sb->epfd = -1;
 	sb->child.pid = -1;
 	sb->child.pidfd = sb->child.listener = -1;
 	sb->receiver.stop_fd = -1;
 	chain_table_init(&sb->chains);
+	cgroup_init(&sb->cgroup);
 	default_name(sb);
 
 	int status;
@@ -541,9 +745,6 @@ int sandbox_run(const struct config *cfg)
 	kill_sandbox(sb);
 	if (isatty(STDERR_FILENO))
 		tcflow(STDERR_FILENO, TCOON);
-	if (sb->reason == END_TIMEOUT)
-		log_error("--timeout %.3g s reached: sandbox killed",
-			  (double)sb->cfg->timeout_ms / 1000.0);
 	status = exit_status(sb);
 	audit_end(sb, status);
 	teardown(sb);

@@ -2,6 +2,7 @@
 
 #include <errno.h>
 #include <limits.h>
+#include <linux/capability.h>
 #include <linux/futex.h>
 #include <poll.h>
 #include <stdatomic.h>
@@ -10,6 +11,7 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/prctl.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -35,6 +37,8 @@ enum spawn_stage {
 	STAGE_SECCOMP,
 	STAGE_SIGMASK,
 	STAGE_DUMPABLE,
+	STAGE_CAPS,
+	STAGE_USER,
 };
 
 struct spawn_shared {
@@ -63,6 +67,10 @@ static const char *stage_name(int stage)
 		return "sigprocmask";
 	case STAGE_DUMPABLE:
 		return "prctl(PR_SET_DUMPABLE)";
+	case STAGE_CAPS:
+		return "dropping capabilities";
+	case STAGE_USER:
+		return "--user: setgroups/setresgid/setresuid";
 	}
 	return "setup";
 }
@@ -78,9 +86,90 @@ static void state_set(struct spawn_shared *s, uint32_t st)
 	futex(&s->state, FUTEX_WAKE, INT_MAX, NULL);
 }
 
+/* Empties the bounding set (if asked) and the ambient set; the other sets
+ * are emptied by drop_caps_now, after any uid change (which needs them). */
+static int drop_bounding_and_ambient(const struct spawn_spec *spec)
+{
+	/* Only what is there: under a sysgate that emptied it already, we may
+	 * lack the CAP_SETPCAP dropping needs. */
+	int in;
+	for (int cap = 0; spec->drop_bounding && (in = prctl(PR_CAPBSET_READ, cap, 0, 0, 0)) >= 0;
+	     cap++)
+		if (in && prctl(PR_CAPBSET_DROP, cap, 0, 0, 0) < 0)
+			return -1;
+	if (prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0) < 0 && errno != EINVAL)
+		return -1;
+	return 0;
+}
+
+static int drop_caps_now(void)
+{
+	struct __user_cap_header_struct hdr = { .version = _LINUX_CAPABILITY_VERSION_3 };
+	struct __user_cap_data_struct data[_LINUX_CAPABILITY_U32S_3] = { { 0 } };
+	return (int)syscall(SYS_capset, &hdr, data);
+}
+
+/* Raw syscalls: they change this thread only, which is the whole process
+ * here, without libc's all-threads machinery. */
+static int become_user(const struct spawn_spec *spec)
+{
+	if (syscall(SYS_setgroups, spec->n_groups, spec->groups) < 0 ||
+	    syscall(SYS_setresgid, spec->gid, spec->gid, spec->gid) < 0 ||
+	    syscall(SYS_setresuid, spec->uid, spec->uid, spec->uid) < 0)
+		return -1;
+	return 0;
+}
+
 /* Runs in the forked child; only async-signal-safe calls. */
+/* SCM_RIGHTS of fd over sock; a datagram the parent reads if it needs it. */
+static void send_fd(int sock, int fd)
+{
+	char data = 'L';
+	struct iovec iov = { .iov_base = &data, .iov_len = 1 };
+	union {
+		struct cmsghdr align;
+		char buf[CMSG_SPACE(sizeof(int))];
+	} u;
+	memset(&u, 0, sizeof(u));
+	struct msghdr msg = { .msg_iov = &iov,
+			      .msg_iovlen = 1,
+			      .msg_control = u.buf,
+			      .msg_controllen = sizeof(u.buf) };
+	struct cmsghdr *c = CMSG_FIRSTHDR(&msg);
+	c->cmsg_level = SOL_SOCKET;
+	c->cmsg_type = SCM_RIGHTS;
+	c->cmsg_len = CMSG_LEN(sizeof(int));
+	memcpy(CMSG_DATA(c), &fd, sizeof(int));
+	(void)!sendmsg(sock, &msg, MSG_DONTWAIT | MSG_NOSIGNAL);
+}
+
+static int recv_fd(int sock)
+{
+	char data;
+	struct iovec iov = { .iov_base = &data, .iov_len = 1 };
+	union {
+		struct cmsghdr align;
+		char buf[CMSG_SPACE(sizeof(int))];
+	} u;
+	struct msghdr msg = { .msg_iov = &iov,
+			      .msg_iovlen = 1,
+			      .msg_control = u.buf,
+			      .msg_controllen = sizeof(u.buf) };
+	if (recvmsg(sock, &msg, MSG_DONTWAIT | MSG_CMSG_CLOEXEC) != 1)
+		return -1;
+	struct cmsghdr *c = CMSG_FIRSTHDR(&msg);
+	if (!c || c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS ||
+	    c->cmsg_len != CMSG_LEN(sizeof(int))) {
+		errno = EPROTO;
+		return -1;
+	}
+	int fd;
+	memcpy(&fd, CMSG_DATA(c), sizeof(int));
+	return fd;
+}
+
 static _Noreturn void child_main(const struct spawn_spec *spec, struct spawn_shared *s,
-				 pid_t parent)
+				 pid_t parent, int sock)
 {
 	int stage = STAGE_PGID;
 	if (setpgid(0, 0) < 0)
@@ -88,13 +177,27 @@ static _Noreturn void child_main(const struct spawn_spec *spec, struct spawn_sha
 	/* The command's signal state, restored before the filter, which may
 	 * deny the calls that restore it. The supervisor ignores SIGPIPE. */
 	stage = STAGE_SIGMASK;
-	signal(SIGPIPE, SIG_DFL);
+	if (!spec->sigpipe_ignored)
+		signal(SIGPIPE, SIG_DFL);
 	if (sigprocmask(SIG_SETMASK, &spec->child_sigmask, NULL) < 0)
 		goto fail;
+	/* Credentials before PDEATHSIG and DUMPABLE: changing them resets
+	 * both. */
+	stage = STAGE_CAPS;
+	if (spec->drop_caps && drop_bounding_and_ambient(spec) < 0)
+		goto fail;
+	stage = STAGE_USER;
+	if (spec->set_user && become_user(spec) < 0)
+		goto fail;
+	stage = STAGE_CAPS;
+	if (spec->drop_caps && drop_caps_now() < 0)
+		goto fail;
 	/* The supervisor is non-dumpable; the child must not be, or the
-	 * supervisor could not take its listener nor read its memory. */
+	 * supervisor could not take its listener nor read its memory. Under
+	 * another sysgate, which denies PR_SET_DUMPABLE, the supervisor could
+	 * not drop it and the child already has it. */
 	stage = STAGE_DUMPABLE;
-	if (prctl(PR_SET_DUMPABLE, 1) < 0)
+	if (prctl(PR_GET_DUMPABLE, 0, 0, 0, 0) != 1 && prctl(PR_SET_DUMPABLE, 1) < 0)
 		goto fail;
 	stage = STAGE_PDEATHSIG;
 	if (prctl(PR_SET_PDEATHSIG, SIGKILL) < 0)
@@ -122,6 +225,8 @@ static _Noreturn void child_main(const struct spawn_spec *spec, struct spawn_sha
 	/* From here on any syscall may be trapped; the parent picks the
 	 * listener up from shared memory without our help. */
 	s->wait_killable = inst.wait_killable;
+	if (inst.listener >= 0 && spec->may_send_listener)
+		send_fd(sock, inst.listener);
 	atomic_store(&s->listener, inst.listener);
 	state_set(s, STATE_READY);
 	while (atomic_load(&s->state) != STATE_GO)
@@ -154,7 +259,8 @@ static int wait_ready(struct spawn_child *c, struct sg_err *err)
 		if (poll(&p, 1, 0) > 0 && atomic_load(&s->state) == STATE_STARTING)
 			return err_set(err, ECHILD, "the child died while being confined");
 		if (now_ns() > deadline)
-			return err_set(err, ETIMEDOUT, "the child did not finish its confinement in 10 s");
+			return err_set(err, ETIMEDOUT,
+				       "the child did not finish its confinement in 10 s");
 		struct timespec ts = { 0, 5 * 1000 * 1000 };
 		futex(&s->state, FUTEX_WAIT, st, &ts);
 	}
@@ -166,19 +272,29 @@ int spawn_start(const struct spawn_spec *spec, struct spawn_child *out, struct s
 	out->pid = -1;
 	out->pidfd = -1;
 	out->listener = -1;
-	struct spawn_shared *s = mmap(NULL, sizeof(*s), PROT_READ | PROT_WRITE,
-				      MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+	struct spawn_shared *s =
+		mmap(NULL, sizeof(*s), PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
 	if (s == MAP_FAILED)
 		return err_sys(err, errno, "mmap");
 	atomic_store(&s->listener, -1);
 	out->shared = s;
 
+	/* The child's end is closed by its execve. */
+	int pair[2] = { -1, -1 };
+	if (spec->may_send_listener && socketpair(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0, pair) < 0)
+		return err_sys(err, errno, "socketpair");
+	_cleanup_close_ int sock = pair[0];
 	pid_t parent = getpid();
 	pid_t pid = fork();
-	if (pid < 0)
+	if (pid < 0) {
+		if (pair[1] >= 0)
+			close(pair[1]);
 		return err_sys(err, errno, "fork");
+	}
 	if (pid == 0)
-		child_main(spec, s, parent);
+		child_main(spec, s, parent, pair[1]);
+	if (pair[1] >= 0)
+		close(pair[1]);
 	out->pid = pid;
 	/* Mirror the child's setpgid so the group exists whoever runs first. */
 	setpgid(pid, pid);
@@ -194,10 +310,13 @@ int spawn_start(const struct spawn_spec *spec, struct spawn_child *out, struct s
 	if (child_fd < 0)
 		return 0;
 	out->listener = sg_pidfd_getfd(out->pidfd, child_fd);
+	if (out->listener < 0 && errno == EPERM && sock >= 0)
+		out->listener = recv_fd(sock); /* sent before READY: queued by now */
 	if (out->listener < 0)
 		return err_sys(err, errno,
 			       "cannot take the seccomp listener from the child (pidfd_getfd; "
-			       "ptrace restrictions such as yama ptrace_scope >= 2?)");
+			       "ptrace restrictions such as yama ptrace_scope >= 2, or under "
+			       "another sysgate with sendmsg trapped?)");
 	return 0;
 }
 

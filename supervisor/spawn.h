@@ -7,7 +7,9 @@
  * its number in a shared page and the parent takes a copy with pidfd_getfd;
  * the child waits for the parent's go-ahead before execve (which closes its
  * copy). No child syscall after the filter is needed for the hand-over, so a
- * trapped sendmsg, write or futex cannot deadlock it. */
+ * trapped sendmsg, write or futex cannot deadlock it. Where pidfd_getfd is
+ * denied (a sysgate nested in another), the listener comes over a socket
+ * pair instead, if sendmsg is not trapped. */
 #ifndef SYSGATE_SPAWN_H
 #define SYSGATE_SPAWN_H
 
@@ -19,11 +21,26 @@
 #include "util.h"
 
 struct spawn_spec {
-	const char *path;   /* resolved executable */
+	const char *path; /* resolved executable */
 	char *const *argv;
-	int landlock_fd;    /* -1: none */
+	int landlock_fd; /* -1: none */
 	const struct filter_prog *prog;
 	sigset_t child_sigmask;
+	bool sigpipe_ignored; /* by our caller: keep it so; else SIG_DFL */
+	/* sendmsg is neither trapped nor denied by the child's own filter: the
+	 * child may also pass the listener over a socket, for when pidfd_getfd
+	 * is refused (under another sysgate, which denies it). */
+	bool may_send_listener;
+	/* Capabilities: drop_caps empties the effective, permitted, inheritable
+	 * and ambient sets, and the bounding set too when drop_bounding (needs
+	 * CAP_SETPCAP: as root). */
+	bool drop_caps, drop_bounding;
+	/* set_user: run as uid/gid with these supplementary groups. */
+	bool set_user;
+	uid_t uid;
+	gid_t gid;
+	const gid_t *groups;
+	size_t n_groups;
 };
 
 struct spawn_shared; /* the page shared with the child until execve */
@@ -31,7 +48,7 @@ struct spawn_shared; /* the page shared with the child until execve */
 struct spawn_child {
 	pid_t pid;
 	int pidfd;
-	int listener;       /* -1 when nothing is trapped */
+	int listener; /* -1 when nothing is trapped */
 	bool wait_killable;
 	struct spawn_shared *shared;
 };

@@ -57,14 +57,6 @@ def test_max_procs_frees_slots_when_processes_exit(sysgate_bin):
     assert r.returncode == 0 and r.stdout == "done\n"
 
 
-def test_max_procs_does_not_count_threads(sysgate_bin):
-    code = ("import threading\n"
-            "ts = [threading.Thread(target=lambda: None) for _ in range(8)]\n"
-            "[t.start() for t in ts]; [t.join() for t in ts]; print('threads ok')\n")
-    r = run("--max-procs", "1", "--", PY, "-c", code)
-    assert r.returncode == 0 and r.stdout == "threads ok\n", r.stderr
-
-
 def test_max_procs_counts_vfork_and_posix_spawn(sysgate_bin):
     code = ("import os\n"
             "try:\n"

@@ -34,6 +34,9 @@ enum cli_field {
 	FIELD_VERBOSE,
 	FIELD_REPLICAS,  /* replicas of each --worker, '|'-joined */
 	FIELD_TRANSPORT, /* "fast" or "nng" */
+	FIELD_KILL_AFTER_MS,
+	FIELD_USER,
+	FIELD_KEEP_CAPS,
 };
 
 struct parse_case {
@@ -97,6 +100,14 @@ static struct parse_case parse_cases[] = {
 	  "2000" },
 	{ "--timeout=1.25", { "run", "--timeout=1.25", "--", "true" }, CLI_RUN,
 	  FIELD_TIMEOUT_MS, "1250" },
+	{ "--kill-after default", { "run", "--", "true" }, CLI_RUN, FIELD_KILL_AFTER_MS, "5000" },
+	{ "--kill-after 0.25", { "run", "--kill-after", "0.25", "--", "true" }, CLI_RUN,
+	  FIELD_KILL_AFTER_MS, "250" },
+	{ "--kill-after 0", { "run", "--kill-after", "0", "--", "true" }, CLI_RUN,
+	  FIELD_KILL_AFTER_MS, "0" },
+	{ "--user", { "run", "--user", "nobody", "--", "true" }, CLI_RUN, FIELD_USER, "nobody" },
+	{ "--keep-caps", { "run", "--keep-caps", "--", "true" }, CLI_RUN, FIELD_KEEP_CAPS, "1" },
+	{ "caps dropped by default", { "run", "--", "true" }, CLI_RUN, FIELD_KEEP_CAPS, "0" },
 	{ "--name", { "run", "--name", "job1", "--", "true" }, CLI_RUN, FIELD_NAME, "job1" },
 	{ "--worker repeatable, in order",
 	  { "run", "--worker", "w1 --flag", "--worker", "w2", "--", "true" }, CLI_RUN,
@@ -182,6 +193,11 @@ static struct error_case error_cases[] = {
 	{ "--timeout inf", { "run", "--timeout", "inf", "--", "true" }, "--timeout" },
 	{ "--timeout nan", { "run", "--timeout", "nan", "--", "true" }, "--timeout" },
 	{ "--timeout 2s", { "run", "--timeout", "2s", "--", "true" }, "--timeout" },
+	{ "--kill-after -1", { "run", "--kill-after", "-1", "--", "true" }, "--kill-after" },
+	{ "--kill-after x", { "run", "--kill-after", "x", "--", "true" }, "--kill-after" },
+	{ "--kill-after inf", { "run", "--kill-after", "inf", "--", "true" }, "--kill-after" },
+	{ "--user empty", { "run", "--user", "", "--", "true" }, "--user" },
+	{ "--keep-caps=1", { "run", "--keep-caps=1", "--", "true" }, "--keep-caps" },
 	{ "--name empty", { "run", "--name", "", "--", "true" }, "--name" },
 	{ "--worker empty", { "run", "--worker", "", "--", "true" }, "--worker" },
 	{ "--handler-timeout 0", { "run", "--handler-timeout", "0", "--", "true" },
@@ -256,6 +272,15 @@ static void render(const struct config *cfg, enum cli_field field, char *buf, si
 		return;
 	case FIELD_TIMEOUT_MS:
 		snprintf(buf, cap, "%lu", cfg->timeout_ms);
+		return;
+	case FIELD_KILL_AFTER_MS:
+		snprintf(buf, cap, "%lu", cfg->kill_after_ms);
+		return;
+	case FIELD_USER:
+		snprintf(buf, cap, "%s", cfg->user ? cfg->user : "(null)");
+		return;
+	case FIELD_KEEP_CAPS:
+		snprintf(buf, cap, "%d", cfg->keep_caps);
 		return;
 	case FIELD_NAME:
 		snprintf(buf, cap, "%s", cfg->name ? cfg->name : "(null)");
