@@ -6,7 +6,7 @@
  * default transport (the shared-memory channel) and, as its nng-* twin, with
  * `--worker-transport nng`.  Repetitions are interleaved (rep 1 of every case, then rep 2
  * of every case, ...) so all cases share the machine's conditions, and every figure is
- * reported against the inline-supervisor path (SPEC section 9).  Wall-clock cases time whole
+ * reported against the inline-supervisor path (docs/performance.md).  Wall-clock cases time whole
  * commands the same way: sysgate's start-up (`sysgate run -- /bin/true`) and two real
  * workloads (python3 imports run several times, a tar of a directory) with no sysgate,
  * untrapped under sysgate, with an openat audit worker (over either transport) and under

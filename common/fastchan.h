@@ -1,5 +1,5 @@
-/* The fast local channel (SPEC 7): a shared-memory pair of rings beside a
- * worker's nng link, carrying the same encoded Envelopes for the hot path
+/* The fast local channel (docs/protocol.md#the-fast-channel): a shared-memory
+ * pair of rings beside a worker's nng link, carrying the same encoded Envelopes for the hot path
  * (Snapshot, Action, MemRequest, MemReply, Injected, Record). nng keeps the
  * handshake and lifecycle, and any message too big for a ring.
  *

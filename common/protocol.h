@@ -1,4 +1,4 @@
-/* The wire protocol between the supervisor and handler workers (SPEC 7):
+/* The wire protocol between the supervisor and handler workers (docs/protocol.md):
  * caps, and a codec that validates what it decodes. The schema is
  * schema/sysgate.proto; its generated C code (sysgate.pb-c.h) is built into
  * the build tree.

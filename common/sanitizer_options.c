@@ -4,7 +4,7 @@
  * environment still overrides them.
  *
  * detect_leaks=0: at exit LeakSanitizer reads /proc/self/task and ptraces
- * the threads, which the worker sandbox denies (SPEC 8): every exit would
+ * the threads, which the worker sandbox denies (docs/worker-sandbox.md#syscalls): every exit would
  * become "LeakSanitizer has encountered a fatal error" and exit status 1,
  * and the tests could not tell an ordinary exit from a failure. */
 const char *__asan_default_options(void);

@@ -17,10 +17,10 @@ long syscalls_resolve(const char *name_or_nr);
 /* Static name of a native syscall number, or NULL if unknown. */
 const char *syscalls_name(long nr);
 
-/* The default deny list of SPEC 3, NULL-terminated. */
+/* The default deny list (docs/cli.md#default-deny-list), NULL-terminated. */
 extern const char *const syscalls_default_deny[];
 
-/* Path arguments of the common path syscalls (SPEC 4). Fills idx with the
+/* Path arguments of the common path syscalls (docs/handlers.md#pre-read-paths). Fills idx with the
  * argument indices that hold a path and returns how many (0, 1 or 2). */
 unsigned syscalls_path_args(long nr, unsigned idx[2]);
 

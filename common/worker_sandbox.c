@@ -16,7 +16,7 @@
 #include "syscalls.h"
 
 /* Denied to workers on top of the default deny list (most are on it already;
- * naming them here keeps SPEC 8 true whatever that list becomes): no way
+ * naming them here keeps docs/worker-sandbox.md#syscalls true whatever that list becomes): no way
  * into another process's memory or file descriptors. */
 static const char *const worker_extra_deny[] = {
 	"ptrace", "process_vm_readv", "process_vm_writev", "pidfd_getfd", "kcmp",

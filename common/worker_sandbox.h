@@ -1,4 +1,4 @@
-/* Confinement of a worker process before its code runs (SPEC 8): resource
+/* Confinement of a worker process before its code runs (docs/worker-sandbox.md): resource
  * limits, an unprivileged uid when sysgate runs as root, no_new_privs, a
  * Landlock domain and a seccomp filter. Like landlock.h, split in two:
  * everything that can fail for a reason worth a message is prepared in the

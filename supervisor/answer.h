@@ -37,7 +37,7 @@ bool answer_fill(void *resp, size_t size, const struct seccomp_notif *req,
 void answer_send(int listener, struct answer_buf *b, const struct seccomp_notif *req,
 		 const struct action *a);
 
-/* inject_bytes (SPEC 4): a memfd holding data, rewound and (unless
+/* inject_bytes (docs/handlers.md#actions): a memfd holding data, rewound and (unless
  * writable) sealed against writing, growing, shrinking and further seals,
  * installed in the trapped process with SECCOMP_IOCTL_NOTIF_ADDFD and
  * SECCOMP_ADDFD_FLAG_SEND, which also answers the notification: the

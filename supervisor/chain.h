@@ -1,4 +1,4 @@
-/* Per-syscall handler chains (SPEC 2): builtins first, then worker
+/* Per-syscall handler chains (docs/handlers.md#chain-order): builtins first, then worker
  * registrations; the first action that is not `continue` wins. */
 #ifndef SYSGATE_CHAIN_H
 #define SYSGATE_CHAIN_H

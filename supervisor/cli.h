@@ -1,4 +1,4 @@
-/* Command line of `sysgate run` (SPEC 3). Parsing is side-effect free so it
+/* Command line of `sysgate run` (docs/cli.md). Parsing is side-effect free so it
  * can be unit tested. */
 #ifndef SYSGATE_CLI_H
 #define SYSGATE_CLI_H

@@ -1,4 +1,4 @@
-/* sysgate's own exit statuses (SPEC 3), beside the command's own status
+/* sysgate's own exit statuses (docs/cli.md#exit-status), beside the command's own status
  * and 128 + the signal that killed it. */
 #ifndef SYSGATE_EXIT_STATUS_H
 #define SYSGATE_EXIT_STATUS_H

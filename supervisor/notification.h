@@ -15,7 +15,7 @@
 #include "protocol.h"
 
 /* Fills rec->n_paths, path_arg, path and path_errno with the path arguments
- * of req (SPEC 4 table), read from the trapped process. Every notification
+ * of req (docs/handlers.md#pre-read-paths), read from the trapped process. Every notification
  * a worker decides has them read (they travel in its Snapshot), with or
  * without --audit; free them with audit_syscall_release unless the record
  * is queued. */

@@ -1,4 +1,4 @@
-/* The memory proxy (SPEC 4): a worker reads or writes the trapped
+/* The memory proxy (docs/handlers.md#memory-accessors): a worker reads or writes the trapped
  * process's memory only through these requests, which the router serves
  * for a notification the worker holds, for that notification's pid only.
  * Every access is bracketed by SECCOMP_IOCTL_NOTIF_ID_VALID (childmem.h). */

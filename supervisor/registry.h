@@ -1,4 +1,4 @@
-/* A worker's registrations (SPEC 4): resolved and checked against the deny
+/* A worker's registrations (docs/handlers.md#registration): resolved and checked against the deny
  * lists before the child starts, and kept in chain order. */
 #ifndef SYSGATE_REGISTRY_H
 #define SYSGATE_REGISTRY_H

@@ -1,6 +1,6 @@
 /* The router: one thread that owns every handler worker (worker.h). It
  * starts them, takes their handshakes, hands each notification whose
- * builtins continued to the workers of its chain in order (SPEC 2), serves
+ * builtins continued to the workers of its chain in order (docs/handlers.md#chain-order), serves
  * their memory requests (proxy.h), answers the kernel, and applies the
  * registration's exception policy whenever a worker fails: a reported
  * handler failure, a malformed or out-of-turn message, a crash or exit, a

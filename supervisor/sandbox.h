@@ -5,7 +5,7 @@
 
 #include "cli.h"
 
-/* Exit status for sysgate (SPEC 3). Own errors are reported here and
+/* Exit status for sysgate (docs/cli.md#exit-status). Own errors are reported here and
  * mapped to 125. */
 int sandbox_run(const struct config *cfg);
 

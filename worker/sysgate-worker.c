@@ -1,5 +1,5 @@
-/* sysgate-worker: the plugin host (SPEC 5). Loads a handler plugin, a shared
- * object exporting
+/* sysgate-worker: the plugin host (docs/sdk-c.md#plugins-sysgate-worker).
+ * Loads a handler plugin, a shared object exporting
  *
  *	int sysgate_plugin_init(sg_worker *w, const char *arg);
  *

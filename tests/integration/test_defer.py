@@ -1,4 +1,4 @@
-"""Deferred answers end to end (SPEC 4, "a handler may also answer later"):
+"""Deferred answers end to end (docs/handlers.md#deferred-answers):
 sg-defer defers every getppid with sg_defer and completes it from a timer
 thread, on a worker with one handler thread. Answers that overlap in time
 therefore prove the worker went on while one was pending; an answer never

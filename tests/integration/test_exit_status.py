@@ -1,4 +1,4 @@
-"""Exit status and error mapping (SPEC 3)."""
+"""Exit status and error mapping (docs/cli.md#exit-status)."""
 import os
 
 import pytest

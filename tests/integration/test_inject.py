@@ -1,4 +1,4 @@
-"""inject_bytes end to end (SPEC 4): a worker serves a virtual file; the
+"""inject_bytes end to end (docs/handlers.md#actions): a worker serves a virtual file; the
 trapped openat returns a new fd of a memfd holding the worker's bytes,
 sealed unless the writable flag is set, close-on-exec unless the
 no-cloexec flag is set; if installing it fails, the program gets an error,

@@ -1,4 +1,4 @@
-"""The memory proxy end to end (SPEC 4; docs/protocol.md "What the supervisor
+"""The memory proxy end to end (docs/handlers.md#memory-accessors; docs/protocol.md "What the supervisor
 enforces"): a raw-protocol worker (sg-misbehave's mem* modes) reads and writes
 the trapped process's memory through the real supervisor, rightly and
 wrongly. The tests assert what the worker was answered (its one line per

@@ -1,4 +1,4 @@
-"""The Python SDK (SPEC 6) end to end: handlers written in Python, served by
+"""The Python SDK (docs/sdk-python.md) end to end: handlers written in Python, served by
 real worker processes under the real supervisor, on real programs. Every test
 asserts what the sandboxed program observed (its output, the errno it saw, its
 exit status) and, through Handler.emit, what the handler saw.

@@ -1,4 +1,4 @@
-"""Handler workers end to end (SPEC 2, 4, 8): real programs under the real
+"""Handler workers end to end (docs/handlers.md, docs/worker-sandbox.md): real programs under the real
 supervisor with real worker processes, asserting what the program observed
 (its output, the errno it saw, its exit status) and what the workers saw."""
 import json
@@ -309,7 +309,7 @@ def test_multithreaded_child_with_concurrent_trapped_syscalls(sysgate_bin, rundi
     assert r.stdout == "bad 0\n"
 
 
-# --- the worker's own sandbox (SPEC 8), seen from inside a real worker -------------
+# --- the worker's own sandbox (docs/worker-sandbox.md), seen from inside a real worker -------------
 
 def probe(rundir_base, extra=()):
     r = run(*extra, "--worker", PROBE, "--", PY, "-c", "import os; os.getppid()",

@@ -79,7 +79,7 @@ static void test_deny_list_unique(void **state)
 	}
 }
 
-/* The deny list covers at least the list of SPEC 3. */
+/* The deny list covers at least the list of docs/cli.md#default-deny-list. */
 static void test_deny_list_covers_spec(void **state)
 {
 	(void)state;

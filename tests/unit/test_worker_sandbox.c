@@ -1,4 +1,4 @@
-/* Worker confinement (SPEC 8). The parent prepares the sandbox, a forked
+/* Worker confinement (docs/worker-sandbox.md). The parent prepares the sandbox, a forked
  * child applies it, makes ONE attempt and reports the errno through a pipe.
  * A long-lived, unconfined "victim" process (under the same uid as the
  * worker, so that only the sandbox can stand in the way) plays the

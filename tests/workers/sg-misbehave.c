@@ -1,6 +1,6 @@
 /* sg-misbehave: a test-only handler worker that breaks the worker protocol
  * on purpose, so the integration tests can check that the supervisor fails
- * closed (SPEC 4 "exception policies", docs/protocol.md "What the supervisor
+ * closed (docs/handlers.md#exception-policies, docs/protocol.md "What the supervisor
  * enforces"): it crashes, exits, hangs, answers twice or with a seq it does
  * not hold, sends garbage, no action, a failure or a wrong version, or
  * registers what the supervisor must refuse. Its mem* modes use the memory

@@ -1,5 +1,5 @@
 /* sg-probe: a test-only handler worker (C SDK) that reports what its
- * confinement (SPEC 8) lets it do to the sandboxed child, so the integration
+ * confinement (docs/worker-sandbox.md) lets it do to the sandboxed child, so the integration
  * tests can assert the worker sandbox from the outside.
  *
  *	sg-probe [--tcp-port P]

@@ -1,4 +1,4 @@
-/* sysgate handler SDK (C). See SPEC section 5 and docs/.
+/* sysgate handler SDK (C). See docs/sdk-c.md.
  *
  * A worker registers (syscall, handler, exception policy) triples, then
  * serves the notifications the supervisor hands it until the run ends:

@@ -1,4 +1,4 @@
-"""sysgate: Python handlers for the sysgate seccomp supervisor (SPEC 6).
+"""sysgate: Python handlers for the sysgate seccomp supervisor (docs/sdk-python.md).
 
 A handler decides trapped syscalls of a sandboxed program; it runs in a
 separate, sandboxed worker process, never in the supervisor::

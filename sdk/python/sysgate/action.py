@@ -1,4 +1,4 @@
-"""Actions a handler answers with, and exception policies (SPEC 4)."""
+"""Actions a handler answers with, and exception policies (docs/handlers.md#actions)."""
 
 from __future__ import annotations
 
@@ -74,7 +74,7 @@ class NotifAction:
     def continue_(cls) -> "NotifAction":
         """Let the syscall run, or the next handler in the chain decide.
 
-        ``continue`` is never a security decision (SPEC 2): the program may
+        ``continue`` is never a security decision (docs/handlers.md#chain-order): the program may
         change its memory between the check and the kernel's use.
         """
         return _CONTINUE

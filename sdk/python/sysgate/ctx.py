@@ -1,4 +1,4 @@
-"""The notification context a handler receives (SPEC 4)."""
+"""The notification context a handler receives (docs/handlers.md#notification-context)."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from typing import Dict, Mapping, Optional, Tuple, Union
 from . import _native
 
 #: The path argument of the single-path syscalls whose path the supervisor
-#: pre-reads (SPEC 4), by syscall name.
+#: pre-reads (docs/handlers.md#pre-read-paths), by syscall name.
 PATH_ARG: Mapping[str, int] = {
     **dict.fromkeys(("openat", "unlinkat", "mkdirat", "newfstatat", "statx",
                      "faccessat", "faccessat2", "readlinkat", "execveat",
@@ -219,7 +219,7 @@ class HandlerCtx:
         """The path in argument ``arg``, decoded with os.fsdecode, or None.
 
         With ``arg=None`` the argument is the syscall's path argument
-        (SPEC 4: argument 1 of ``openat``, 0 of ``open``, ...); for
+        (docs/handlers.md#pre-read-paths: argument 1 of ``openat``, 0 of ``open``, ...); for
         syscalls with two paths (``renameat``, ``linkat``, ...) or no path
         known to sysgate, ``arg`` must be given (else ValueError). The
         supervisor's pre-read copy is used when there is one (no round

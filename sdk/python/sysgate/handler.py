@@ -1,4 +1,4 @@
-"""Handlers, their registrations, and serving them as a worker (SPEC 6).
+"""Handlers, their registrations, and serving them as a worker (docs/sdk-python.md).
 
 A worker process calls :func:`serve`; the C SDK connects to the supervisor,
 receives notifications and calls the registered handlers on its handler

@@ -1,4 +1,4 @@
-"""Ready-made handlers (SPEC 6).
+"""Ready-made handlers (docs/sdk-python.md#presets).
 
 Register them for path syscalls, for example::
 
@@ -32,7 +32,7 @@ from .action import ExceptionPolicy, NotifAction
 from .ctx import PATH_ARG, HandlerCtx
 from .handler import Handler
 
-# SPEC 4's single-path syscalls, in a stable order.
+# The single-path syscalls of docs/handlers.md#pre-read-paths, in a stable order.
 _PATH_SYSCALLS = (
     "openat", "open", "creat", "unlinkat", "mkdirat", "newfstatat", "statx",
     "faccessat", "faccessat2", "readlinkat", "execve", "execveat",
@@ -61,7 +61,7 @@ _common: Optional[Tuple[str, ...]] = None
 
 
 def __getattr__(name: str) -> object:
-    # COMMON_PATH_SYSCALLS: the single-path syscalls of SPEC 4 (their path
+    # COMMON_PATH_SYSCALLS: the single-path syscalls of docs/handlers.md#pre-read-paths (their path
     # pre-read by the supervisor) that exist on this architecture, computed
     # on first use (it asks the native library, when there is one).
     global _common
