@@ -236,7 +236,7 @@ static int parse_option(int c, const char *arg, struct config *cfg, struct sg_er
 		return 0;
 	case OPT_NAME:
 		if (!*arg || strlen(arg) > 128)
-			return err_set(err, EINVAL, "--name: must be 1 to 128 characters");
+			return err_set(err, EINVAL, "--name: must be 1 to 128 bytes");
 		/* It goes into every audit record and to every worker. */
 		if (!audit_utf8_printable(arg, strlen(arg)))
 			return err_set(err, EINVAL,
@@ -357,6 +357,12 @@ int cli_parse_run(int argc, char **argv, struct config *cfg, struct sg_err *err)
 			"no command given (usage: sysgate run [OPTIONS] -- COMMAND [ARG...])");
 	if (!*argv[optind])
 		return err_set(err, EINVAL, "empty command name");
+	/* Only confinement checks unix sockets: a grant without it would be
+	 * silently meaningless. */
+	if (cfg->allow_unix.n && !cfg->read_paths.n && !cfg->write_paths.n && !cfg->no_network)
+		return err_set(err, EINVAL,
+			       "--allow-unix needs -r, -w or --no-network (without them unix "
+			       "sockets are not restricted)");
 	cfg->command = &argv[optind];
 	return CLI_RUN;
 }

@@ -74,7 +74,8 @@ static struct parse_case parse_cases[] = {
 	{ "--no-network", { "run", "--no-network", "--", "true" }, CLI_RUN, FIELD_NO_NETWORK,
 	  "true" },
 	{ "--allow-unix repeatable",
-	  { "run", "--allow-unix", "/run/a.sock", "--allow-unix=/b", "--", "true" }, CLI_RUN,
+	  { "run", "-r", "/", "--allow-unix", "/run/a.sock", "--allow-unix=/b", "--", "true" },
+	  CLI_RUN,
 	  FIELD_ALLOW_UNIX, "/run/a.sock|/b" },
 	{ "--deny-syscall name", { "run", "--deny-syscall", "ptrace", "--", "true" }, CLI_RUN,
 	  FIELD_DENY, "ptrace" },
@@ -171,6 +172,8 @@ static struct error_case error_cases[] = {
 
 	{ "--read empty", { "run", "--read", "", "--", "true" }, "--read" },
 	{ "--allow-unix empty", { "run", "--allow-unix", "", "--", "true" }, "--allow-unix" },
+	{ "--allow-unix unconfined", { "run", "--allow-unix", "/run/a.sock", "--", "true" },
+	  "--allow-unix needs" },
 	{ "-w empty", { "run", "-w", "", "--", "true" }, "--write" },
 	{ "--deny-syscall nosuch", { "run", "--deny-syscall", "nosuch", "--", "true" },
 	  "--deny-syscall" },
