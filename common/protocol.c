@@ -135,42 +135,10 @@ int proto_decode(const void *buf, size_t len, Sysgate__V1__Envelope **out, struc
 static bool text_printable(const char *s, size_t len)
 {
 	const unsigned char *p = (const unsigned char *)s;
-	size_t i = 0;
-	while (i < len) {
-		unsigned c = p[i];
-		if (c < 0x80) {
-			if (c < 0x20 || c == 0x7f)
-				return false;
-			i++;
-			continue;
-		}
-		size_t more;
-		uint32_t cp, min;
-		if ((c & 0xe0) == 0xc0) {
-			more = 1;
-			cp = c & 0x1f;
-			min = 0x80;
-		} else if ((c & 0xf0) == 0xe0) {
-			more = 2;
-			cp = c & 0x0f;
-			min = 0x800;
-		} else if ((c & 0xf8) == 0xf0) {
-			more = 3;
-			cp = c & 0x07;
-			min = 0x10000;
-		} else {
+	for (size_t i = 0, k; i < len; i += k) {
+		k = utf8_char(p + i, len - i);
+		if (!k || (k == 1 && (p[i] < 0x20 || p[i] == 0x7f)))
 			return false;
-		}
-		if (len - i <= more)
-			return false;
-		for (size_t k = 1; k <= more; k++) {
-			if ((p[i + k] & 0xc0) != 0x80)
-				return false;
-			cp = cp << 6 | (p[i + k] & 0x3f);
-		}
-		if (cp < min || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff))
-			return false;
-		i += more + 1;
 	}
 	return true;
 }

@@ -92,3 +92,40 @@ void strv_free(char **v)
 		free(*p);
 	free(v);
 }
+
+/* Length of the valid UTF-8 character at p (n > 0 bytes left), or 0 if p
+ * does not start one: no NUL, overlong forms, surrogates or code points
+ * past U+10FFFF (what jansson and Python's strict codec refuse). */
+size_t utf8_char(const unsigned char *p, size_t n)
+{
+	unsigned c = p[0];
+	if (c < 0x80)
+		return c != 0;
+	size_t more;
+	uint32_t cp, min;
+	if ((c & 0xe0) == 0xc0) {
+		more = 1;
+		cp = c & 0x1f;
+		min = 0x80;
+	} else if ((c & 0xf0) == 0xe0) {
+		more = 2;
+		cp = c & 0x0f;
+		min = 0x800;
+	} else if ((c & 0xf8) == 0xf0) {
+		more = 3;
+		cp = c & 0x07;
+		min = 0x10000;
+	} else {
+		return 0;
+	}
+	if (n <= more)
+		return 0;
+	for (size_t k = 1; k <= more; k++) {
+		if ((p[k] & 0xc0) != 0x80)
+			return 0;
+		cp = cp << 6 | (p[k] & 0x3f);
+	}
+	if (cp < min || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff))
+		return 0;
+	return more + 1;
+}

@@ -71,4 +71,9 @@ int hex_decode(const char *s, uint8_t *out, size_t n);
 /* Frees a NULL-terminated array of strings and the strings (NULL is fine). */
 void strv_free(char **v);
 
+/* Length of the valid UTF-8 character at p (n > 0 bytes left), or 0 if p
+ * does not start one: no NUL, overlong forms, surrogates or code points
+ * past U+10FFFF. */
+size_t utf8_char(const unsigned char *p, size_t n);
+
 #endif
