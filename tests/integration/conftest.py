@@ -33,6 +33,20 @@ GETPPID = NR["getppid"]
 
 # --- programs the sandbox runs ------------------------------------------------
 
+# Opens each file named in argv; prints the errno of each open (0: read it).
+OPEN_ERRNOS = """
+import sys
+out = []
+for path in sys.argv[1:]:
+    try:
+        with open(path) as f:
+            f.read()
+        out.append(0)
+    except OSError as e:
+        out.append(e.errno)
+print(out, flush=True)
+"""
+
 # Calls the syscall numbered argv[1] (no arguments) argv[2] times through
 # syscall(2); prints the errno of each as a JSON list (0: it succeeded).
 SYSCALL_ERRNOS = """

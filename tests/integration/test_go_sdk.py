@@ -18,8 +18,8 @@ import subprocess
 
 import pytest
 
-from conftest import (BUILD, GETPPID, PY, ROOT, TIMEOUT, copy_for_nobody, env_with, is_root,
-                      last_json, read_audit, run)
+from conftest import (BUILD, GETPPID, OPEN_ERRNOS, PY, ROOT, TIMEOUT, copy_for_nobody, env_with,
+                      is_root, last_json, read_audit, run)
 
 TESTWORKER = os.path.join(BUILD, "tests", "workers", "sg-go-testworker")
 EXAMPLES = os.path.join(BUILD, "examples", "go")
@@ -50,19 +50,6 @@ def worker_pids(audit):
 
 # --- programs the sandbox runs ----------------------------------------------------------
 
-# Opens each file named in argv; prints the errno of each open (0: read it).
-OPEN_ERRNOS = """
-import sys
-out = []
-for path in sys.argv[1:]:
-    try:
-        with open(path) as f:
-            f.read()
-        out.append(0)
-    except OSError as e:
-        out.append(e.errno)
-print(out, flush=True)
-"""
 
 # Calls getppid(arg) for each arg of argv[2:] (argv[1] is its number); prints
 # [value or -errno, ...].

@@ -17,8 +17,8 @@ import textwrap
 
 import pytest
 
-from conftest import (CONCURRENT_CALLS, GETPPID, NR, PY, ROOT, SYSCALL_ERRNOS, TIMEOUT,
-                      last_json, run, sdk_env, stage_sdk, write_script)
+from conftest import (CONCURRENT_CALLS, GETPPID, NR, OPEN_ERRNOS, PY, ROOT, SYSCALL_ERRNOS,
+                      TIMEOUT, last_json, run, sdk_env, stage_sdk, write_script)
 
 HEADER = os.path.join(ROOT, "sdk", "c", "include", "sysgate.h")
 EXAMPLES = os.path.join(ROOT, "examples", "python")
@@ -28,19 +28,6 @@ EPERM, EIO, EACCES = 1, 5, 13
 
 # --- programs the sandbox runs (conftest has SYSCALL_ERRNOS, CONCURRENT_CALLS) ---
 
-# Opens each file named in argv; prints the errno of each open (0: read it).
-OPEN_ERRNOS = """
-import sys
-out = []
-for path in sys.argv[1:]:
-    try:
-        with open(path) as f:
-            f.read()
-        out.append(0)
-    except OSError as e:
-        out.append(e.errno)
-print(out, flush=True)
-"""
 
 
 # --- driving sysgate.run from a script ----------------------------------------
