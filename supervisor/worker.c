@@ -1,5 +1,6 @@
 #include "worker.h"
 
+#include <errno.h>
 #include <fcntl.h>
 #include <libgen.h>
 #include <limits.h>
@@ -217,8 +218,14 @@ static void child_fail(const char *what, int err)
 }
 
 static _Noreturn void child_run(const struct worker *w, const struct worker_env *env, int out,
-				int devnull, int shm_fd, char **envp, pid_t supervisor)
+				int devnull, int shm_fd, char **envp, pid_t supervisor, int go[2])
 {
+	/* Until the supervisor knows our pid as the one allowed on the link
+	 * (link_pid): it closes its end then. */
+	char c;
+	close(go[1]);
+	while (read(go[0], &c, 1) < 0 && errno == EINTR)
+		;
 	if (dup2(devnull, STDIN_FILENO) < 0 || dup2(out, STDOUT_FILENO) < 0 ||
 	    dup2(out, STDERR_FILENO) < 0)
 		_exit(126);
@@ -273,17 +280,26 @@ int worker_spawn(struct worker *w, const struct worker_env *env, uint64_t hello_
 			close(w->out_fd);
 		w->out_fd = -1;
 	}
-	int pipefd[2];
+	int pipefd[2], go[2] = { -1, -1 };
 	_cleanup_close_ int devnull = open("/dev/null", O_RDONLY | O_CLOEXEC);
-	if (devnull < 0 || pipe2(pipefd, O_CLOEXEC) < 0) {
+	if (devnull < 0 || pipe2(go, O_CLOEXEC) < 0 || pipe2(pipefd, O_CLOEXEC) < 0) {
+		int e = errno;
 		strv_free(envp);
-		return err_sys(err, errno, "--worker '%s': cannot set up its output", w->spec);
+		if (go[0] >= 0) {
+			close(go[0]);
+			close(go[1]);
+		}
+		return err_sys(err, e, "--worker '%s': cannot set up its output", w->spec);
 	}
 	pid_t self = getpid();
 	pid_t pid = fork();
 	if (pid == 0)
-		child_run(w, env, pipefd[1], devnull, shm_fd, envp, self);
+		child_run(w, env, pipefd[1], devnull, shm_fd, envp, self, go);
 	int e = errno;
+	if (pid > 0)
+		atomic_store(&w->link_pid, pid);
+	close(go[0]);
+	close(go[1]); /* the child goes on */
 	strv_free(envp);
 	close(pipefd[1]);
 	if (pid < 0) {
@@ -299,6 +315,7 @@ int worker_spawn(struct worker *w, const struct worker_env *env, uint64_t hello_
 		kill(pid, SIGKILL); /* our unreaped child: the pid is still ours */
 		waitpid(pid, NULL, 0);
 		w->pid = 0;
+		atomic_store(&w->link_pid, 0);
 		return err_sys(err, e, "--worker '%s': pidfd_open", w->spec);
 	}
 	w->state = WORKER_STARTING;
@@ -337,6 +354,7 @@ int worker_reap(struct worker *w, int *status)
 	close(w->pidfd);
 	w->pidfd = -1;
 	w->pid = 0;
+	atomic_store(&w->link_pid, 0); /* before its pid can be reused */
 	return 1;
 }
 
@@ -399,8 +417,10 @@ void worker_free(struct worker *w)
 	 * the process's exit releases the socket (the link's file is removed
 	 * below). Its callback goes first: it points into w, and at an fd that
 	 * will be closed. */
-	if (w->sock_open)
+	if (w->sock_open) {
+		nng_pipe_notify(w->sock, NNG_PIPE_EV_ADD_PRE, NULL, NULL);
 		nng_pipe_notify(w->sock, NNG_PIPE_EV_REM_POST, NULL, NULL);
+	}
 	w->sock_open = false;
 	worker_dir_remove(w);
 	if (w->pidfd >= 0)

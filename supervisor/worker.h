@@ -63,6 +63,13 @@ struct worker {
 	bool sock_open;
 	int recv_fd;                 /* readable when a message waits */
 	uint32_t pipe_id;            /* the accepted peer, 0: none */
+	/* The only process that may connect: the current start's pid, set
+	 * before the process runs (worker_spawn), 0 between starts. nng's
+	 * pipe callback closes every other peer before the pair socket takes
+	 * it, so a sibling that dials first cannot take the link. */
+	_Atomic pid_t link_pid;
+	/* Peers closed for that, this run. */
+	_Atomic uint32_t refused;
 	_Atomic uint32_t lost_pipe;  /* set by nng's pipe callback */
 	int kick_fd;                 /* the router's eventfd, written on loss */
 

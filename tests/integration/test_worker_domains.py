@@ -1,0 +1,39 @@
+"""Issue 12, items 7, 9 and 14: each worker's own domain (a link socket only
+the process sysgate started may use), a bound on what a worker's records may
+cost the supervisor, and workers given as #! scripts. Each test runs the
+attack or the fault with the real binaries."""
+import os
+import subprocess
+
+from conftest import (BUILD, PY, SYSGATE, TIMEOUT, env_with, read_audit)
+
+MISBEHAVE = os.path.join(BUILD, "tests", "workers", "sg-misbehave")
+
+# Calls getppid until the worker answers continue (a real ppid) instead of
+# its policy EPERM (-1), at most 20 s; prints the number of denied calls.
+UNTIL_SERVED = """
+import os, sys, time
+end, denied = time.monotonic() + 20, 0
+while os.getppid() < 0:
+    denied += 1
+    if time.monotonic() > end:
+        sys.exit("never served")
+print(denied)
+"""
+
+
+def test_a_sibling_cannot_take_a_workers_link(rundir_base, tmp_path):
+    # Worker 0 dials worker 1's link and holds it, redialling whenever it
+    # is dropped. Worker 1 exits on its first call (policy EPERM while it
+    # is down) and is restarted: its new instance must get its link.
+    audit = tmp_path / "audit.jsonl"
+    attacker = f"{MISBEHAVE} --syscall getpgrp sibling"
+    victim = f"{MISBEHAVE} --once --policy eperm --syscall getppid exit"
+    r = subprocess.run([SYSGATE, "run", "--audit", str(audit), "--worker-start-timeout", "3000",
+                        "--worker", attacker, "--worker", victim, "--", PY, "-c", UNTIL_SERVED],
+                       capture_output=True, text=True, timeout=TIMEOUT,
+                       env=env_with(rundir_base))
+    assert r.returncode == 0, r.stderr
+    assert "sg-misbehave: sibling: dialing" in r.stderr
+    assert "refused a connection to its link from pid" in r.stderr
+    assert "worker_restarted" in [e["type"] for e in read_audit(audit)], r.stderr
