@@ -95,6 +95,16 @@ static void paths_add_dir_of(struct paths *p, const char *file)
 	paths_add(p, dirname(real));
 }
 
+/* Whether path starts with "#!" (unreadable here: not a script we can
+ * tell, the exec says what it is). */
+static bool is_script(const char *path)
+{
+	_cleanup_close_ int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
+	char magic[2];
+	return fd >= 0 && read(fd, magic, sizeof(magic)) == 2 && magic[0] == '#' &&
+	       magic[1] == '!';
+}
+
 static void paths_free(struct paths *p)
 {
 	for (size_t i = 0; i < p->n; i++)
@@ -132,6 +142,7 @@ int worker_init(struct worker *w, unsigned index, const char *spec, unsigned rep
 	w->exe_fd = open(path, O_PATH | O_CLOEXEC);
 	if (w->exe_fd < 0)
 		return err_sys(err, errno, "--worker '%s': cannot open %s", spec, path);
+	w->script = is_script(path);
 
 	struct paths rp = { .n = 0 };
 	for (size_t i = 0; i < ARRAY_SIZE(system_read); i++)
@@ -217,6 +228,19 @@ static void child_fail(const char *what, int err)
 		(void)!write(STDERR_FILENO, parts[p], strlen(parts[p]));
 }
 
+/* ENOENT from a script's exec: its interpreter (the #! line) is missing, or
+ * outside what the worker may read. Async-signal-safe. */
+static void child_script_fail(const char *script)
+{
+	const char *parts[] = { "sysgate: worker: ", script,
+				" is a script and its interpreter (its #! line) cannot be run "
+				"by the worker: install it, name an interpreter the worker can "
+				"read (--worker-read DIR grants a directory), or give the "
+				"interpreter as the command (--worker 'INTERPRETER SCRIPT')\n" };
+	for (size_t p = 0; p < ARRAY_SIZE(parts); p++)
+		(void)!write(STDERR_FILENO, parts[p], strlen(parts[p]));
+}
+
 static _Noreturn void child_run(const struct worker *w, const struct worker_env *env, int out,
 				int devnull, int shm_fd, char **envp, pid_t supervisor, int go[2])
 {
@@ -253,8 +277,16 @@ static _Noreturn void child_run(const struct worker *w, const struct worker_env 
 	prctl(PR_SET_PDEATHSIG, SIGKILL);
 	if (getppid() != supervisor)
 		_exit(126);
+	/* A script's interpreter opens /dev/fd/N: the kernel refuses the exec
+	 * (ENOENT) if N closes on it. */
+	if (w->script && fcntl(w->exe_fd, F_SETFD, 0) < 0)
+		_exit(126);
 	syscall(SYS_execveat, w->exe_fd, "", w->argv, envp, AT_EMPTY_PATH);
-	child_fail("execve", errno);
+	int e = errno;
+	if (w->script && e == ENOENT)
+		child_script_fail(w->argv[0]);
+	else
+		child_fail("execve", e);
 	_exit(127);
 }
 

@@ -55,6 +55,9 @@ struct worker {
 	char **argv;      /* spec split on blanks */
 	char name[PROTO_MAX_NAME + 1]; /* for the audit log: Hello's, else argv[0]'s */
 	int exe_fd;                    /* the binary, opened by the supervisor */
+	/* It starts with "#!": exe_fd must survive the exec, the kernel hands
+	 * the interpreter /dev/fd/N. */
+	bool script;
 	struct worker_sandbox sandbox;
 
 	/* link */

@@ -4,8 +4,10 @@ cost the supervisor, and workers given as #! scripts. Each test runs the
 attack or the fault with the real binaries."""
 import os
 import subprocess
+import textwrap
 
-from conftest import (BUILD, PY, SYSGATE, TIMEOUT, env_with, read_audit)
+from conftest import (BUILD, PY, SYSGATE, TIMEOUT, env_with, read_audit, sdk_env, stage_sdk,
+                      write_script)
 
 MISBEHAVE = os.path.join(BUILD, "tests", "workers", "sg-misbehave")
 
@@ -37,3 +39,48 @@ def test_a_sibling_cannot_take_a_workers_link(rundir_base, tmp_path):
     assert "sg-misbehave: sibling: dialing" in r.stderr
     assert "refused a connection to its link from pid" in r.stderr
     assert "worker_restarted" in [e["type"] for e in read_audit(audit)], r.stderr
+
+
+# --- item 14: workers given as #! scripts ------------------------------------------------
+
+
+def test_a_shell_script_worker_execs_a_real_worker(rundir_base, pubdir):
+    script = write_script(pubdir, "worker.sh",
+                          f'#!/bin/sh\nexec {MISBEHAVE} "$@"\n', mode=0o755)
+    r = subprocess.run([SYSGATE, "run", "--worker", f"{script} --syscall getppid return", "--",
+                        PY, "-c", "import os; print(os.getppid())"],
+                       capture_output=True, text=True, timeout=TIMEOUT,
+                       env=env_with(rundir_base))
+    assert r.returncode == 0, r.stderr
+    assert r.stdout == "0\n"  # the worker's answer, not sysgate's pid
+
+
+def test_a_python_script_worker_found_through_env(rundir_base, pubdir):
+    lib = stage_sdk(pubdir)
+    script = write_script(pubdir, "faker.py", textwrap.dedent("""\
+        #!/usr/bin/env python3
+        from sysgate import Handler, NotifAction, serve
+
+        class Fake(Handler):
+            def handle(self, ctx):
+                return NotifAction.returns(4321)
+
+        raise SystemExit(serve([("getpid", Fake())]))
+        """), mode=0o755)
+    env = dict(sdk_env(rundir_base, lib, pubdir), PATH="/usr/bin:/bin")
+    r = subprocess.run([SYSGATE, "run", "--worker", script, "--", PY, "-c",
+                        "import os; print(os.getpid())"],
+                       capture_output=True, text=True, timeout=TIMEOUT, env=env)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout == "4321\n"
+
+
+def test_a_script_whose_interpreter_is_missing_is_named(rundir_base, pubdir):
+    script = write_script(pubdir, "orphan.sh", "#!/nonexistent/sh\n", mode=0o755)
+    r = subprocess.run([SYSGATE, "run", "--worker", script, "--", "true"],
+                       capture_output=True, text=True, timeout=TIMEOUT,
+                       env=env_with(rundir_base))
+    assert r.returncode == 125
+    assert f"{script} is a script and its interpreter (its #! line) cannot be run" in r.stderr
+    assert "--worker 'INTERPRETER SCRIPT'" in r.stderr
+    assert "execve failed" not in r.stderr
