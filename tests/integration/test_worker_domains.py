@@ -84,3 +84,38 @@ def test_a_script_whose_interpreter_is_missing_is_named(rundir_base, pubdir):
     assert f"{script} is a script and its interpreter (its #! line) cannot be run" in r.stderr
     assert "--worker 'INTERPRETER SCRIPT'" in r.stderr
     assert "execve failed" not in r.stderr
+
+
+# --- item 9: a worker flooding the audit log with records ---------------------------------
+
+SANITIZED = "-fsanitize" in os.environ.get("SYSGATE_TEST_CFLAGS", "")
+
+
+def peak_rss_kib(stderr):
+    line = [l for l in stderr.splitlines() if "peak resident memory:" in l]
+    assert len(line) == 1, stderr
+    return int(line[0].split(":")[-1].split()[0])
+
+
+def test_a_record_flood_is_bounded_and_fails_the_worker(rundir_base, tmp_path):
+    # 2,000 records of 64 KiB "[[],[],...]" (each ~2 MB once parsed) as fast
+    # as the link takes them; unbounded, the supervisor grew by gigabytes.
+    # Its address space is capped so that an unbounded supervisor fails
+    # rather than take the machine's memory (not under ASan, whose shadow
+    # memory is reserved address space).
+    audit = tmp_path / "audit.jsonl"
+    worker = f"{MISBEHAVE} --once --policy continue --syscall getppid flood"
+    cap = [] if SANITIZED else ["prlimit", "--as=3000000000", "--"]
+    r = subprocess.run(cap + [SYSGATE, "run", "-v", "--audit", str(audit), "--worker", worker,
+                              "--", PY, "-c", "import os; print(os.getppid() > 0)"],
+                       capture_output=True, text=True, timeout=TIMEOUT,
+                       env=env_with(rundir_base))
+    assert r.returncode == 0, r.stderr[-3000:]
+    assert r.stdout == "True\n"
+    assert "sent records faster than the audit log takes them" in r.stderr
+    assert peak_rss_kib(r.stderr) < (600 if SANITIZED else 200) * 1024, r.stderr[-3000:]
+    events = read_audit(audit)
+    failed = [e for e in events if e["type"] == "worker_failed"]
+    assert [e["kind"] for e in failed] == ["flood"], failed
+    assert 0 < len([e for e in events if e["type"] == "record"]) < 2000
+    assert events[-1]["type"] == "sandbox_exit"

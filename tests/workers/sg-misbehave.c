@@ -63,7 +63,7 @@
  *	         worker (".../wN/link" -> ".../wN+1/link") and keeps redialing it
  *	         every few milliseconds for as long as it lives, saying nothing
  *	         on it; then serves as MODE ok
- *	flood    right after the Welcome, sends FLOOD_RECORDS records of 64 KiB
+ *	flood    right after the Welcome, sends 2,000 records of 64 KiB
  *	         of JSON ("[[],[],...]", the most memory per byte for a JSON
  *	         parser), as fast as the link takes them ("flood: sent N" on
  *	         stderr), then serves as MODE ok */
@@ -1171,7 +1171,7 @@ static void dial_sibling(const char *url, nng_socket *sock)
 		fprintf(stderr, PROG ": sibling: dialing %s\n", sibling);
 }
 
-#define FLOOD_RECORDS 20000
+#define FLOOD_RECORDS 2000
 #define FLOOD_BYTES (64 * 1024)
 
 /* MODE flood: records of "[[],[],...]" until FLOOD_RECORDS or the end of
