@@ -2,8 +2,10 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <grp.h>
 #include <libgen.h>
 #include <limits.h>
+#include <pwd.h>
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
@@ -112,8 +114,34 @@ static void paths_free(struct paths *p)
 	p->n = 0;
 }
 
-int worker_init(struct worker *w, unsigned index, const char *spec, unsigned replica,
-		const struct worker_env *env, struct sg_err *err)
+/* As root without --worker-user: spec's own uid, which no user or group
+ * of this system may hold (it would share files or signals with it). */
+static int own_uid(const char *spec, unsigned spec_index, const struct worker_env *env,
+		   uid_t *uid, struct sg_err *err)
+{
+	*uid = 0;
+	if (geteuid() != 0 || env->user || !env->uid_base)
+		return 0;
+	unsigned long u = env->uid_base + spec_index;
+	errno = 0;
+	struct passwd *pw = getpwuid((uid_t)u);
+	if (pw)
+		return err_set(err, EEXIST,
+			       "--worker '%s': its uid %lu is user \"%s\"; give --worker-uid-base "
+			       "a range no user or group uses, or --worker-user",
+			       spec, u, pw->pw_name);
+	struct group *gr = getgrgid((gid_t)u);
+	if (gr)
+		return err_set(err, EEXIST,
+			       "--worker '%s': its gid %lu is group \"%s\"; give "
+			       "--worker-uid-base a range no user or group uses, or --worker-user",
+			       spec, u, gr->gr_name);
+	*uid = (uid_t)u;
+	return 0;
+}
+
+int worker_init(struct worker *w, unsigned index, const char *spec, unsigned spec_index,
+		unsigned replica, const struct worker_env *env, struct sg_err *err)
 {
 	memset(w, 0, sizeof(*w));
 	w->index = index;
@@ -152,13 +180,20 @@ int worker_init(struct worker *w, unsigned index, const char *spec, unsigned rep
 		paths_add_dir_of(&rp, *a);
 	for (size_t i = 0; i < env->n_read; i++)
 		paths_add(&rp, env->read[i]);
+	uid_t uid;
+	int r = own_uid(spec, spec_index, env, &uid, err);
+	if (r < 0) {
+		paths_free(&rp);
+		return r;
+	}
 	struct worker_sandbox_spec ws = {
 		.user = env->user,
+		.uid = uid,
 		.read_paths = (const char *const *)rp.v,
 		.n_read = rp.n,
 	};
 	struct sg_err e2;
-	int r = worker_sandbox_prepare(&w->sandbox, &ws, &e2);
+	r = worker_sandbox_prepare(&w->sandbox, &ws, &e2);
 	paths_free(&rp);
 	if (r < 0)
 		return err_set(err, -r, "--worker '%s': %s", spec, e2.msg);

@@ -115,6 +115,9 @@ struct worker {
 struct worker_env {
 	const char *rundir;        /* private, 0700, owned by the workers' uid */
 	const char *user;          /* --worker-user, when root */
+	/* Without it, as root: the k-th --worker's uid and gid are uid_base +
+	 * k, its own (0: unprivileged sysgate, all workers share its uid). */
+	unsigned long uid_base;
 	const char *const *read;   /* extra read paths for every worker */
 	size_t n_read;
 	sigset_t sigmask;          /* the mask sysgate was started with */
@@ -127,8 +130,8 @@ struct worker_env {
 
 /* Splits spec, finds the binary, prepares the sandbox, creates the link's
  * directory and starts listening. Messages name the worker. */
-int worker_init(struct worker *w, unsigned index, const char *spec, unsigned replica,
-		const struct worker_env *env, struct sg_err *err);
+int worker_init(struct worker *w, unsigned index, const char *spec, unsigned spec_index,
+		unsigned replica, const struct worker_env *env, struct sg_err *err);
 
 /* Starts (or restarts) the process: a fresh token, state STARTING. */
 int worker_spawn(struct worker *w, const struct worker_env *env, uint64_t hello_deadline_ns,
@@ -173,6 +176,12 @@ int worker_rundir_create(struct worker_rundir *d, struct sg_err *err);
 int worker_rundir_read_paths(struct worker_rundir *d, struct worker_env *env,
 			     const char *const *worker_read, size_t n_worker_read,
 			     struct sg_err *err);
+
+/* Lets the workers reach d->path: handed to their one user (--worker-user),
+ * or, each with its own uid, root's and 0711 (each worker's directory below
+ * is its own, 0700). */
+int worker_rundir_share(struct worker_rundir *d, const struct worker_env *env,
+			const struct worker_sandbox *first, struct sg_err *err);
 
 /* Removes d->path (empty by then: worker_free removed each worker's). */
 void worker_rundir_remove(struct worker_rundir *d);

@@ -2,14 +2,18 @@
 the process sysgate started may use), a bound on what a worker's records may
 cost the supervisor, and workers given as #! scripts. Each test runs the
 attack or the fault with the real binaries."""
+import errno
 import os
 import subprocess
 import textwrap
 
-from conftest import (BUILD, PY, SYSGATE, TIMEOUT, env_with, read_audit, sdk_env, stage_sdk,
-                      write_script)
+import pytest
+
+from conftest import (BUILD, PY, SYSGATE, TIMEOUT, env_with, is_root, read_audit, sdk_env,
+                      stage_sdk, write_script)
 
 MISBEHAVE = os.path.join(BUILD, "tests", "workers", "sg-misbehave")
+BASE = 0x7F5E0000  # --worker-uid-base's default
 
 # Calls getppid until the worker answers continue (a real ppid) instead of
 # its policy EPERM (-1), at most 20 s; prints the number of denied calls.
@@ -24,21 +28,57 @@ print(denied)
 """
 
 
-def test_a_sibling_cannot_take_a_workers_link(rundir_base, tmp_path):
+def sibling_attack(rundir_base, audit, *opts):
     # Worker 0 dials worker 1's link and holds it, redialling whenever it
     # is dropped. Worker 1 exits on its first call (policy EPERM while it
     # is down) and is restarted: its new instance must get its link.
-    audit = tmp_path / "audit.jsonl"
     attacker = f"{MISBEHAVE} --syscall getpgrp sibling"
     victim = f"{MISBEHAVE} --once --policy eperm --syscall getppid exit"
-    r = subprocess.run([SYSGATE, "run", "--audit", str(audit), "--worker-start-timeout", "3000",
-                        "--worker", attacker, "--worker", victim, "--", PY, "-c", UNTIL_SERVED],
+    r = subprocess.run([SYSGATE, "run", *opts, "--audit", str(audit),
+                        "--worker-start-timeout", "3000", "--worker", attacker,
+                        "--worker", victim, "--", PY, "-c", UNTIL_SERVED],
                        capture_output=True, text=True, timeout=TIMEOUT,
                        env=env_with(rundir_base))
     assert r.returncode == 0, r.stderr
     assert "sg-misbehave: sibling: dialing" in r.stderr
-    assert "refused a connection to its link from pid" in r.stderr
     assert "worker_restarted" in [e["type"] for e in read_audit(audit)], r.stderr
+    return r.stderr
+
+
+def test_a_sibling_cannot_take_a_workers_link(rundir_base, tmp_path):
+    # Workers sharing a uid (--worker-user, or an unprivileged sysgate)
+    # reach each other's sockets: the supervisor refuses the wrong peer.
+    opts = ["--worker-user", "nobody"] if is_root() else []
+    stderr = sibling_attack(rundir_base, tmp_path / "audit.jsonl", *opts)
+    assert "sibling: stat errno 0" in stderr
+    assert "refused a connection to its link from pid" in stderr
+
+
+@pytest.mark.skipif(not is_root(), reason="own uids need root")
+def test_workers_of_a_root_sysgate_have_their_own_uids(rundir_base, tmp_path):
+    # By default each --worker runs as a uid of its own: a sibling's
+    # directory, hence its socket, is out of reach.
+    stderr = sibling_attack(rundir_base, tmp_path / "audit.jsonl")
+    assert f"sibling: stat errno {errno.EACCES}" in stderr
+    assert "refused a connection" not in stderr
+    p = subprocess.run([SYSGATE, "run", "--worker", f"{MISBEHAVE} --syscall getpgrp ok",
+                        "--worker", f"{MISBEHAVE} --syscall getpgrp ok", "--replicas", "2",
+                        "--", "sh", "-c", "ps -o uid= -o args= --ppid $PPID"],
+                       capture_output=True, text=True, timeout=TIMEOUT,
+                       env=env_with(rundir_base))
+    assert p.returncode == 0, p.stderr
+    uids = sorted(int(l.split()[0]) for l in p.stdout.splitlines() if "sg-misbehave" in l)
+    assert uids == [BASE, BASE + 1, BASE + 1], p.stdout
+
+
+@pytest.mark.skipif(not is_root(), reason="own uids need root")
+def test_worker_uid_base_refuses_a_range_users_hold(rundir_base):
+    r = subprocess.run([SYSGATE, "run", "--worker-uid-base", "65534", "--worker",
+                        f"{MISBEHAVE} ok", "--", "true"],
+                       capture_output=True, text=True, timeout=TIMEOUT,
+                       env=env_with(rundir_base))
+    assert r.returncode == 125
+    assert "its uid 65534 is user \"nobody\"" in r.stderr
 
 
 # --- item 14: workers given as #! scripts ------------------------------------------------

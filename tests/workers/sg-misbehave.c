@@ -62,7 +62,8 @@
  *	sibling  before dialing its own link, dials the link of the next
  *	         worker (".../wN/link" -> ".../wN+1/link") and keeps redialing it
  *	         every few milliseconds for as long as it lives, saying nothing
- *	         on it; then serves as MODE ok
+ *	         on it ("sibling: stat errno N" first: whether it can see the
+ *	         socket's file); then serves as MODE ok
  *	flood    right after the Welcome, sends 2,000 records of 64 KiB
  *	         of JSON ("[[],[],...]", the most memory per byte for a JSON
  *	         parser), as fast as the link takes them ("flood: sent N" on
@@ -79,6 +80,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 
 #include "fastchan.h"
@@ -1163,6 +1165,10 @@ static void dial_sibling(const char *url, nng_socket *sock)
 	char sibling[PATH_MAX];
 	snprintf(sibling, sizeof(sibling), "%.*sw%lu%s", (int)(w - url), url,
 		 strtoul(w + 1, NULL, 10) + 1, slash);
+	/* Whether its socket is within reach at all ("ipc://" + path). */
+	struct stat st;
+	const char *path = strncmp(sibling, "ipc://", 6) ? sibling : sibling + 6;
+	fprintf(stderr, PROG ": sibling: stat errno %d\n", stat(path, &st) < 0 ? errno : 0);
 	if (nng_pair1_open(sock) != 0 || nng_socket_set_ms(*sock, NNG_OPT_RECONNMINT, 2) != 0 ||
 	    nng_socket_set_ms(*sock, NNG_OPT_RECONNMAXT, 5) != 0 ||
 	    nng_dial(*sock, sibling, NULL, NNG_FLAG_NONBLOCK) != 0)
