@@ -67,8 +67,7 @@ static int build_filter(struct sock_fprog *out, bool allow_tcp, struct sg_err *e
 }
 
 /* Resolves the user to run as when sysgate runs as root. */
-static int resolve_user(struct worker_sandbox *sb, const char *user, uid_t uid,
-			struct sg_err *err)
+static int resolve_user(struct worker_sandbox *sb, const char *user, uid_t uid, struct sg_err *err)
 {
 	if (geteuid() != 0)
 		return 0;

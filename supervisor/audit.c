@@ -25,7 +25,7 @@
 struct audit_item {
 	json_t *event; /* lifecycle event, or NULL for a syscall record */
 	struct audit_syscall sys;
-	size_t cost;  /* an event's, against the byte budget */
+	size_t cost;   /* an event's, against the byte budget */
 	unsigned slot; /* an event's charge: slot + 1, 0 for none */
 };
 

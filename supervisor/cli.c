@@ -265,8 +265,7 @@ static int parse_option(int c, const char *arg, struct config *cfg, struct sg_er
 	case OPT_WORKER_UID_BASE:
 		/* Room for a uid per --worker below (uid_t)-1, which means "none". */
 		if (parse_long(arg, 1, 0xfffffffeL - CLI_MAX_WORKERS, &v) < 0)
-			return err_set(err, EINVAL,
-				       "--worker-uid-base %s: not a uid (1..%lu)", arg,
+			return err_set(err, EINVAL, "--worker-uid-base %s: not a uid (1..%lu)", arg,
 				       0xfffffffeUL - CLI_MAX_WORKERS);
 		cfg->worker_uid_base = (unsigned long)v;
 		return 0;

@@ -37,8 +37,8 @@ struct config {
 	struct strvec worker_read; /* --worker-read */
 	unsigned long handler_timeout_ms;
 	unsigned long worker_start_timeout_ms;
-	const char *worker_user;          /* --worker-user, or NULL */
-	unsigned long worker_uid_base;    /* without it, as root */
+	const char *worker_user;       /* --worker-user, or NULL */
+	unsigned long worker_uid_base; /* without it, as root */
 	const char *audit_path;
 	int verbose;
 	char **command; /* NULL-terminated, borrowed from argv */

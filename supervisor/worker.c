@@ -103,8 +103,7 @@ static bool is_script(const char *path)
 {
 	_cleanup_close_ int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
 	char magic[2];
-	return fd >= 0 && read(fd, magic, sizeof(magic)) == 2 && magic[0] == '#' &&
-	       magic[1] == '!';
+	return fd >= 0 && read(fd, magic, sizeof(magic)) == 2 && magic[0] == '#' && magic[1] == '!';
 }
 
 static void paths_free(struct paths *p)
@@ -116,8 +115,8 @@ static void paths_free(struct paths *p)
 
 /* As root without --worker-user: spec's own uid, which no user or group
  * of this system may hold (it would share files or signals with it). */
-static int own_uid(const char *spec, unsigned spec_index, const struct worker_env *env,
-		   uid_t *uid, struct sg_err *err)
+static int own_uid(const char *spec, unsigned spec_index, const struct worker_env *env, uid_t *uid,
+		   struct sg_err *err)
 {
 	*uid = 0;
 	if (geteuid() != 0 || env->user || !env->uid_base)
