@@ -4,16 +4,18 @@ cost the supervisor, and workers given as #! scripts. Each test runs the
 attack or the fault with the real binaries."""
 import errno
 import os
+import shutil
 import subprocess
 import textwrap
 
 import pytest
 
-from conftest import (BUILD, PY, SYSGATE, TIMEOUT, env_with, is_root, read_audit, sdk_env,
-                      stage_sdk, write_script)
+from conftest import (BUILD, PY, SYSGATE, TIMEOUT, copy_for_nobody, env_with, is_root,
+                      read_audit, sdk_env, stage_sdk, write_script)
 
 MISBEHAVE = os.path.join(BUILD, "tests", "workers", "sg-misbehave")
 BASE = 0x7F5E0000  # --worker-uid-base's default
+NOBODY = ["setpriv", "--reuid=nobody", "--regid=nogroup", "--clear-groups", "--inh-caps=-all"]
 
 # Calls getppid until the worker answers continue (a real ppid) instead of
 # its policy EPERM (-1), at most 20 s; prints the number of denied calls.
@@ -28,13 +30,13 @@ print(denied)
 """
 
 
-def sibling_attack(rundir_base, audit, *opts):
+def sibling_attack(rundir_base, audit, *opts, prefix=(), sysgate=SYSGATE, misbehave=MISBEHAVE):
     # Worker 0 dials worker 1's link and holds it, redialling whenever it
     # is dropped. Worker 1 exits on its first call (policy EPERM while it
     # is down) and is restarted: its new instance must get its link.
-    attacker = f"{MISBEHAVE} --syscall getpgrp sibling"
-    victim = f"{MISBEHAVE} --once --policy eperm --syscall getppid exit"
-    r = subprocess.run([SYSGATE, "run", *opts, "--audit", str(audit),
+    attacker = f"{misbehave} --syscall getpgrp sibling"
+    victim = f"{misbehave} --once --policy eperm --syscall getppid exit"
+    r = subprocess.run([*prefix, sysgate, "run", *opts, "--audit", str(audit),
                         "--worker-start-timeout", "3000", "--worker", attacker,
                         "--worker", victim, "--", PY, "-c", UNTIL_SERVED],
                        capture_output=True, text=True, timeout=TIMEOUT,
@@ -50,6 +52,20 @@ def test_a_sibling_cannot_take_a_workers_link(rundir_base, tmp_path):
     # reach each other's sockets: the supervisor refuses the wrong peer.
     opts = ["--worker-user", "nobody"] if is_root() else []
     stderr = sibling_attack(rundir_base, tmp_path / "audit.jsonl", *opts)
+    assert "sibling: stat errno 0" in stderr
+    assert "refused a connection to its link from pid" in stderr
+
+
+@pytest.mark.skipif(not is_root() or not shutil.which("setpriv"), reason="needs root for setpriv")
+def test_a_sibling_cannot_take_a_workers_link_without_root(rundir_base, pubdir):
+    # sysgate as nobody: its workers share its uid.
+    sysgate, misbehave = (copy_for_nobody(p, pubdir) for p in (SYSGATE, MISBEHAVE))
+    os.chmod(rundir_base, 0o1777)  # sysgate as nobody makes its runtime directory there
+    audit = os.path.join(pubdir, "audit")
+    os.mkdir(audit)
+    os.chmod(audit, 0o777)
+    stderr = sibling_attack(rundir_base, os.path.join(audit, "a.jsonl"), prefix=NOBODY,
+                            sysgate=sysgate, misbehave=misbehave)
     assert "sibling: stat errno 0" in stderr
     assert "refused a connection to its link from pid" in stderr
 
