@@ -3,6 +3,7 @@
  * untrusted: decoded and validated (protocol.h), and acted on only for
  * notifications that worker holds. Runs on the router thread. */
 #include <errno.h>
+#include <limits.h>
 #include <stdio.h>
 #include <string.h>
 #include <unistd.h>
@@ -366,7 +367,9 @@ void router_on_message(struct router *rt, struct worker *w, nng_msg *msg)
 		uint64_t peer = 0;
 		if (nng_pipe_get_uint64(pipe, NNG_OPT_IPC_PEER_PID, &peer) != 0)
 			return; /* gone already: an earlier instance's leftovers */
-		if (peer != (uint64_t)w->pid) {
+		/* It, or a process it started (its session: worker_link.c). */
+		if (peer == 0 || peer > INT_MAX ||
+		    (peer != (uint64_t)w->pid && getsid((pid_t)peer) != w->pid)) {
 			log_error("worker '%s': refused a connection from pid %llu", w->spec,
 				  (unsigned long long)peer);
 			nng_pipe_close(pipe);

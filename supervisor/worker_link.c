@@ -24,9 +24,12 @@ static void on_pipe_removed(nng_pipe pipe, nng_pipe_ev ev, void *arg)
 	(void)!write(w->kick_fd, &one, sizeof(one));
 }
 
-/* Before pair1 sees a new peer: only the process this start spawned may
- * connect (its credentials come from SO_PEERCRED, which the peer cannot
- * forge). Runs on an nng thread: touches only atomics. */
+/* Before pair1 sees a new peer: only the process this start spawned, or
+ * one it started (a wrapper script's child), may connect. Its pid comes
+ * from SO_PEERCRED, which the peer cannot forge; the worker leads its own
+ * session (setsid at spawn) and may not leave it (setsid and setpgid are
+ * denied), which no other worker can join. Runs on an nng thread: touches
+ * only atomics. */
 static void on_pipe_adding(nng_pipe pipe, nng_pipe_ev ev, void *arg)
 {
 	(void)ev;
@@ -34,7 +37,8 @@ static void on_pipe_adding(nng_pipe pipe, nng_pipe_ev ev, void *arg)
 	uint64_t peer = 0;
 	pid_t want = atomic_load(&w->link_pid);
 	if (want > 0 && nng_pipe_get_uint64(pipe, NNG_OPT_IPC_PEER_PID, &peer) == 0 &&
-	    peer == (uint64_t)want)
+	    peer > 0 && peer <= INT_MAX &&
+	    (peer == (uint64_t)want || getsid((pid_t)peer) == want))
 		return;
 	nng_pipe_close(pipe);
 	if (atomic_fetch_add(&w->refused, 1) == 0)

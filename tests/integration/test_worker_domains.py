@@ -111,6 +111,20 @@ def test_a_shell_script_worker_execs_a_real_worker(rundir_base, pubdir):
     assert r.stdout == "0\n"  # the worker's answer, not sysgate's pid
 
 
+def test_a_wrapper_script_whose_child_is_the_worker(rundir_base, pubdir):
+    # No exec: the worker that connects is the script's child, in the
+    # session sysgate started it in.
+    script = write_script(pubdir, "wrapper.sh",
+                          f'#!/bin/sh\n{MISBEHAVE} "$@"\nexit $?\n', mode=0o755)
+    r = subprocess.run([SYSGATE, "run", "--worker", f"{script} --syscall getppid return", "--",
+                        PY, "-c", "import os; print(os.getppid())"],
+                       capture_output=True, text=True, timeout=TIMEOUT,
+                       env=env_with(rundir_base))
+    assert r.returncode == 0, r.stderr
+    assert r.stdout == "0\n"
+    assert "refused" not in r.stderr
+
+
 def test_a_python_script_worker_found_through_env(rundir_base, pubdir):
     lib = stage_sdk(pubdir)
     script = write_script(pubdir, "faker.py", textwrap.dedent("""\
