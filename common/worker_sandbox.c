@@ -67,10 +67,16 @@ static int build_filter(struct sock_fprog *out, bool allow_tcp, struct sg_err *e
 }
 
 /* Resolves the user to run as when sysgate runs as root. */
-static int resolve_user(struct worker_sandbox *sb, const char *user, struct sg_err *err)
+static int resolve_user(struct worker_sandbox *sb, const char *user, uid_t uid, struct sg_err *err)
 {
 	if (geteuid() != 0)
 		return 0;
+	if ((!user || !*user) && uid != 0 && uid != (uid_t)-1) {
+		sb->change_ids = true;
+		sb->uid = uid;
+		sb->gid = (gid_t)uid;
+		return 0;
+	}
 	if (!user || !*user)
 		return err_set(err, EINVAL,
 			       "sysgate runs as root and no user was given to run the worker as");
@@ -160,7 +166,7 @@ int worker_sandbox_prepare(struct worker_sandbox *sb, const struct worker_sandbo
 {
 	memset(sb, 0, sizeof(*sb));
 	sb->landlock_fd = -1;
-	int r = resolve_user(sb, spec->user, err);
+	int r = resolve_user(sb, spec->user, spec->uid, err);
 	if (r >= 0)
 		r = build_landlock(sb, spec, err);
 	if (r >= 0)

@@ -18,6 +18,9 @@ struct worker_sandbox_spec {
 	/* User to run as when sysgate runs as root (e.g. "nobody"); required
 	 * then, ignored otherwise. */
 	const char *user;
+	/* Without user: this uid, and the gid of the same number (a worker's
+	 * own domain, nobody's name), when sysgate runs as root. */
+	uid_t uid;
 	/* Read + execute beneath: the worker's binary, script and libraries
 	 * must be reachable from these. No defaults. */
 	const char *const *read_paths;

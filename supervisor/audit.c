@@ -25,6 +25,8 @@
 struct audit_item {
 	json_t *event; /* lifecycle event, or NULL for a syscall record */
 	struct audit_syscall sys;
+	size_t cost;   /* an event's, against the byte budget */
+	unsigned slot; /* an event's charge: slot + 1, 0 for none */
 };
 
 struct audit {
@@ -38,7 +40,10 @@ struct audit {
 	pthread_cond_t not_empty, not_full;
 	struct audit_item *ring;
 	size_t head, len;
-	size_t bytes; /* path bytes held by queued records */
+	size_t bytes; /* path bytes and event costs held by queued records */
+	struct {
+		size_t count, cost;
+	} charged[AUDIT_SLOTS];
 	bool closing;
 	int error; /* first write error (negative errno), the writer's */
 };
@@ -233,7 +238,7 @@ json_t *audit_syscall_json(const struct audit_syscall *rec, const char *sandbox)
 
 static size_t item_bytes(const struct audit_item *it)
 {
-	size_t n = 0;
+	size_t n = it->event ? it->cost : 0;
 	for (unsigned i = 0; !it->event && i < 2; i++)
 		n += it->sys.path[i] ? strlen(it->sys.path[i]) + 1 : 0;
 	return n;
@@ -306,11 +311,17 @@ static void *writer_main(void *arg)
 		bool drained = a->len == 0;
 		pthread_cond_signal(&a->not_full);
 		pthread_mutex_unlock(&a->lock);
+		unsigned slot = it.slot;
+		size_t cost = it.cost;
 		write_item(a, &it);
 		/* Flush when idle so a reader following the file sees whole lines. */
 		if (drained)
 			flush(a);
 		pthread_mutex_lock(&a->lock);
+		if (slot) {
+			a->charged[slot - 1].count--;
+			a->charged[slot - 1].cost -= cost;
+		}
 	}
 	pthread_mutex_unlock(&a->lock);
 	flush(a);
@@ -486,6 +497,10 @@ static void enqueue(struct audit *a, const struct audit_item *it)
 	a->ring[(a->head + a->len) % AUDIT_QUEUE_CAP] = *it;
 	a->len++;
 	a->bytes += bytes;
+	if (it->slot) {
+		a->charged[it->slot - 1].count++;
+		a->charged[it->slot - 1].cost += it->cost;
+	}
 	pthread_cond_signal(&a->not_empty);
 	pthread_mutex_unlock(&a->lock);
 }
@@ -497,7 +512,33 @@ void audit_syscall(struct audit *a, struct audit_syscall *rec)
 	enqueue(a, &it);
 }
 
-void audit_event(struct audit *a, const char *type, json_t *fields)
+size_t audit_json_cost(json_t *j)
+{
+	/* json_t plus its container or string, and malloc's overhead. */
+	enum { PER_VALUE = 96 };
+	size_t n = PER_VALUE;
+	const char *key;
+	json_t *v;
+	size_t i;
+	switch (json_typeof(j)) {
+	case JSON_OBJECT:
+		json_object_foreach (j, key, v)
+			n += strlen(key) + PER_VALUE + audit_json_cost(v);
+		break;
+	case JSON_ARRAY:
+		json_array_foreach (j, i, v)
+			n += sizeof(void *) + audit_json_cost(v);
+		break;
+	case JSON_STRING:
+		n += json_string_length(j);
+		break;
+	default:
+		break;
+	}
+	return n;
+}
+
+static void event(struct audit *a, const char *type, json_t *fields, unsigned slot)
 {
 	struct timespec now;
 	clock_gettime(CLOCK_REALTIME, &now);
@@ -510,8 +551,29 @@ void audit_event(struct audit *a, const char *type, json_t *fields)
 	if (fields)
 		json_object_update(o, fields);
 	json_decref(fields);
-	struct audit_item it = { .event = o };
+	struct audit_item it = { .event = o, .cost = audit_json_cost(o), .slot = slot };
 	enqueue(a, &it);
+}
+
+void audit_event(struct audit *a, const char *type, json_t *fields)
+{
+	event(a, type, fields, 0);
+}
+
+void audit_event_charged(struct audit *a, const char *type, json_t *fields, unsigned slot)
+{
+	event(a, type, fields, slot < AUDIT_SLOTS ? slot + 1 : 0);
+}
+
+void audit_charged(struct audit *a, unsigned slot, size_t *count, size_t *cost)
+{
+	*count = *cost = 0;
+	if (!a || slot >= AUDIT_SLOTS)
+		return;
+	pthread_mutex_lock(&a->lock);
+	*count = a->charged[slot].count;
+	*cost = a->charged[slot].cost;
+	pthread_mutex_unlock(&a->lock);
 }
 
 int audit_close(struct audit *a)

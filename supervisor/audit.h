@@ -57,8 +57,22 @@ int audit_fail_fd(const struct audit *a);
 /* Queues a record; takes ownership of rec->path[]. Never does I/O. */
 void audit_syscall(struct audit *a, struct audit_syscall *rec);
 
-/* Queues a lifecycle event `type` with extra fields (stolen, may be NULL). */
+/* Queues a lifecycle event `type` with extra fields (stolen, may be NULL).
+ * Its memory (audit_json_cost) counts against the queue's byte budget. */
 void audit_event(struct audit *a, const char *type, json_t *fields);
+
+/* Events charged to one of AUDIT_SLOTS producers (a worker's records):
+ * audit_event_charged queues like audit_event and holds the event's count
+ * and cost against the slot until it is written; audit_charged reads what
+ * the slot holds, so a producer can be bounded before it queues more. */
+#define AUDIT_SLOTS 32
+void audit_event_charged(struct audit *a, const char *type, json_t *fields, unsigned slot);
+void audit_charged(struct audit *a, unsigned slot, size_t *count, size_t *cost);
+
+/* What a JSON value costs in memory, roughly: its strings' bytes plus a
+ * fixed overhead per value (a parser's "[[],[],...]" costs ~50 times its
+ * text). */
+size_t audit_json_cost(json_t *j);
 
 /* Writes everything queued, flushes, stops the writer and frees a. 0, or
  * the negative errno of the first record that could not be written (the

@@ -42,8 +42,11 @@ const char cli_run_usage[] =
 	"      --replicas N             run N copies of the --worker before it, sharing its\n"
 	"                               notifications (default 1)\n"
 	"      --handler-timeout MS     time a worker may take per notification (default 5000)\n"
-	"      --worker-user USER       user workers run as when sysgate runs as root\n"
-	"                               (default nobody)\n"
+	"      --worker-user USER       user all workers run as when sysgate runs as root\n"
+	"                               (default: a uid of their own, see next)\n"
+	"      --worker-uid-base UID    as root without --worker-user, the k-th --worker\n"
+	"                               (0-based; replicas share) runs as uid and gid UID+k\n"
+	"                               (default 2136866816 = 0x7f5e0000)\n"
 	"      --worker-start-timeout MS  time a worker may take to register (default 10000)\n"
 	"      --worker-read PATH       let workers read beneath PATH too (their code, a\n"
 	"                               PYTHONPATH); repeatable\n"
@@ -77,6 +80,7 @@ enum {
 	OPT_WORKER,
 	OPT_HANDLER_TIMEOUT,
 	OPT_WORKER_USER,
+	OPT_WORKER_UID_BASE,
 	OPT_WORKER_START_TIMEOUT,
 	OPT_WORKER_READ,
 	OPT_WORKER_TRANSPORT,
@@ -103,6 +107,7 @@ static const struct option long_options[] = {
 	{ "worker", required_argument, NULL, OPT_WORKER },
 	{ "handler-timeout", required_argument, NULL, OPT_HANDLER_TIMEOUT },
 	{ "worker-user", required_argument, NULL, OPT_WORKER_USER },
+	{ "worker-uid-base", required_argument, NULL, OPT_WORKER_UID_BASE },
 	{ "worker-start-timeout", required_argument, NULL, OPT_WORKER_START_TIMEOUT },
 	{ "worker-read", required_argument, NULL, OPT_WORKER_READ },
 	{ "worker-transport", required_argument, NULL, OPT_WORKER_TRANSPORT },
@@ -296,6 +301,13 @@ static int parse_option(int c, const char *arg, struct config *cfg, struct sg_er
 			return err_set(err, EINVAL, "--worker-user: empty user name");
 		cfg->worker_user = arg;
 		return 0;
+	case OPT_WORKER_UID_BASE:
+		/* Room for a uid per --worker below (uid_t)-1, which means "none". */
+		if (parse_long(arg, 1, 0xfffffffeL - CLI_MAX_WORKERS, &v) < 0)
+			return err_set(err, EINVAL, "--worker-uid-base %s: not a uid (1..%lu)", arg,
+				       0xfffffffeUL - CLI_MAX_WORKERS);
+		cfg->worker_uid_base = (unsigned long)v;
+		return 0;
 	case OPT_AUDIT:
 		if (!*arg)
 			return err_set(err, EINVAL, "--audit: empty file name");
@@ -314,7 +326,7 @@ int cli_parse_run(int argc, char **argv, struct config *cfg, struct sg_err *err)
 	cfg->handler_timeout_ms = 5000;
 	cfg->worker_start_timeout_ms = 10000;
 	cfg->kill_after_ms = 5000;
-	cfg->worker_user = "nobody";
+	cfg->worker_uid_base = CLI_WORKER_UID_BASE;
 
 	/* '+': stop at the first non-option so COMMAND's own options pass
 	 * through; ':' lets us word the errors ourselves. */

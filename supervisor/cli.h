@@ -14,6 +14,10 @@ struct strvec {
 };
 
 #define CLI_MAX_WORKERS 16u /* --worker options */
+/* As root, the k-th --worker runs as uid and gid base + k: a range no
+ * distribution or systemd allocates (0x7f5e0000..+15); refused if
+ * /etc/passwd or /etc/group maps one of them. */
+#define CLI_WORKER_UID_BASE 0x7f5e0000UL
 #define CLI_MAX_REPLICAS 8u /* --replicas N */
 
 struct config {
@@ -36,7 +40,8 @@ struct config {
 	struct strvec worker_read;          /* --worker-read */
 	unsigned long handler_timeout_ms;
 	unsigned long worker_start_timeout_ms;
-	const char *worker_user;
+	const char *worker_user;       /* --worker-user, or NULL */
+	unsigned long worker_uid_base; /* without it, as root */
 	const char *audit_path;
 	int verbose;
 	char **command; /* NULL-terminated, borrowed from argv */

@@ -433,6 +433,7 @@ int router_start(struct router **out, const struct router_config *c, struct sg_e
 		return r;
 	rt->env.rundir = rt->rundir.path;
 	rt->env.user = c->cfg->worker_user;
+	rt->env.uid_base = c->cfg->worker_uid_base;
 	rt->env.sigmask = c->sigmask;
 	rt->env.kick_fd = rt->kick_fd;
 	rt->env.fast = !c->cfg->worker_nng_only;
@@ -442,8 +443,8 @@ int router_start(struct router **out, const struct router_config *c, struct sg_e
 		struct worker *first = &rt->workers[rt->n_workers];
 		for (unsigned k = 0; k < reps; k++) {
 			struct worker *w = &rt->workers[rt->n_workers];
-			r = worker_init(w, (unsigned)rt->n_workers, c->cfg->workers.v[i], k,
-					&rt->env, err);
+			r = worker_init(w, (unsigned)rt->n_workers, c->cfg->workers.v[i],
+					(unsigned)i, k, &rt->env, err);
 			rt->n_workers++;
 			w->first = first;
 			first->n_replicas = k + 1;
@@ -452,9 +453,9 @@ int router_start(struct router **out, const struct router_config *c, struct sg_e
 		}
 	}
 	/* Workers of an unprivileged user must reach their sockets. */
-	const struct worker_sandbox *ws = &rt->workers[0].sandbox;
-	if (ws->change_ids && chown(rt->rundir.path, ws->uid, ws->gid) < 0)
-		return err_sys(err, errno, "cannot hand %s to the workers' user", rt->rundir.path);
+	if (rt->n_workers &&
+	    (r = worker_rundir_share(&rt->rundir, &rt->env, &rt->workers[0].sandbox, err)) < 0)
+		return r;
 
 	rt->starting = true;
 	if ((r = pthread_create(&rt->thread, NULL, router_main, rt)) != 0)

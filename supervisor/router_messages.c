@@ -3,6 +3,7 @@
  * untrusted: decoded and validated (protocol.h), and acted on only for
  * notifications that worker holds. Runs on the router thread. */
 #include <errno.h>
+#include <limits.h>
 #include <stdio.h>
 #include <string.h>
 #include <unistd.h>
@@ -314,6 +315,11 @@ static void on_mem_request(struct router *rt, struct worker *w, const Sysgate__V
 		router_worker_failed(rt, w, "link", "memory reply: %s", err.msg);
 }
 
+/* What one worker's records may hold in the audit queue (on_record). */
+#define RECORDS_QUEUED_MAX 1024u
+#define RECORDS_COST_MAX (16u << 20)
+_Static_assert(WORKER_MAX <= AUDIT_SLOTS, "a charge slot per worker");
+
 /* A handler's result for whoever runs the sandbox: into the audit log. */
 static void on_record(struct router *rt, struct worker *w, const Sysgate__V1__Record *m)
 {
@@ -330,7 +336,26 @@ static void on_record(struct router *rt, struct worker *w, const Sysgate__V1__Re
 		log_verbose("worker '%s': a record, dropped (no --audit)", w->spec);
 		return;
 	}
-	router_audit_worker(rt, "record", w, json_pack("{s:o}", "data", data));
+	/* Its records still waiting for the audit writer are bounded, in
+	 * number and in memory (a parsed "[[],[],...]" costs ~50 times its
+	 * bytes): past that it floods, a violation. One record always fits. */
+	size_t cost = audit_json_cost(data), count, held;
+	audit_charged(rt->audit, w->index, &count, &held);
+	if (count && (count >= RECORDS_QUEUED_MAX || held + cost > RECORDS_COST_MAX)) {
+		json_decref(data);
+		router_worker_failed(rt, w, "flood",
+				     "sent records faster than the audit log takes them (%zu "
+				     "waiting, %zu KiB, at most %u and %u KiB)",
+				     count, held >> 10, RECORDS_QUEUED_MAX, RECORDS_COST_MAX >> 10);
+		return;
+	}
+	json_t *fields = json_pack("{s:o}", "data", data);
+	if (fields) {
+		json_object_set_new(fields, "worker", audit_json_str(w->name));
+		json_object_set_new(fields, "command", audit_json_str(w->spec));
+		json_object_set_new(fields, "worker_pid", json_integer(w->pid));
+	}
+	audit_event_charged(rt->audit, "record", fields, w->index);
 }
 
 void router_on_message(struct router *rt, struct worker *w, nng_msg *msg)
@@ -342,7 +367,9 @@ void router_on_message(struct router *rt, struct worker *w, nng_msg *msg)
 		uint64_t peer = 0;
 		if (nng_pipe_get_uint64(pipe, NNG_OPT_IPC_PEER_PID, &peer) != 0)
 			return; /* gone already: an earlier instance's leftovers */
-		if (peer != (uint64_t)w->pid) {
+		/* It, or a process it started (its session: worker_link.c). */
+		if (peer == 0 || peer > INT_MAX ||
+		    (peer != (uint64_t)w->pid && getsid((pid_t)peer) != w->pid)) {
 			log_error("worker '%s': refused a connection from pid %llu", w->spec,
 				  (unsigned long long)peer);
 			nng_pipe_close(pipe);

@@ -1,8 +1,11 @@
 #include "worker.h"
 
+#include <errno.h>
 #include <fcntl.h>
+#include <grp.h>
 #include <libgen.h>
 #include <limits.h>
+#include <pwd.h>
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
@@ -94,6 +97,15 @@ static void paths_add_dir_of(struct paths *p, const char *file)
 	paths_add(p, dirname(real));
 }
 
+/* Whether path starts with "#!" (unreadable here: not a script we can
+ * tell, the exec says what it is). */
+static bool is_script(const char *path)
+{
+	_cleanup_close_ int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
+	char magic[2];
+	return fd >= 0 && read(fd, magic, sizeof(magic)) == 2 && magic[0] == '#' && magic[1] == '!';
+}
+
 static void paths_free(struct paths *p)
 {
 	for (size_t i = 0; i < p->n; i++)
@@ -101,8 +113,34 @@ static void paths_free(struct paths *p)
 	p->n = 0;
 }
 
-int worker_init(struct worker *w, unsigned index, const char *spec, unsigned replica,
-		const struct worker_env *env, struct sg_err *err)
+/* As root without --worker-user: spec's own uid, which no user or group
+ * of this system may hold (it would share files or signals with it). */
+static int own_uid(const char *spec, unsigned spec_index, const struct worker_env *env, uid_t *uid,
+		   struct sg_err *err)
+{
+	*uid = 0;
+	if (geteuid() != 0 || env->user || !env->uid_base)
+		return 0;
+	unsigned long u = env->uid_base + spec_index;
+	errno = 0;
+	struct passwd *pw = getpwuid((uid_t)u);
+	if (pw)
+		return err_set(err, EEXIST,
+			       "--worker '%s': its uid %lu is user \"%s\"; give --worker-uid-base "
+			       "a range no user or group uses, or --worker-user",
+			       spec, u, pw->pw_name);
+	struct group *gr = getgrgid((gid_t)u);
+	if (gr)
+		return err_set(err, EEXIST,
+			       "--worker '%s': its gid %lu is group \"%s\"; give "
+			       "--worker-uid-base a range no user or group uses, or --worker-user",
+			       spec, u, gr->gr_name);
+	*uid = (uid_t)u;
+	return 0;
+}
+
+int worker_init(struct worker *w, unsigned index, const char *spec, unsigned spec_index,
+		unsigned replica, const struct worker_env *env, struct sg_err *err)
 {
 	memset(w, 0, sizeof(*w));
 	w->index = index;
@@ -131,6 +169,7 @@ int worker_init(struct worker *w, unsigned index, const char *spec, unsigned rep
 	w->exe_fd = open(path, O_PATH | O_CLOEXEC);
 	if (w->exe_fd < 0)
 		return err_sys(err, errno, "--worker '%s': cannot open %s", spec, path);
+	w->script = is_script(path);
 
 	struct paths rp = { .n = 0 };
 	for (size_t i = 0; i < ARRAY_SIZE(system_read); i++)
@@ -140,13 +179,20 @@ int worker_init(struct worker *w, unsigned index, const char *spec, unsigned rep
 		paths_add_dir_of(&rp, *a);
 	for (size_t i = 0; i < env->n_read; i++)
 		paths_add(&rp, env->read[i]);
+	uid_t uid;
+	int r = own_uid(spec, spec_index, env, &uid, err);
+	if (r < 0) {
+		paths_free(&rp);
+		return r;
+	}
 	struct worker_sandbox_spec ws = {
 		.user = env->user,
+		.uid = uid,
 		.read_paths = (const char *const *)rp.v,
 		.n_read = rp.n,
 	};
 	struct sg_err e2;
-	int r = worker_sandbox_prepare(&w->sandbox, &ws, &e2);
+	r = worker_sandbox_prepare(&w->sandbox, &ws, &e2);
 	paths_free(&rp);
 	if (r < 0)
 		return err_set(err, -r, "--worker '%s': %s", spec, e2.msg);
@@ -216,9 +262,28 @@ static void child_fail(const char *what, int err)
 		(void)!write(STDERR_FILENO, parts[p], strlen(parts[p]));
 }
 
-static _Noreturn void child_run(const struct worker *w, const struct worker_env *env, int out,
-				int devnull, int shm_fd, char **envp, pid_t supervisor)
+/* ENOENT from a script's exec: its interpreter (the #! line) is missing, or
+ * outside what the worker may read. Async-signal-safe. */
+static void child_script_fail(const char *script)
 {
+	const char *parts[] = { "sysgate: worker: ", script,
+				" is a script and its interpreter (its #! line) cannot be run "
+				"by the worker: install it, name an interpreter the worker can "
+				"read (--worker-read DIR grants a directory), or give the "
+				"interpreter as the command (--worker 'INTERPRETER SCRIPT')\n" };
+	for (size_t p = 0; p < ARRAY_SIZE(parts); p++)
+		(void)!write(STDERR_FILENO, parts[p], strlen(parts[p]));
+}
+
+static _Noreturn void child_run(const struct worker *w, const struct worker_env *env, int out,
+				int devnull, int shm_fd, char **envp, pid_t supervisor, int go[2])
+{
+	/* Until the supervisor knows our pid as the one allowed on the link
+	 * (link_pid): it closes its end then. */
+	char c;
+	close(go[1]);
+	while (read(go[0], &c, 1) < 0 && errno == EINTR)
+		;
 	if (dup2(devnull, STDIN_FILENO) < 0 || dup2(out, STDOUT_FILENO) < 0 ||
 	    dup2(out, STDERR_FILENO) < 0)
 		_exit(126);
@@ -246,8 +311,16 @@ static _Noreturn void child_run(const struct worker *w, const struct worker_env 
 	prctl(PR_SET_PDEATHSIG, SIGKILL);
 	if (getppid() != supervisor)
 		_exit(126);
+	/* A script's interpreter opens /dev/fd/N: the kernel refuses the exec
+	 * (ENOENT) if N closes on it. */
+	if (w->script && fcntl(w->exe_fd, F_SETFD, 0) < 0)
+		_exit(126);
 	syscall(SYS_execveat, w->exe_fd, "", w->argv, envp, AT_EMPTY_PATH);
-	child_fail("execve", errno);
+	int e = errno;
+	if (w->script && e == ENOENT)
+		child_script_fail(w->argv[0]);
+	else
+		child_fail("execve", e);
 	_exit(127);
 }
 
@@ -273,17 +346,26 @@ int worker_spawn(struct worker *w, const struct worker_env *env, uint64_t hello_
 			close(w->out_fd);
 		w->out_fd = -1;
 	}
-	int pipefd[2];
+	int pipefd[2], go[2] = { -1, -1 };
 	_cleanup_close_ int devnull = open("/dev/null", O_RDONLY | O_CLOEXEC);
-	if (devnull < 0 || pipe2(pipefd, O_CLOEXEC) < 0) {
+	if (devnull < 0 || pipe2(go, O_CLOEXEC) < 0 || pipe2(pipefd, O_CLOEXEC) < 0) {
+		int e = errno;
 		strv_free(envp);
-		return err_sys(err, errno, "--worker '%s': cannot set up its output", w->spec);
+		if (go[0] >= 0) {
+			close(go[0]);
+			close(go[1]);
+		}
+		return err_sys(err, e, "--worker '%s': cannot set up its output", w->spec);
 	}
 	pid_t self = getpid();
 	pid_t pid = fork();
 	if (pid == 0)
-		child_run(w, env, pipefd[1], devnull, shm_fd, envp, self);
+		child_run(w, env, pipefd[1], devnull, shm_fd, envp, self, go);
 	int e = errno;
+	if (pid > 0)
+		atomic_store(&w->link_pid, pid);
+	close(go[0]);
+	close(go[1]); /* the child goes on */
 	strv_free(envp);
 	close(pipefd[1]);
 	if (pid < 0) {
@@ -299,6 +381,7 @@ int worker_spawn(struct worker *w, const struct worker_env *env, uint64_t hello_
 		kill(pid, SIGKILL); /* our unreaped child: the pid is still ours */
 		waitpid(pid, NULL, 0);
 		w->pid = 0;
+		atomic_store(&w->link_pid, 0);
 		return err_sys(err, e, "--worker '%s': pidfd_open", w->spec);
 	}
 	w->state = WORKER_STARTING;
@@ -337,6 +420,7 @@ int worker_reap(struct worker *w, int *status)
 	close(w->pidfd);
 	w->pidfd = -1;
 	w->pid = 0;
+	atomic_store(&w->link_pid, 0); /* before its pid can be reused */
 	return 1;
 }
 
@@ -399,8 +483,10 @@ void worker_free(struct worker *w)
 	 * the process's exit releases the socket (the link's file is removed
 	 * below). Its callback goes first: it points into w, and at an fd that
 	 * will be closed. */
-	if (w->sock_open)
+	if (w->sock_open) {
+		nng_pipe_notify(w->sock, NNG_PIPE_EV_ADD_PRE, NULL, NULL);
 		nng_pipe_notify(w->sock, NNG_PIPE_EV_REM_POST, NULL, NULL);
+	}
 	w->sock_open = false;
 	worker_dir_remove(w);
 	if (w->pidfd >= 0)

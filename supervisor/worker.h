@@ -55,6 +55,9 @@ struct worker {
 	char **argv;      /* spec split on blanks */
 	char name[PROTO_MAX_NAME + 1]; /* for the audit log: Hello's, else argv[0]'s */
 	int exe_fd;                    /* the binary, opened by the supervisor */
+	/* It starts with "#!": exe_fd must survive the exec, the kernel hands
+	 * the interpreter /dev/fd/N. */
+	bool script;
 	struct worker_sandbox sandbox;
 
 	/* link */
@@ -63,6 +66,13 @@ struct worker {
 	bool sock_open;
 	int recv_fd;                 /* readable when a message waits */
 	uint32_t pipe_id;            /* the accepted peer, 0: none */
+	/* The only process that may connect: the current start's pid, set
+	 * before the process runs (worker_spawn), 0 between starts. nng's
+	 * pipe callback closes every other peer before the pair socket takes
+	 * it, so a sibling that dials first cannot take the link. */
+	_Atomic pid_t link_pid;
+	/* Peers closed for that, this run. */
+	_Atomic uint32_t refused;
 	_Atomic uint32_t lost_pipe;  /* set by nng's pipe callback */
 	int kick_fd;                 /* the router's eventfd, written on loss */
 
@@ -105,6 +115,9 @@ struct worker {
 struct worker_env {
 	const char *rundir;        /* private, 0700, owned by the workers' uid */
 	const char *user;          /* --worker-user, when root */
+	/* Without it, as root: the k-th --worker's uid and gid are uid_base +
+	 * k, its own (0: unprivileged sysgate, all workers share its uid). */
+	unsigned long uid_base;
 	const char *const *read;   /* extra read paths for every worker */
 	size_t n_read;
 	sigset_t sigmask;          /* the mask sysgate was started with */
@@ -117,8 +130,8 @@ struct worker_env {
 
 /* Splits spec, finds the binary, prepares the sandbox, creates the link's
  * directory and starts listening. Messages name the worker. */
-int worker_init(struct worker *w, unsigned index, const char *spec, unsigned replica,
-		const struct worker_env *env, struct sg_err *err);
+int worker_init(struct worker *w, unsigned index, const char *spec, unsigned spec_index,
+		unsigned replica, const struct worker_env *env, struct sg_err *err);
 
 /* Starts (or restarts) the process: a fresh token, state STARTING. */
 int worker_spawn(struct worker *w, const struct worker_env *env, uint64_t hello_deadline_ns,
@@ -163,6 +176,12 @@ int worker_rundir_create(struct worker_rundir *d, struct sg_err *err);
 int worker_rundir_read_paths(struct worker_rundir *d, struct worker_env *env,
 			     const char *const *worker_read, size_t n_worker_read,
 			     struct sg_err *err);
+
+/* Lets the workers reach d->path: handed to their one user (--worker-user),
+ * or, each with its own uid, root's and 0711 (each worker's directory below
+ * is its own, 0700). */
+int worker_rundir_share(struct worker_rundir *d, const struct worker_env *env,
+			const struct worker_sandbox *first, struct sg_err *err);
 
 /* Removes d->path (empty by then: worker_free removed each worker's). */
 void worker_rundir_remove(struct worker_rundir *d);

@@ -82,6 +82,22 @@ int worker_rundir_read_paths(struct worker_rundir *d, struct worker_env *env,
 	return 0;
 }
 
+int worker_rundir_share(struct worker_rundir *d, const struct worker_env *env,
+			const struct worker_sandbox *first, struct sg_err *err)
+{
+	if (!first->change_ids)
+		return 0; /* unprivileged: the workers are ours */
+	if (!env->user) {
+		/* Own uids: they pass through, none may list or enter another's. */
+		if (chmod(d->path, 0711) < 0)
+			return err_sys(err, errno, "cannot open %s to the workers", d->path);
+		return 0;
+	}
+	if (chown(d->path, first->uid, first->gid) < 0)
+		return err_sys(err, errno, "cannot hand %s to the workers' user", d->path);
+	return 0;
+}
+
 void worker_rundir_remove(struct worker_rundir *d)
 {
 	if (d->path[0] && rmdir(d->path) < 0)

@@ -13,6 +13,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "log.h"
+
 static void on_pipe_removed(nng_pipe pipe, nng_pipe_ev ev, void *arg)
 {
 	(void)ev;
@@ -20,6 +22,29 @@ static void on_pipe_removed(nng_pipe pipe, nng_pipe_ev ev, void *arg)
 	atomic_store(&w->lost_pipe, (uint32_t)nng_pipe_id(pipe));
 	uint64_t one = 1;
 	(void)!write(w->kick_fd, &one, sizeof(one));
+}
+
+/* Before pair1 sees a new peer: only the process this start spawned, or
+ * one it started (a wrapper script's child), may connect. Its pid comes
+ * from SO_PEERCRED, which the peer cannot forge; the worker leads its own
+ * session (setsid at spawn) and may not leave it (setsid and setpgid are
+ * denied), which no other worker can join. Runs on an nng thread: touches
+ * only atomics. */
+static void on_pipe_adding(nng_pipe pipe, nng_pipe_ev ev, void *arg)
+{
+	(void)ev;
+	struct worker *w = arg;
+	uint64_t peer = 0;
+	pid_t want = atomic_load(&w->link_pid);
+	if (want > 0 && nng_pipe_get_uint64(pipe, NNG_OPT_IPC_PEER_PID, &peer) == 0 &&
+	    peer > 0 && peer <= INT_MAX &&
+	    (peer == (uint64_t)want || getsid((pid_t)peer) == want))
+		return;
+	nng_pipe_close(pipe);
+	if (atomic_fetch_add(&w->refused, 1) == 0)
+		log_error("worker '%s': refused a connection to its link from pid %llu, which "
+			  "is not the worker sysgate started",
+			  w->spec, (unsigned long long)peer);
 }
 
 int worker_link_listen(struct worker *w, struct sg_err *err)
@@ -32,6 +57,7 @@ int worker_link_listen(struct worker *w, struct sg_err *err)
 	if ((r = nng_socket_set_size(w->sock, NNG_OPT_RECVMAXSZ, PROTO_MAX_MESSAGE)) != 0 ||
 	    (r = nng_socket_set_int(w->sock, NNG_OPT_SENDBUF, 2 * WORKER_MAX_INFLIGHT)) != 0 ||
 	    (r = nng_socket_set_int(w->sock, NNG_OPT_RECVBUF, 2 * WORKER_MAX_INFLIGHT)) != 0 ||
+	    (r = nng_pipe_notify(w->sock, NNG_PIPE_EV_ADD_PRE, on_pipe_adding, w)) != 0 ||
 	    (r = nng_pipe_notify(w->sock, NNG_PIPE_EV_REM_POST, on_pipe_removed, w)) != 0 ||
 	    (r = nng_listen(w->sock, w->url, NULL, 0)) != 0 ||
 	    (r = nng_socket_get_int(w->sock, NNG_OPT_RECVFD, &w->recv_fd)) != 0)

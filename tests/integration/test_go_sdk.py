@@ -268,10 +268,14 @@ def test_deferred_answers_let_one_thread_hold_four_calls(sysgate_bin, rundir_bas
 # --- users ------------------------------------------------------------------------------
 
 @pytest.mark.skipif(not is_root(), reason="needs root to switch users")
-def test_worker_runs_as_nobody_under_root(sysgate_bin, rundir_base):
+def test_worker_runs_as_its_own_uid_under_root(sysgate_bin, rundir_base):
     import pwd
     r = run("--worker", worker("uid"), "--", PY, "-c", "import os; print(os.getpid())",
             env=env_with(rundir_base))
+    assert r.returncode == 0, r.stderr
+    assert int(r.stdout) == 0x7F5E0000  # --worker-uid-base's default, the first --worker
+    r = run("--worker-user", "nobody", "--worker", worker("uid"), "--", PY, "-c",
+            "import os; print(os.getpid())", env=env_with(rundir_base))
     assert r.returncode == 0, r.stderr
     assert int(r.stdout) == pwd.getpwnam("nobody").pw_uid
 

@@ -335,8 +335,11 @@ def test_worker_cannot_reach_the_child_or_the_network(sysgate_bin, rundir_base):
 @pytest.mark.skipif(not is_root(), reason="needs root to switch users")
 def test_worker_runs_as_worker_user_under_root(sysgate_bin, rundir_base):
     import pwd
-    nobody = pwd.getpwnam("nobody")
+    own = 0x7F5E0000  # --worker-uid-base's default: the first --worker's own uid
     p = probe(rundir_base)
+    assert (p["uid"], p["euid"], p["gid"]) == (own, own, own)
+    nobody = pwd.getpwnam("nobody")
+    p = probe(rundir_base, ["--worker-user", "nobody"])
     assert (p["uid"], p["euid"], p["gid"]) == (nobody.pw_uid, nobody.pw_uid, nobody.pw_gid)
     daemon = pwd.getpwnam("daemon")
     p = probe(rundir_base, ["--worker-user", "daemon"])

@@ -30,6 +30,7 @@ enum cli_field {
 	FIELD_WORKERS,
 	FIELD_HANDLER_TIMEOUT_MS,
 	FIELD_WORKER_USER,
+	FIELD_WORKER_UID_BASE,
 	FIELD_AUDIT,
 	FIELD_VERBOSE,
 	FIELD_REPLICAS,  /* replicas of each --worker, '|'-joined */
@@ -130,6 +131,8 @@ static struct parse_case parse_cases[] = {
 	  FIELD_HANDLER_TIMEOUT_MS, "250" },
 	{ "--worker-user", { "run", "--worker-user", "daemon", "--", "true" }, CLI_RUN,
 	  FIELD_WORKER_USER, "daemon" },
+	{ "--worker-uid-base", { "run", "--worker-uid-base", "300000", "--", "true" }, CLI_RUN,
+	  FIELD_WORKER_UID_BASE, "300000" },
 	{ "--audit FILE", { "run", "--audit", "/tmp/audit.jsonl", "--", "true" }, CLI_RUN,
 	  FIELD_AUDIT, "/tmp/audit.jsonl" },
 	{ "--audit -", { "run", "--audit", "-", "--", "true" }, CLI_RUN, FIELD_AUDIT, "-" },
@@ -209,6 +212,11 @@ static struct error_case error_cases[] = {
 	  "--handler-timeout" },
 	{ "--worker-user empty", { "run", "--worker-user", "", "--", "true" },
 	  "--worker-user" },
+	{ "--worker-uid-base 0", { "run", "--worker-uid-base", "0", "--", "true" },
+	  "--worker-uid-base" },
+	{ "--worker-uid-base past the top",
+	  { "run", "--worker-uid-base", "4294967290", "--", "true" },
+	  "--worker-uid-base" },
 	{ "--audit empty", { "run", "--audit", "", "--", "true" }, "--audit" },
 };
 
@@ -296,6 +304,9 @@ static void render(const struct config *cfg, enum cli_field field, char *buf, si
 		return;
 	case FIELD_WORKER_USER:
 		snprintf(buf, cap, "%s", cfg->worker_user ? cfg->worker_user : "(null)");
+		return;
+	case FIELD_WORKER_UID_BASE:
+		snprintf(buf, cap, "%lu", cfg->worker_uid_base);
 		return;
 	case FIELD_AUDIT:
 		snprintf(buf, cap, "%s", cfg->audit_path ? cfg->audit_path : "(null)");
@@ -385,7 +396,8 @@ static void test_defaults(void **state)
 	assert_null(cfg.name);
 	assert_int_equal(cfg.workers.n, 0);
 	assert_int_equal(cfg.handler_timeout_ms, 5000);
-	assert_string_equal(cfg.worker_user, "nobody");
+	assert_null(cfg.worker_user); /* as root: each worker's own uid */
+	assert_int_equal(cfg.worker_uid_base, 0x7f5e0000UL);
 	assert_null(cfg.audit_path);
 	assert_int_equal(cfg.verbose, 0);
 

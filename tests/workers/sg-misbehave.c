@@ -56,7 +56,18 @@
  *	fastlifecycle an encoded Goodbye on the router's ring, once the first
  *	              Snapshot arrived
  *	fasthead      impossible read positions in both supervisor->worker rings,
- *	              right after the Welcome */
+ *	              right after the Welcome
+ *
+ * Attacks on the supervisor's resources and on sibling workers (issue 12):
+ *	sibling  before dialing its own link, dials the link of the next
+ *	         worker (".../wN/link" -> ".../wN+1/link") and keeps redialing it
+ *	         every few milliseconds for as long as it lives, saying nothing
+ *	         on it ("sibling: stat errno N" first: whether it can see the
+ *	         socket's file); then serves as MODE ok
+ *	flood    right after the Welcome, sends 2,000 records of 64 KiB
+ *	         of JSON ("[[],[],...]", the most memory per byte for a JSON
+ *	         parser), as fast as the link takes them ("flood: sent N" on
+ *	         stderr), then serves as MODE ok */
 #include <errno.h>
 #include <getopt.h>
 #include <inttypes.h>
@@ -67,7 +78,9 @@
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 
 #include "fastchan.h"
@@ -136,6 +149,8 @@ enum mode {
 	MODE_FASTGARBAGE,
 	MODE_FASTLIFECYCLE,
 	MODE_FASTHEAD,
+	MODE_SIBLING,
+	MODE_FLOOD,
 };
 
 static const char *const mode_names[] = {
@@ -169,6 +184,8 @@ static const char *const mode_names[] = {
 	[MODE_FASTGARBAGE] = "fastgarbage",
 	[MODE_FASTLIFECYCLE] = "fastlifecycle",
 	[MODE_FASTHEAD] = "fasthead",
+	[MODE_SIBLING] = "sibling",
+	[MODE_FLOOD] = "flood",
 };
 
 static const struct {
@@ -1133,6 +1150,62 @@ static int serve(struct session *s)
 	}
 }
 
+/* MODE sibling: dials the next worker's link and leaves the dialer running
+ * (nng redials whenever the supervisor drops it). */
+static void dial_sibling(const char *url, nng_socket *sock)
+{
+	const char *w = strrchr(url, '/');
+	while (w && w > url && *w != 'w')
+		w--; /* back from "/link" to "wN" */
+	const char *slash = w ? strrchr(url, '/') : NULL;
+	if (!w || *w != 'w' || !slash) {
+		fprintf(stderr, PROG ": sibling: unexpected url %s\n", url);
+		return;
+	}
+	char sibling[PATH_MAX];
+	snprintf(sibling, sizeof(sibling), "%.*sw%lu%s", (int)(w - url), url,
+		 strtoul(w + 1, NULL, 10) + 1, slash);
+	/* Whether its socket is within reach at all ("ipc://" + path). */
+	struct stat st;
+	const char *path = strncmp(sibling, "ipc://", 6) ? sibling : sibling + 6;
+	fprintf(stderr, PROG ": sibling: stat errno %d\n", stat(path, &st) < 0 ? errno : 0);
+	if (nng_pair1_open(sock) != 0 || nng_socket_set_ms(*sock, NNG_OPT_RECONNMINT, 2) != 0 ||
+	    nng_socket_set_ms(*sock, NNG_OPT_RECONNMAXT, 5) != 0 ||
+	    nng_dial(*sock, sibling, NULL, NNG_FLAG_NONBLOCK) != 0)
+		fprintf(stderr, PROG ": sibling: cannot dial %s\n", sibling);
+	else
+		fprintf(stderr, PROG ": sibling: dialing %s\n", sibling);
+}
+
+#define FLOOD_RECORDS 2000
+#define FLOOD_BYTES (64 * 1024)
+
+/* MODE flood: records of "[[],[],...]" until FLOOD_RECORDS or the end of
+ * the link. */
+static enum link_result flood(struct link *l)
+{
+	static char json[FLOOD_BYTES];
+	size_t n = 0;
+	json[n++] = '[';
+	while (n + 4 < sizeof(json)) {
+		memcpy(json + n, "[],", 3);
+		n += 3;
+	}
+	memcpy(json + n - 1, "]", 1); /* the last ',' closes the list */
+	Sysgate__V1__Envelope env;
+	Sysgate__V1__Record rec;
+	proto_envelope_init(&env, SYSGATE__V1__ENVELOPE__BODY_RECORD);
+	sysgate__v1__record__init(&rec);
+	env.record = &rec;
+	rec.json = (ProtobufCBinaryData){ .len = n, .data = (uint8_t *)json };
+	enum link_result r = LINK_OK;
+	unsigned sent = 0;
+	while (sent < FLOOD_RECORDS && (r = link_send(l, &env)) == LINK_OK)
+		sent++;
+	fprintf(stderr, PROG ": flood: sent %u\n", sent);
+	return r;
+}
+
 /* Dials, says Hello and serves: an exit status. */
 static int run(struct link *l, const struct options *o, const struct env *e, enum mode mode)
 {
@@ -1143,6 +1216,9 @@ static int run(struct link *l, const struct options *o, const struct env *e, enu
 			for (;;)
 				pause();
 	}
+	nng_socket sibling = NNG_SOCKET_INITIALIZER;
+	if (mode == MODE_SIBLING)
+		dial_sibling(e->url, &sibling); /* closed by exit */
 	if (link_dial(l, e->url) != LINK_OK)
 		return EXIT_FAILURE;
 	enum link_result r = send_hello(l, o, e);
@@ -1153,6 +1229,8 @@ static int run(struct link *l, const struct options *o, const struct env *e, enu
 		return status;
 	if (mode_is_fast(mode) && break_fast(e, mode) != EXIT_SUCCESS)
 		return EXIT_FAILURE;
+	if (mode == MODE_FLOOD && (r = flood(l)) != LINK_OK)
+		return r == LINK_CLOSED ? EXIT_SUCCESS : EXIT_FAILURE;
 	struct session s = { .link = l, .mode = mode, .after = o->after, .tracked_fd = -1 };
 	status = serve(&s);
 	session_done(&s);
