@@ -186,6 +186,22 @@ def copy_for_nobody(path, directory):
     return dst
 
 
+def run_as_nobody(sg, pubdir, *args):
+    """sysgate (copied where nobody can run it) run by nobody through setpriv,
+    with a private TMPDIR for its runtime directory; returns the result and
+    that TMPDIR."""
+    import pwd
+    tmp = os.path.join(pubdir, "tmp")
+    os.mkdir(tmp, 0o700)
+    os.chown(tmp, pwd.getpwnam("nobody").pw_uid, -1)
+    env = dict(os.environ, TMPDIR=tmp)
+    env.pop("XDG_RUNTIME_DIR", None)
+    r = subprocess.run(["setpriv", "--reuid=nobody", "--regid=nogroup", "--clear-groups",
+                        sg, "run", *args], capture_output=True, text=True, timeout=TIMEOUT,
+                       env=env, cwd=pubdir)
+    return r, tmp
+
+
 def is_root():
     return os.geteuid() == 0
 

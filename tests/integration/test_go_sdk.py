@@ -19,7 +19,7 @@ import subprocess
 import pytest
 
 from conftest import (BUILD, GETPPID, OPEN_ERRNOS, PY, ROOT, TIMEOUT, copy_for_nobody, env_with,
-                      is_root, last_json, read_audit, run)
+                      is_root, last_json, read_audit, run, run_as_nobody)
 
 TESTWORKER = os.path.join(BUILD, "tests", "workers", "sg-go-testworker")
 EXAMPLES = os.path.join(BUILD, "examples", "go")
@@ -286,15 +286,8 @@ def test_go_worker_without_root(sysgate_bin, pubdir):
     import pwd
     sg = copy_for_nobody(sysgate_bin, pubdir)
     w = copy_for_nobody(TESTWORKER, pubdir)
-    tmp = os.path.join(pubdir, "tmp")
-    os.mkdir(tmp, 0o700)
-    os.chown(tmp, pwd.getpwnam("nobody").pw_uid, -1)
-    env = dict(os.environ, TMPDIR=tmp)
-    env.pop("XDG_RUNTIME_DIR", None)
-    r = subprocess.run(["setpriv", "--reuid=nobody", "--regid=nogroup", "--clear-groups",
-                        sg, "run", "--worker", f"{w} uid", "--", PY, "-c",
-                        "import os; print(os.getpid(), os.getuid())"],
-                       capture_output=True, text=True, timeout=TIMEOUT, env=env, cwd=pubdir)
+    r, tmp = run_as_nobody(sg, pubdir, "--worker", f"{w} uid", "--", PY, "-c",
+                           "import os; print(os.getpid(), os.getuid())")
     assert r.returncode == 0, r.stderr
     nobody = str(pwd.getpwnam("nobody").pw_uid)
     assert r.stdout.split() == [nobody, nobody]

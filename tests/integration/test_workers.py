@@ -11,7 +11,7 @@ import pytest
 
 from conftest import (BUILD, GETPPID, PY, SYSCALL_ERRNOS, SYSGATE, TIMEOUT, UNTIL_OK,
                       assert_workers_gone, copy_for_nobody, env_with, is_root, last_json,
-                      read_audit, run, syscalls)
+                      read_audit, run, run_as_nobody, syscalls)
 
 EXAMPLES = os.path.join(BUILD, "examples")
 AUDIT_WORKER = os.path.join(EXAMPLES, "sysgate-audit-worker")
@@ -352,15 +352,8 @@ def test_workers_without_root(sysgate_bin, pubdir):
     import pwd
     sg = copy_for_nobody(SYSGATE, pubdir)
     faker = copy_for_nobody(FAKER, pubdir)
-    tmp = os.path.join(pubdir, "tmp")
-    os.mkdir(tmp, 0o700)
-    os.chown(tmp, pwd.getpwnam("nobody").pw_uid, -1)
-    env = dict(os.environ, TMPDIR=tmp)
-    env.pop("XDG_RUNTIME_DIR", None)
-    r = subprocess.run(["setpriv", "--reuid=nobody", "--regid=nogroup", "--clear-groups",
-                        sg, "run", "--worker", f"{faker} 99", "--", PY, "-c",
-                        "import os; print(os.getpid(), os.getuid())"],
-                       capture_output=True, text=True, timeout=TIMEOUT, env=env, cwd=pubdir)
+    r, tmp = run_as_nobody(sg, pubdir, "--worker", f"{faker} 99", "--", PY, "-c",
+                           "import os; print(os.getpid(), os.getuid())")
     assert r.returncode == 0, r.stderr
     assert r.stdout.split()[0] == "99"
     assert os.listdir(tmp) == []
