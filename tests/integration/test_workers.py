@@ -349,7 +349,6 @@ def test_worker_runs_as_worker_user_under_root(sysgate_bin, rundir_base):
 @pytest.mark.skipif(not is_root(), reason="needs root for setpriv")
 def test_workers_without_root(sysgate_bin, pubdir):
     """sysgate run by nobody starts its workers as nobody."""
-    import pwd
     sg = copy_for_nobody(SYSGATE, pubdir)
     faker = copy_for_nobody(FAKER, pubdir)
     r, tmp = run_as_nobody(sg, pubdir, "--worker", f"{faker} 99", "--", PY, "-c",
