@@ -1,5 +1,6 @@
 #include "registry.h"
 
+#include <stdatomic.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -72,7 +73,11 @@ bool registry_eintr_fragile(long nr)
 
 void registry_warn_eintr(long nr)
 {
-	if (registry_eintr_fragile(nr))
+	/* Once per syscall and run: every worker start (replicas, restarts)
+	 * registers again. */
+	static atomic_bool warned[SYSCALLS_MAX];
+	if (registry_eintr_fragile(nr) && nr >= 0 && nr < SYSCALLS_MAX &&
+	    !atomic_exchange(&warned[nr], true))
 		log_error("warning: trapping %s: a signal that arrives before sysgate receives "
 			  "the call makes it fail with EINTR, which programs do not expect of %s "
 			  "(see \"Trapped system calls and EINTR\" in sysgate(1))",
